@@ -1,0 +1,92 @@
+/**
+ * A Scenario is one fully resolved step of a campaign: what to boot, which instances to start
+ * where, what to run in them and for how long. The planner (src/campaign) produces it from the
+ * experiment spec; every testbed (model, emulated, physical) executes it and emits Samples.
+ * Nothing here knows which testbed runs it.
+ */
+
+/** Kernel modes an experiment can ask for. A testbed file maps each to a kernel + KSM knobs. */
+export const KERNEL_MODES = ['ksm-off', 'ksm', 'nuksm-fair', 'nuksm-priority', 'uksm'] as const;
+export type KernelMode = (typeof KERNEL_MODES)[number];
+
+export interface KsmSettings {
+  /** false = ksm-off (run=0), true = run=1. */
+  run: boolean;
+  pagesToScan: number;
+  sleepMillisecs: number;
+  mergeAcrossNodes: boolean;
+  maxPageSharing: number;
+  /** nuKSM forest: one stable + one unstable tree per this many MiB (paper: 100). null = single tree. */
+  forestMibPerTree: number | null;
+  /** Kernel-specific knobs to write as-is (e.g. nuKSM's smart_ksm=1, smart_ksm_nodelist=15). */
+  extraKnobs: Record<string, string>;
+}
+
+export interface InstanceSpec {
+  /** Unique within the scenario, e.g. 'vm0'. */
+  name: string;
+  /** 'vm' = libvirt/QEMU guest (or a simulated one); 'process' = bare-metal process bound to a node. */
+  kind: 'vm' | 'process';
+  node: number;
+  vcpus: number;
+  memoryMiB: number;
+  /** Nice value of the VM's QEMU process (or the process): -20..19. */
+  nice: number;
+  /** vm-templates/<template> for VMs; ignored for processes. */
+  template: string | null;
+  /** Seconds after the step start at which this instance starts (the stagger). */
+  startAtS: number;
+}
+
+export interface WorkloadRun {
+  instance: string;
+  /** Workload name: 'xsbench' | 'mysql' | 'btree' | 'randomaccess' | 'cg' | 'memhog'. */
+  workload: string;
+  /** Workload parameters after defaults (footprint, threads, clients, …). */
+  params: Record<string, string | number | boolean>;
+}
+
+export type MergeWait =
+  | { kind: 'fixed'; seconds: number }
+  /** Wait until pages_sharing changes by less than `epsilonPct` over `windowS`, at most `maxS`. */
+  | { kind: 'converged'; maxS: number; windowS: number; epsilonPct: number };
+
+export interface Timeline {
+  /** Time between the start of consecutive instances (paper 60 s, artifact 10 s). */
+  staggerS: number;
+  /** How long to let KSM de-duplicate before the timed phase starts. */
+  mergeWait: MergeWait;
+  /** 'concurrent': all instances run their timed phase together; 'sequential': one after the other. */
+  timedPhases: 'concurrent' | 'sequential';
+  /** Period of time-series monitors (KSM counters, MemFree, ksmd CPU, throughput). */
+  samplePeriodS: number;
+  /** Upper bound on the whole step (timeout); the step fails with class 'timeout' beyond it. */
+  maxDurationS: number;
+}
+
+/** Fig. 8: a job that registers `stepGiB` of unique KSM-mergeable memory every `everyS` seconds. */
+export interface MemoryHog {
+  node: number;
+  stepGiB: number;
+  everyS: number;
+  maxGiB: number;
+  startAtS: number;
+}
+
+export interface Scenario {
+  campaign: string;
+  experiment: string;
+  /** Stable id of this configuration within the experiment, e.g. 'xsbench/nuksm-fair' or 'C-10:1'. */
+  configId: string;
+  kernelMode: KernelMode;
+  ksm: KsmSettings;
+  instances: InstanceSpec[];
+  workloads: WorkloadRun[];
+  timeline: Timeline;
+  memoryHog: MemoryHog | null;
+  /** Monitor names to run ('ksm', 'meminfo', 'ksmd-cpu', 'numa-placement', 'perf-dram', 'throughput'). */
+  monitors: string[];
+  iteration: number;
+  /** Seed for every random choice in this step (model testbed, nuKSM priority draws). */
+  seed: number;
+}

@@ -1,0 +1,30 @@
+import { defineConfig } from 'vitest/config';
+
+// Two projects: pure-logic tests run in parallel; tests that start real system
+// components (sshd, libvirtd, QEMU, MariaDB, KSM in sysfs) share host state and run one file at a time.
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: 'unit',
+          include: ['test/**/*.test.ts'],
+          exclude: ['test/system/**'],
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+        },
+      },
+      {
+        test: {
+          name: 'system',
+          include: ['test/system/**/*.test.ts'],
+          // One worker process for all system files: they share sysfs KSM, libvirtd and ports.
+          pool: 'forks',
+          poolOptions: { forks: { singleFork: true } },
+          testTimeout: 900_000,
+          hookTimeout: 1_800_000,
+        },
+      },
+    ],
+  },
+});
