@@ -1,0 +1,80 @@
+/**
+ * The shape of a testbed file (YAML under experiments/testbeds/), after validation by
+ * src/campaign/testbed-file.ts. Testbed drivers are constructed from this.
+ */
+import type { KernelMode } from './scenario.ts';
+
+export type HostAccess =
+  | { kind: 'local' }
+  | {
+      kind: 'ssh';
+      host: string;
+      port: number;
+      user: string;
+      identityFile: string;
+      /** Host keys are checked against this file; there is no accept-anything mode. */
+      knownHostsFile: string;
+      /** Explicit opt-in: record the key on first contact, then enforce it. */
+      pinHostKeyOnFirstUse: boolean;
+    };
+
+export interface NodeSpec {
+  id: number;
+  cpus: number[];
+  memoryGiB: number;
+}
+
+export interface KernelSpec {
+  /** GRUB menu entry (title or id) for grub-reboot. */
+  bootEntry: string;
+  /** Expected `uname -r` after boot. */
+  release: string;
+  /** KSM knobs this kernel needs written (e.g. nuKSM: smart_ksm=1). */
+  ksmKnobs: Record<string, string>;
+}
+
+export interface ModeSpec {
+  /** Name of an entry in `kernels`. */
+  kernel: string;
+  /** Extra KSM knobs for this mode on top of the kernel's. */
+  ksmKnobs: Record<string, string>;
+}
+
+export interface GuestAccess {
+  user: string;
+  identityFile: string;
+  knownHostsFile: string;
+  /** libvirt network the guests attach to. */
+  network: string;
+  /** qcow2 base image the per-VM overlays are created on. */
+  baseImage: string;
+  overlayDir: string;
+}
+
+export interface TimeoutsSpec {
+  bootS: number;
+  sshConnectS: number;
+  commandS: number;
+  vmStartS: number;
+  vmShutdownS: number;
+}
+
+export interface TestbedFile {
+  /** Path the file was read from (for error messages and manifests). */
+  file: string;
+  name: string;
+  kind: 'model' | 'emulated' | 'physical';
+  host: HostAccess;
+  nodes: NodeSpec[];
+  kernels: Record<string, KernelSpec>;
+  modes: Partial<Record<KernelMode, ModeSpec>>;
+  /** Key into the perf event-set data file ('skylake-sp', 'cascadelake-sp', 'zen3', 'zen4', 'none'). */
+  perfEventSet: string;
+  guests: GuestAccess | null;
+  libvirtUri: string;
+  timeouts: TimeoutsSpec;
+  /** How a campaign continues after a reboot of the host. */
+  resume: 'systemd' | 'cron' | 'none';
+  /** Emulated testbed only: QEMU machine shape. */
+  emulated: { cpusPerNode: number; memoryMiBPerNode: number; imageCacheDir: string; sshPort: number } | null;
+}
