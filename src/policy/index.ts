@@ -1,0 +1,12 @@
+// Reference model of Linux KSM and the nuKSM placement policies (PACT 2021). Public API.
+export type {
+  PlacementPolicy,
+  CompareOrder,
+  KsmModelConfig,
+  MmRegistration,
+  WakeStats,
+  KsmCounters,
+  MergeEvent,
+} from './types.ts';
+export { NOT_PRESENT } from './types.ts';
+export { KsmModel, defaultKsmModelConfig } from './model.ts';

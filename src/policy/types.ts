@@ -1,0 +1,67 @@
+// Public vocabulary of the reference KSM / nuKSM model. Nothing here depends on the rest of the project.
+
+export type PlacementPolicy = 'ksm' | 'nuksm-fair' | 'nuksm-priority';
+/** 'upto-6.10': stable-tree search before the checksum gate (v5.4, the nuKSM base); 'from-6.11': checksum gate first. */
+export type CompareOrder = 'upto-6.10' | 'from-6.11';
+
+export interface KsmModelConfig {
+  nodes: number;
+  pagesToScan: number;
+  sleepMillisecs: number;
+  mergeAcrossNodes: boolean;
+  maxPageSharing: number;
+  compareOrder: CompareOrder;
+  policy: PlacementPolicy;
+  /** nuKSM forest: one stable+unstable tree per this many pages of registered memory; null = one tree (per node). */
+  forestPagesPerTree: number | null;
+  seed: number;
+}
+
+export interface MmRegistration {
+  name: string;
+  nice: number;
+  /** Content id per page in address order; equal ids = identical pages; NOT_PRESENT = no page mapped there. */
+  contents: Uint32Array;
+  /** Physical node of each page before any merge (also where a COW copy is allocated). */
+  nodes: Uint8Array;
+  /** 1 = page on the active LRU list; the caller may mutate it at any time. */
+  active: Uint8Array;
+}
+
+export interface WakeStats {
+  pagesVisited: number;
+  comparisons: number;
+  merges: number;
+  passEnded: boolean;
+}
+
+export interface KsmCounters {
+  pagesShared: number;
+  pagesSharing: number;
+  pagesUnshared: number;
+  pagesVolatile: number;
+  fullScans: number;
+}
+
+/** One successful merge, in the order the model performs them (for merge-by-merge comparison with kernel traces). */
+export interface MergeEvent {
+  /** 'unstable' = two private pages became one new KSM page; 'stable' = a private page joined an existing KSM page. */
+  kind: 'stable' | 'unstable';
+  /** The mm whose page ksmd was scanning when the merge happened. */
+  scannedMm: number;
+  scannedPage: number;
+  /** Owner (mm, page) of the physical copy that survives, and its node. */
+  keptMm: number;
+  keptPage: number;
+  keptNode: number;
+  /** The other side: the unstable-tree page, or for a stable hit the KSM page's previous physical owner. */
+  otherMm: number;
+  otherPage: number;
+  otherNode: number;
+  /** Id of the KSM page (stable node) after the merge; ids may be reused after a KSM page is freed. */
+  ksmPage: number;
+  fullScans: number;
+}
+
+/** Content id marking an address with no present page (not visited, costs no scan budget). */
+export const NOT_PRESENT = 0xffffffff;
