@@ -1,4 +1,19 @@
-import type { KsmCounters, KsmModelConfig, MergeEvent, MmRegistration, WakeStats } from './types.ts';
+// Reference model of Linux KSM (mm/ksm.c, v5.4 .. v6.12 logic) and of the nuKSM placement policies.
+// Rules and the reading of the paper behind them: docs/policy.md. Per-page state lives in typed arrays
+// (one set per registered mm), KSM pages ("stable nodes") in growable typed arrays, and the stable and
+// unstable trees in open-addressing hash maps keyed by content id; a tree search is *charged* the
+// comparisons a balanced rbtree of the same size would make, ceil(log2(n + 1)).
+
+import { U32IntMap, mix32 } from './hash.ts';
+import { SplitMix32 } from './random.ts';
+import {
+  NOT_PRESENT,
+  type KsmCounters,
+  type KsmModelConfig,
+  type MergeEvent,
+  type MmRegistration,
+  type WakeStats,
+} from './types.ts';
 
 export function defaultKsmModelConfig(overrides: Partial<KsmModelConfig> = {}): KsmModelConfig {
   return {
@@ -15,17 +30,726 @@ export function defaultKsmModelConfig(overrides: Partial<KsmModelConfig> = {}): 
   };
 }
 
-/** Work in progress: the API is final, the implementation lands in the next commits. */
+// Per-page flag bits.
+const HAS_ITEM = 1; // an rmap_item exists (the page was visited at least once)
+const UNSTABLE = 2; // the rmap_item carries UNSTABLE_FLAG (counted in pages_unshared until revisited)
+const MAPS_KSM = 4; // the page currently maps a KSM page (cleared by a COW write)
+
+const NONE = -1;
+
+interface MmState {
+  id: number;
+  name: string;
+  snice: number;
+  /** First global page id (gid) of this mm; gids are never reused. */
+  base: number;
+  pages: number;
+  alive: boolean;
+  contents: Uint32Array;
+  regNodes: Uint8Array;
+  active: Uint8Array;
+  flags: Uint8Array;
+  oldChecksum: Uint32Array;
+  /** Stable node this page's rmap_item is linked in (may outlive a COW until the next visit), or NONE. */
+  stableOf: Int32Array;
+  /** Next rmap_item (gid) in the same stable node's hlist, or NONE. */
+  itemNext: Int32Array;
+  mergedPages: number;
+}
+
+/** Non-zero page checksum: the checksum gate compares it with the value stored at the previous visit (0 initially). */
+function checksumOf(content: number): number {
+  return mix32(content ^ 0x5bd1e995) || 1;
+}
+
+/** Comparisons of one search in a balanced binary tree of n nodes. */
+function treeSearchCost(n: number): number {
+  return 32 - Math.clz32(n);
+}
+
 export class KsmModel {
+  /** Called after every successful merge (set it before calling wake()). */
   onMerge: ((e: MergeEvent) => void) | null = null;
+
   totalComparisons = 0;
-  constructor(readonly cfg: KsmModelConfig) {}
-  registerMm(_reg: MmRegistration): number { throw new Error('KsmModel: not implemented yet'); }
-  unregisterMm(_mmId: number): void { throw new Error('KsmModel: not implemented yet'); }
-  writePage(_mmId: number, _page: number, _newContent: number): void { throw new Error('KsmModel: not implemented yet'); }
-  wake(): WakeStats { throw new Error('KsmModel: not implemented yet'); }
-  counters(): KsmCounters { throw new Error('KsmModel: not implemented yet'); }
-  pageNode(_mmId: number, _page: number): number { throw new Error('KsmModel: not implemented yet'); }
-  isMerged(_mmId: number, _page: number): boolean { throw new Error('KsmModel: not implemented yet'); }
-  mergedPagesPerNode(_mmId: number): number[] { throw new Error('KsmModel: not implemented yet'); }
+  totalMerges = 0;
+  totalPagesVisited = 0;
+
+  private readonly nodes: number;
+  private readonly treeNids: number; // tree pairs per forest slot: 1 with merge_across_nodes, else one per node
+  private readonly rng: SplitMix32;
+  private readonly mms: MmState[] = [];
+  /** Scan order (mm ids); the kernel's circular mm_slot list without the head. */
+  private readonly order: number[] = [];
+  /** Index into `order` of the mm being scanned; -1 = at the list head (between passes). */
+  private cursorPos = -1;
+  private cursorAddr = 0;
+  private nextGid = 0;
+
+  private fullScans = 0;
+  private pagesShared = 0;
+  private pagesSharing = 0;
+  private pagesUnshared = 0;
+  private rmapItems = 0;
+
+  // Forest geometry: trees per node; tree index = nid * ntrees + checksum % ntrees.
+  private ntrees = 1;
+  private stableTreeSize = new Int32Array(1);
+  private unstableTreeSize = new Int32Array(1);
+  private readonly stableMap: U32IntMap[] = [];
+  private readonly unstableMap: U32IntMap[] = [];
+
+  // Stable nodes (KSM pages).
+  private sCap = 0;
+  private sAlive = new Uint8Array(0);
+  private sNode = new Uint8Array(0); // node of the physical KSM page
+  private sNid = new Uint8Array(0); // tree nid it is linked in
+  private sContent = new Uint32Array(0);
+  private sItems = new Int32Array(0); // rmap_hlist_len
+  private sMappers = new Int32Array(0); // pages that currently map it
+  private sHead = new Int32Array(0); // first rmap_item gid
+  private sOwner = new Int32Array(0); // gid whose physical copy the KSM page is
+  private sNextDup = new Int32Array(0); // next dup with the same content (max_page_sharing chain)
+  private sOrigNodeCount = new Int32Array(0); // [s * nodes + n]: mappers whose own copy was on node n
+  private sFree: number[] = [];
+  private sUsed = 0;
+
+  // nuKSM fair: round-robin pointers, one per class so that the classes are each split evenly.
+  private rrBothActive = 0;
+  private rrBothInactive = 0;
+  private mmStamp = new Int32Array(16);
+  private stamp = 0;
+
+  constructor(readonly cfg: KsmModelConfig) {
+    if (!(cfg.nodes >= 1 && cfg.nodes <= 32)) throw new RangeError(`KsmModel: nodes must be 1..32, got ${cfg.nodes}`);
+    if (!(cfg.pagesToScan >= 1)) throw new RangeError(`KsmModel: pagesToScan must be >= 1, got ${cfg.pagesToScan}`);
+    if (!(cfg.maxPageSharing >= 2)) throw new RangeError(`KsmModel: maxPageSharing must be >= 2, got ${cfg.maxPageSharing}`);
+    if (cfg.forestPagesPerTree !== null && !(cfg.forestPagesPerTree >= 1)) {
+      throw new RangeError(`KsmModel: forestPagesPerTree must be >= 1 or null, got ${cfg.forestPagesPerTree}`);
+    }
+    this.nodes = cfg.nodes;
+    this.treeNids = cfg.mergeAcrossNodes ? 1 : cfg.nodes;
+    this.rng = new SplitMix32(cfg.seed);
+    for (let i = 0; i < this.treeNids; i++) {
+      this.stableMap.push(new U32IntMap());
+      this.unstableMap.push(new U32IntMap());
+    }
+    this.stableTreeSize = new Int32Array(this.treeNids);
+    this.unstableTreeSize = new Int32Array(this.treeNids);
+    this.growStable(1024);
+  }
+
+  // ------------------------------------------------------------------ registration
+
+  /** Registers an mm (madvise MERGEABLE): inserted just behind the scan cursor, as __ksm_enter does. */
+  registerMm(reg: MmRegistration): number {
+    const n = reg.contents.length;
+    if (reg.nodes.length !== n || reg.active.length !== n) {
+      throw new RangeError(`KsmModel.registerMm(${reg.name}): contents/nodes/active lengths differ`);
+    }
+    if (!(reg.nice >= -20 && reg.nice <= 20)) throw new RangeError(`KsmModel.registerMm(${reg.name}): nice ${reg.nice} out of -20..20`);
+    for (let i = 0; i < n; i++) {
+      if (reg.nodes[i] >= this.nodes) throw new RangeError(`KsmModel.registerMm(${reg.name}): page ${i} on node ${reg.nodes[i]} >= nodes`);
+    }
+    const id = this.mms.length;
+    const stableOf = new Int32Array(n).fill(NONE);
+    this.mms.push({
+      id,
+      name: reg.name,
+      snice: reg.nice + 21,
+      base: this.nextGid,
+      pages: n,
+      alive: true,
+      contents: reg.contents,
+      regNodes: reg.nodes,
+      active: reg.active,
+      flags: new Uint8Array(n),
+      oldChecksum: new Uint32Array(n),
+      stableOf,
+      itemNext: new Int32Array(n),
+      mergedPages: 0,
+    });
+    this.nextGid += n;
+    if (this.nextGid > 0x7fffffff) throw new RangeError('KsmModel: more than 2^31 pages registered in total');
+    if (id >= this.mmStamp.length) {
+      const grown = new Int32Array(this.mmStamp.length * 2);
+      grown.set(this.mmStamp);
+      this.mmStamp = grown;
+    }
+    if (this.cursorPos < 0) {
+      this.order.push(id); // cursor at the head: list_add_tail before the head = the tail
+    } else {
+      this.order.splice(this.cursorPos, 0, id); // just behind the cursor: not visited in this pass
+      this.cursorPos++;
+    }
+    return id;
+  }
+
+  /** Process exit: every rmap_item of the mm is dropped and its KSM mappings released. */
+  unregisterMm(mmId: number): void {
+    const mm = this.liveMm(mmId);
+    const { flags, stableOf } = mm;
+    for (let p = 0; p < mm.pages; p++) {
+      const f = flags[p];
+      if (f === 0) continue;
+      if (f & MAPS_KSM) this.unmapKsm(mm, p);
+      if (stableOf[p] !== NONE) this.removeItemFromStable(mm, p);
+      if (f & UNSTABLE) this.pagesUnshared--;
+      if (f & HAS_ITEM) this.rmapItems--;
+      flags[p] = 0;
+    }
+    const pos = this.order.indexOf(mmId);
+    this.order.splice(pos, 1);
+    if (pos < this.cursorPos) this.cursorPos--;
+    else if (pos === this.cursorPos) this.cursorAddr = 0; // the next mm now sits at cursorPos
+    mm.alive = false;
+    // Drop per-page arrays; stale unstable-tree entries pointing here fail validation (alive = false).
+    mm.flags = new Uint8Array(0);
+    mm.oldChecksum = new Uint32Array(0);
+    mm.stableOf = new Int32Array(0);
+    mm.itemNext = new Int32Array(0);
+  }
+
+  /**
+   * A write by the mm to one of its pages. A merged page is COW-broken: the writer gets a private copy on
+   * its own node (nodes[page] of its registration). The rmap_item stays in the KSM page's hlist until ksmd
+   * revisits the address, as in the kernel. NOT_PRESENT as new content unmaps the page.
+   */
+  writePage(mmId: number, page: number, newContent: number): void {
+    const mm = this.liveMm(mmId);
+    if (!(page >= 0 && page < mm.pages)) throw new RangeError(`KsmModel.writePage: page ${page} out of range for ${mm.name}`);
+    if (mm.flags[page] & MAPS_KSM) this.unmapKsm(mm, page);
+    mm.contents[page] = newContent >>> 0;
+  }
+
+  // ------------------------------------------------------------------ scanning
+
+  /** One ksmd wake-up: up to pagesToScan present pages; the end of a full pass drops the rest of the budget. */
+  wake(): WakeStats {
+    const comparisons0 = this.totalComparisons;
+    const merges0 = this.totalMerges;
+    let budget = this.cfg.pagesToScan;
+    let visited = 0;
+    let passEnded = false;
+    while (budget > 0) {
+      if (this.cursorPos < 0) {
+        if (this.order.length === 0) break; // ksmd_should_run() is false with no mm registered
+        this.startPass();
+      }
+      if (this.cursorPos >= this.order.length) {
+        this.endPass();
+        passEnded = true;
+        break;
+      }
+      const mm = this.mms[this.order[this.cursorPos]];
+      let addr = this.cursorAddr;
+      if (addr >= mm.pages) {
+        this.cursorPos++;
+        this.cursorAddr = 0;
+        continue;
+      }
+      const contents = mm.contents;
+      const flags = mm.flags;
+      const end = mm.pages;
+      while (addr < end && budget > 0) {
+        if (contents[addr] === NOT_PRESENT) {
+          if (flags[addr] !== 0) this.dropItem(mm, addr); // the kernel frees rmap_items of vanished pages
+          addr++;
+          continue;
+        }
+        if (flags[addr] & MAPS_KSM) {
+          // Already a KSM page linked in its stable node: cmp_and_merge_page returns at once.
+        } else {
+          this.visit(mm, addr);
+        }
+        addr++;
+        budget--;
+        visited++;
+      }
+      this.cursorAddr = addr;
+    }
+    this.totalPagesVisited += visited;
+    return {
+      pagesVisited: visited,
+      comparisons: this.totalComparisons - comparisons0,
+      merges: this.totalMerges - merges0,
+      passEnded,
+    };
+  }
+
+  private startPass(): void {
+    this.recomputeForest();
+    for (const m of this.unstableMap) m.clear(); // root_unstable_tree[nid] = RB_ROOT
+    this.unstableTreeSize.fill(0);
+    this.cursorPos = 0;
+    this.cursorAddr = 0;
+  }
+
+  private endPass(): void {
+    this.fullScans++; // ksm_scan.seqnr++
+    this.cursorPos = -1;
+    this.cursorAddr = 0;
+  }
+
+  /** cmp_and_merge_page() for a page that is not (or no longer) a KSM page. */
+  private visit(mm: MmState, p: number): void {
+    const flags = mm.flags;
+    let f = flags[p];
+    if (!(f & HAS_ITEM)) {
+      f |= HAS_ITEM;
+      this.rmapItems++;
+    }
+    if (f & UNSTABLE) {
+      f &= ~UNSTABLE;
+      this.pagesUnshared--;
+    }
+    flags[p] = f;
+    if (mm.stableOf[p] !== NONE) this.removeItemFromStable(mm, p); // COW-broken since the last visit
+
+    const content = mm.contents[p];
+    const checksum = checksumOf(content);
+    const nid = this.treeNids === 1 ? 0 : mm.regNodes[p];
+    const tree = nid * this.ntrees + (this.ntrees === 1 ? 0 : checksum % this.ntrees);
+    const gateFirst = this.cfg.compareOrder === 'from-6.11';
+
+    if (gateFirst && checksum !== mm.oldChecksum[p]) {
+      mm.oldChecksum[p] = checksum; // volatile: changed since the previous visit
+      return;
+    }
+    this.totalComparisons += treeSearchCost(this.stableTreeSize[tree]);
+    const s = this.stableSearch(nid, content);
+    if (s !== NONE) {
+      this.mergeIntoStable(mm, p, s);
+      return;
+    }
+    if (!gateFirst && checksum !== mm.oldChecksum[p]) {
+      mm.oldChecksum[p] = checksum;
+      return;
+    }
+    this.totalComparisons += treeSearchCost(this.unstableTreeSize[tree]);
+    const map = this.unstableMap[nid];
+    const gid = mm.base + p;
+    const tGid = map.get(content);
+    if (tGid !== NONE && tGid !== gid) {
+      const tMm = this.mmOfGid(tGid);
+      const tp = tGid - tMm.base;
+      if (tMm.alive && tMm.flags[tp] & UNSTABLE && tMm.contents[tp] === content) {
+        map.delete(content);
+        this.unstableTreeSize[tree]--;
+        this.mergeTwo(mm, p, tMm, tp, nid, tree);
+        return;
+      }
+    }
+    // No (valid) match: insert the scanned page into the unstable tree. A stale entry is replaced in place.
+    map.set(content, gid);
+    if (tGid === NONE) this.unstableTreeSize[tree]++;
+    flags[p] |= UNSTABLE;
+    this.pagesUnshared++;
+  }
+
+  /** The KSM page to merge into: among the dups of this content, the fullest one still below max_page_sharing. */
+  private stableSearch(nid: number, content: number): number {
+    let s = this.stableMap[nid].get(content);
+    let best = NONE;
+    let bestItems = 0;
+    const max = this.cfg.maxPageSharing;
+    while (s !== NONE) {
+      const items = this.sItems[s];
+      if (items > 0 && items < max && items > bestItems) {
+        best = s;
+        bestItems = items;
+      }
+      s = this.sNextDup[s];
+    }
+    return best;
+  }
+
+  // ------------------------------------------------------------------ merges and placement policy
+
+  /** Stable-tree hit: the scanned page joins KSM page s. Linux keeps s; nuKSM may keep the scanned copy instead. */
+  private mergeIntoStable(mm: MmState, p: number, s: number): void {
+    const candNode = mm.regNodes[p];
+    const ksmNode = this.sNode[s];
+    const previousOwner = this.sOwner[s];
+    let keepCandidate = false;
+    if (candNode !== ksmNode) {
+      if (this.cfg.policy === 'nuksm-fair') keepCandidate = this.fairKeepsCandidateOverStable(mm, p, s);
+      else if (this.cfg.policy === 'nuksm-priority') keepCandidate = this.priorityKeepsCandidateOverStable(mm, s);
+    }
+    if (keepCandidate) {
+      // nuKSM keeps the scanned page's physical copy: the KSM page now lives on the candidate's node.
+      this.sNode[s] = candNode;
+      this.sOwner[s] = mm.base + p;
+    }
+    this.appendItem(mm, p, s);
+    this.totalMerges++;
+    if (this.onMerge) {
+      const other = keepCandidate ? previousOwner : mm.base + p;
+      const kept = keepCandidate ? mm.base + p : previousOwner;
+      const keptMm = this.mmOfGid(kept);
+      const otherMm = this.mmOfGid(other);
+      this.onMerge({
+        kind: 'stable',
+        scannedMm: mm.id,
+        scannedPage: p,
+        keptMm: keptMm.id,
+        keptPage: kept - keptMm.base,
+        keptNode: this.sNode[s],
+        otherMm: otherMm.id,
+        otherPage: other - otherMm.base,
+        otherNode: keepCandidate ? ksmNode : candNode,
+        ksmPage: s,
+        fullScans: this.fullScans,
+      });
+    }
+  }
+
+  /** Unstable-tree match: two private pages become one KSM page. Linux keeps the scanned page (S). */
+  private mergeTwo(sMm: MmState, sp: number, tMm: MmState, tp: number, nid: number, _tree: number): void {
+    const nodeS = sMm.regNodes[sp];
+    const nodeT = tMm.regNodes[tp];
+    let keepScanned = true;
+    if (nodeS !== nodeT) {
+      if (this.cfg.policy === 'nuksm-fair') {
+        const activeS = sMm.active[sp] !== 0;
+        const activeT = tMm.active[tp] !== 0;
+        if (activeS !== activeT) keepScanned = activeS;
+        else keepScanned = this.roundRobin(activeS, nodeS, nodeT) === nodeS;
+      } else if (this.cfg.policy === 'nuksm-priority') {
+        const sum = sMm.id === tMm.id ? sMm.snice : sMm.snice + tMm.snice;
+        const nuShare = 1 - sMm.snice / sum;
+        keepScanned = nuShare > this.rng.next();
+      }
+    }
+    const sGid = sMm.base + sp;
+    const tGid = tMm.base + tp;
+    const keptGid = keepScanned ? sGid : tGid;
+    const content = sMm.contents[sp];
+    const s = this.allocStable(content, nid, keepScanned ? nodeS : nodeT, keptGid);
+    tMm.flags[tp] &= ~UNSTABLE;
+    this.pagesUnshared--;
+    // stable_tree_append: the tree page's item first (pages_shared), then the scanned one (pages_sharing).
+    this.appendItem(tMm, tp, s);
+    this.appendItem(sMm, sp, s);
+    this.totalMerges++;
+    if (this.onMerge) {
+      this.onMerge({
+        kind: 'unstable',
+        scannedMm: sMm.id,
+        scannedPage: sp,
+        keptMm: keepScanned ? sMm.id : tMm.id,
+        keptPage: keepScanned ? sp : tp,
+        keptNode: keepScanned ? nodeS : nodeT,
+        otherMm: keepScanned ? tMm.id : sMm.id,
+        otherPage: keepScanned ? tp : sp,
+        otherNode: keepScanned ? nodeT : nodeS,
+        ksmPage: s,
+        fullScans: this.fullScans,
+      });
+    }
+  }
+
+  /** Round-robin over nodes (separately for both-active and both-inactive pairs): the first of the two nodes at or after the pointer. */
+  private roundRobin(bothActive: boolean, a: number, b: number): number {
+    const rr = bothActive ? this.rrBothActive : this.rrBothInactive;
+    const da = (a - rr + this.nodes) % this.nodes;
+    const db = (b - rr + this.nodes) % this.nodes;
+    const chosen = da <= db ? a : b;
+    const next = (chosen + 1) % this.nodes;
+    if (bothActive) this.rrBothActive = next;
+    else this.rrBothInactive = next;
+    return chosen;
+  }
+
+  /**
+   * nuKSM fair, N-way case: the KSM page already holds copies from K-1 nodes and the candidate is on node K.
+   * Only one of them active -> keep the active one. Both or neither -> keep the candidate with p = 1/K, which
+   * leaves the KSM page on each of the K nodes with probability 1/K (reservoir sampling over nodes). A candidate
+   * from a node already among the sharers' nodes does not change K, so the page stays where it is.
+   */
+  private fairKeepsCandidateOverStable(mm: MmState, p: number, s: number): boolean {
+    const candNode = mm.regNodes[p];
+    const candActive = mm.active[p] !== 0;
+    const base = s * this.nodes;
+    const inSet = this.sOrigNodeCount[base + candNode] > 0;
+    if (!candActive && inSet) return false;
+    const ksmActive = this.anyMapperActive(s);
+    if (candActive !== ksmActive) return candActive;
+    if (inSet) return false;
+    let k = 1;
+    for (let n = 0; n < this.nodes; n++) if (this.sOrigNodeCount[base + n] > 0) k++;
+    return this.rng.next() < 1 / k;
+  }
+
+  /** nuKSM priority: nuShare = 1 - snice(current) / sum of snice over the tasks using the page (current included). */
+  private priorityKeepsCandidateOverStable(mm: MmState, s: number): boolean {
+    const stamp = ++this.stamp;
+    this.mmStamp[mm.id] = stamp;
+    let sum = mm.snice;
+    for (let g = this.sHead[s]; g !== NONE; ) {
+      const m = this.mmOfGid(g);
+      const p = g - m.base;
+      if (m.flags[p] & MAPS_KSM && this.mmStamp[m.id] !== stamp) {
+        this.mmStamp[m.id] = stamp;
+        sum += m.snice;
+      }
+      g = m.itemNext[p];
+    }
+    const nuShare = 1 - mm.snice / sum;
+    return nuShare > this.rng.next();
+  }
+
+  /** A KSM page is on the active list if any of its mappers' accesses keep it there. */
+  private anyMapperActive(s: number): boolean {
+    for (let g = this.sHead[s]; g !== NONE; ) {
+      const m = this.mmOfGid(g);
+      const p = g - m.base;
+      if (m.flags[p] & MAPS_KSM && m.active[p] !== 0) return true;
+      g = m.itemNext[p];
+    }
+    return false;
+  }
+
+  // ------------------------------------------------------------------ stable nodes
+
+  private allocStable(content: number, nid: number, node: number, ownerGid: number): number {
+    let s = this.sFree.pop();
+    if (s === undefined) {
+      if (this.sUsed === this.sCap) this.growStable(this.sCap * 2);
+      s = this.sUsed++;
+    }
+    this.sAlive[s] = 1;
+    this.sNode[s] = node;
+    this.sNid[s] = nid;
+    this.sContent[s] = content;
+    this.sItems[s] = 0;
+    this.sMappers[s] = 0;
+    this.sHead[s] = NONE;
+    this.sOwner[s] = ownerGid;
+    this.sOrigNodeCount.fill(0, s * this.nodes, (s + 1) * this.nodes);
+    // Link into the stable tree; an existing content key means every dup is full: chain a new dup (4.13+).
+    const map = this.stableMap[nid];
+    const head = map.get(content);
+    this.sNextDup[s] = head;
+    map.set(content, s);
+    if (head === NONE) this.stableTreeSize[this.treeOf(nid, content)]++;
+    return s;
+  }
+
+  private appendItem(mm: MmState, p: number, s: number): void {
+    const gid = mm.base + p;
+    mm.stableOf[p] = s;
+    mm.itemNext[p] = this.sHead[s];
+    this.sHead[s] = gid;
+    if (this.sItems[s] > 0) this.pagesSharing++;
+    else this.pagesShared++;
+    this.sItems[s]++;
+    this.sMappers[s]++;
+    this.sOrigNodeCount[s * this.nodes + mm.regNodes[p]]++;
+    mm.flags[p] |= MAPS_KSM;
+    mm.mergedPages++;
+  }
+
+  /** The page stops mapping KSM page s (COW or exit). The last mapper gone frees the KSM page. */
+  private unmapKsm(mm: MmState, p: number): void {
+    const s = mm.stableOf[p];
+    mm.flags[p] &= ~MAPS_KSM;
+    mm.mergedPages--;
+    this.sMappers[s]--;
+    this.sOrigNodeCount[s * this.nodes + mm.regNodes[p]]--;
+    if (this.sMappers[s] === 0) this.freeStable(s);
+  }
+
+  /** remove_rmap_item_from_tree() for a stable item: hlist_del, then pages_sharing-- or pages_shared--. */
+  private removeItemFromStable(mm: MmState, p: number): void {
+    const s = mm.stableOf[p];
+    const gid = mm.base + p;
+    let prev = NONE;
+    for (let g = this.sHead[s]; g !== NONE; ) {
+      const m = this.mmOfGid(g);
+      const next = m.itemNext[g - m.base];
+      if (g === gid) {
+        if (prev === NONE) this.sHead[s] = next;
+        else {
+          const pm = this.mmOfGid(prev);
+          pm.itemNext[prev - pm.base] = next;
+        }
+        break;
+      }
+      prev = g;
+      g = next;
+    }
+    mm.stableOf[p] = NONE;
+    mm.itemNext[p] = NONE;
+    this.sItems[s]--;
+    if (this.sItems[s] > 0) this.pagesSharing--;
+    else this.pagesShared--;
+  }
+
+  /**
+   * The KSM page lost its last mapper and is freed: remove_node_from_stable_tree() (the kernel does this
+   * lazily when it next meets the stale node; the model does it at once). Remaining items are unlinked.
+   */
+  private freeStable(s: number): void {
+    const nid = this.sNid[s];
+    const content = this.sContent[s];
+    const map = this.stableMap[nid];
+    const head = map.get(content);
+    if (head === s) {
+      const next = this.sNextDup[s];
+      if (next === NONE) {
+        map.delete(content);
+        this.stableTreeSize[this.treeOf(nid, content)]--;
+      } else map.set(content, next);
+    } else {
+      for (let d = head; d !== NONE; d = this.sNextDup[d]) {
+        if (this.sNextDup[d] === s) {
+          this.sNextDup[d] = this.sNextDup[s];
+          break;
+        }
+      }
+    }
+    if (this.sItems[s] > 0) {
+      this.pagesShared--;
+      this.pagesSharing -= this.sItems[s] - 1;
+    }
+    for (let g = this.sHead[s]; g !== NONE; ) {
+      const m = this.mmOfGid(g);
+      const p = g - m.base;
+      const next = m.itemNext[p];
+      m.stableOf[p] = NONE;
+      m.itemNext[p] = NONE;
+      g = next;
+    }
+    this.sItems[s] = 0;
+    this.sHead[s] = NONE;
+    this.sAlive[s] = 0;
+    this.sFree.push(s);
+  }
+
+  /** A vanished (not present) page: its rmap_item is freed. */
+  private dropItem(mm: MmState, p: number): void {
+    const f = mm.flags[p];
+    if (f & MAPS_KSM) this.unmapKsm(mm, p);
+    if (mm.stableOf[p] !== NONE) this.removeItemFromStable(mm, p);
+    if (f & UNSTABLE) this.pagesUnshared--;
+    if (f & HAS_ITEM) this.rmapItems--;
+    mm.flags[p] = 0;
+    mm.oldChecksum[p] = 0;
+  }
+
+  private growStable(cap: number): void {
+    const grow = <T extends Uint8Array | Int32Array | Uint32Array>(a: T, make: (n: number) => T, per = 1): T => {
+      const b = make(cap * per);
+      b.set(a);
+      return b;
+    };
+    this.sAlive = grow(this.sAlive, (n) => new Uint8Array(n));
+    this.sNode = grow(this.sNode, (n) => new Uint8Array(n));
+    this.sNid = grow(this.sNid, (n) => new Uint8Array(n));
+    this.sContent = grow(this.sContent, (n) => new Uint32Array(n));
+    this.sItems = grow(this.sItems, (n) => new Int32Array(n));
+    this.sMappers = grow(this.sMappers, (n) => new Int32Array(n));
+    this.sHead = grow(this.sHead, (n) => new Int32Array(n));
+    this.sOwner = grow(this.sOwner, (n) => new Int32Array(n));
+    this.sNextDup = grow(this.sNextDup, (n) => new Int32Array(n));
+    this.sOrigNodeCount = grow(this.sOrigNodeCount, (n) => new Int32Array(n), this.nodes);
+    this.sCap = cap;
+  }
+
+  // ------------------------------------------------------------------ forest
+
+  private treeOf(nid: number, content: number): number {
+    return nid * this.ntrees + (this.ntrees === 1 ? 0 : checksumOf(content) % this.ntrees);
+  }
+
+  /** nuKSM forest size follows registered memory; it is re-evaluated at pass start, when the unstable trees are empty. */
+  private recomputeForest(): void {
+    const perTree = this.cfg.forestPagesPerTree;
+    let ntrees = 1;
+    if (perTree !== null) {
+      let registered = 0;
+      for (const id of this.order) registered += this.mms[id].pages;
+      ntrees = Math.max(1, Math.ceil(registered / perTree));
+    }
+    if (ntrees === this.ntrees) return;
+    this.ntrees = ntrees;
+    this.unstableTreeSize = new Int32Array(this.treeNids * ntrees);
+    this.stableTreeSize = new Int32Array(this.treeNids * ntrees);
+    for (let nid = 0; nid < this.treeNids; nid++) {
+      this.stableMap[nid].forEach((content) => {
+        this.stableTreeSize[this.treeOf(nid, content)]++;
+      });
+    }
+  }
+
+  // ------------------------------------------------------------------ queries
+
+  counters(): KsmCounters {
+    const volatile = this.rmapItems - this.pagesShared - this.pagesSharing - this.pagesUnshared;
+    return {
+      pagesShared: this.pagesShared,
+      pagesSharing: this.pagesSharing,
+      pagesUnshared: this.pagesUnshared,
+      pagesVolatile: volatile > 0 ? volatile : 0,
+      fullScans: this.fullScans,
+    };
+  }
+
+  /** Number of trees per node in the forest (1 without the forest). */
+  get treesPerNode(): number {
+    return this.ntrees;
+  }
+
+  pageNode(mmId: number, page: number): number {
+    const mm = this.liveMm(mmId);
+    return mm.flags[page] & MAPS_KSM ? this.sNode[mm.stableOf[page]] : mm.regNodes[page];
+  }
+
+  isMerged(mmId: number, page: number): boolean {
+    return (this.liveMm(mmId).flags[page] & MAPS_KSM) !== 0;
+  }
+
+  /** Pages of this mm that map a KSM page (/proc/PID/ksm_merging_pages, without COW-broken items). */
+  mergedPages(mmId: number): number {
+    return this.liveMm(mmId).mergedPages;
+  }
+
+  mergedPagesPerNode(mmId: number): number[] {
+    const mm = this.liveMm(mmId);
+    const perNode = new Array<number>(this.nodes).fill(0);
+    const { flags, stableOf } = mm;
+    for (let p = 0; p < mm.pages; p++) if (flags[p] & MAPS_KSM) perNode[this.sNode[stableOf[p]]]++;
+    return perNode;
+  }
+
+  /** Live KSM pages per node (physical pages that replaced the merged copies). */
+  ksmPagesPerNode(): number[] {
+    const perNode = new Array<number>(this.nodes).fill(0);
+    for (let s = 0; s < this.sUsed; s++) if (this.sAlive[s]) perNode[this.sNode[s]]++;
+    return perNode;
+  }
+
+  /** mm ids in scan order (the kernel's mm_slot list). */
+  scanOrder(): number[] {
+    return [...this.order];
+  }
+
+  private liveMm(mmId: number): MmState {
+    const mm = this.mms[mmId];
+    if (!mm || !mm.alive) throw new RangeError(`KsmModel: no registered mm with id ${mmId}`);
+    return mm;
+  }
+
+  private mmOfGid(gid: number): MmState {
+    const mms = this.mms;
+    let lo = 0;
+    let hi = mms.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (mms[mid].base <= gid) lo = mid;
+      else hi = mid - 1;
+    }
+    return mms[lo];
+  }
 }
