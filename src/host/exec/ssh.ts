@@ -1,0 +1,284 @@
+/**
+ * Runs commands on a remote host over SSH (ssh2). One connection is reused for every command and
+ * kept alive; it is (re)opened on demand with retries (p-retry) so a host that is still booting
+ * or has just dropped the connection is reached again. Host keys are checked against a
+ * known_hosts file (see known-hosts.ts); an unknown or changed key is refused.
+ *
+ * Every command is an argument array quoted with shellQuote; the remote shell prints its PID
+ * first (on stderr, stripped here) so that a timeout or abort kills the remote process group
+ * instead of leaving it running.
+ */
+import { readFile } from 'node:fs/promises';
+import pRetry, { AbortError } from 'p-retry';
+import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
+import { HarnessError } from '../../core/errors.ts';
+import { CommandError, commandTimeout } from './errors.ts';
+import { KnownHosts, type HostKeyPolicy } from './known-hosts.ts';
+import { shellJoin, shellQuote } from './quote.ts';
+import type { ExecOptions, ExecResult, Executor } from './types.ts';
+
+export interface SshExecutorOptions {
+  host: string;
+  port?: number;
+  username: string;
+  /** Private key (PEM/OpenSSH text) or a path to it. */
+  privateKey?: string;
+  privateKeyPath?: string;
+  passphrase?: string;
+  /** known_hosts file the host key is checked against. Required: there is no accept-anything mode. */
+  knownHostsFile: string;
+  /** 'strict' (default) refuses unknown hosts; 'pin-on-first-use' records the first key seen, then enforces it. */
+  hostKeyPolicy?: HostKeyPolicy;
+  defaultTimeoutMs?: number;
+  /** TCP + handshake timeout of one connection attempt. */
+  connectTimeoutMs?: number;
+  /** Connection attempts after the first (a refused or timed-out port is retried). */
+  connectRetries?: number;
+  /** Upper bound of the backoff between connection attempts. */
+  connectMaxDelayMs?: number;
+  keepaliveIntervalMs?: number;
+}
+
+const PID_MARKER = 'NUKSM_REMOTE_PID ';
+
+/** ssh2 host-key algorithm names for a known_hosts key type. */
+function hostKeyAlgorithmsFor(keyTypes: string[]): string[] {
+  return keyTypes.flatMap((t) => (t === 'ssh-rsa' ? ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'] : [t]));
+}
+
+/** The command line sent to the remote shell for one argv. */
+export function remoteCommandLine(argv: readonly string[], opts: Pick<ExecOptions, 'cwd' | 'env'> = {}): string {
+  const parts = [`printf '${PID_MARKER}%s\\n' "$$" >&2`];
+  if (opts.cwd) parts.push(`cd -- ${shellQuote(opts.cwd)} || exit 127`);
+  const envArgs = Object.entries(opts.env ?? {}).map(([k, v]) => {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new Error(`invalid environment variable name '${k}'`);
+    return shellQuote(`${k}=${v}`);
+  });
+  parts.push(envArgs.length > 0 ? `exec env ${envArgs.join(' ')} ${shellJoin(argv)}` : `exec ${shellJoin(argv)}`);
+  return parts.join('; ');
+}
+
+export class SshExecutor implements Executor {
+  readonly target: string;
+  readonly defaultTimeoutMs: number;
+  private readonly knownHosts: KnownHosts;
+  private client: Promise<Client> | null = null;
+  private current: Client | null = null;
+
+  constructor(readonly opts: SshExecutorOptions) {
+    const port = opts.port ?? 22;
+    this.target = `${opts.username}@${opts.host}:${port}`;
+    this.defaultTimeoutMs = opts.defaultTimeoutMs ?? 60_000;
+    if (!opts.knownHostsFile) throw new HarnessError('config', `SSH to ${this.target}: a known_hosts file is required`);
+    this.knownHosts = new KnownHosts(opts.knownHostsFile, opts.hostKeyPolicy ?? 'strict');
+  }
+
+  /** The shared connection, opened (with retries) when there is none. */
+  connection(): Promise<Client> {
+    if (!this.client) {
+      const attempt = pRetry(() => this.connectOnce(), {
+        retries: this.opts.connectRetries ?? 5,
+        minTimeout: 500,
+        maxTimeout: this.opts.connectMaxDelayMs ?? 5_000,
+        factor: 2,
+      });
+      this.client = attempt.catch((err: unknown) => {
+        this.client = null;
+        if (err instanceof HarnessError) throw err;
+        throw new HarnessError('guest-unreachable', `SSH to ${this.target} failed: ${(err as Error).message}`, { target: this.target }, { cause: err });
+      });
+    }
+    return this.client;
+  }
+
+  private async connectOnce(): Promise<Client> {
+    const port = this.opts.port ?? 22;
+    const privateKey = this.opts.privateKey ?? (this.opts.privateKeyPath ? await readFile(this.opts.privateKeyPath, 'utf8') : undefined);
+    const knownTypes = await this.knownHosts.keyTypesFor(this.opts.host, port);
+    let refusal: string | null = null;
+    const config: ConnectConfig = {
+      host: this.opts.host,
+      port,
+      username: this.opts.username,
+      privateKey,
+      passphrase: this.opts.passphrase,
+      readyTimeout: this.opts.connectTimeoutMs ?? 20_000,
+      keepaliveInterval: this.opts.keepaliveIntervalMs ?? 10_000,
+      keepaliveCountMax: 3,
+      hostVerifier: (key: Buffer, verify: (ok: boolean) => void) => {
+        this.knownHosts.verify(this.opts.host, port, key).then(
+          (verdict) => {
+            if (!verdict.ok) refusal = verdict.message;
+            verify(verdict.ok);
+          },
+          (err: Error) => {
+            refusal = `cannot check the host key: ${err.message}`;
+            verify(false);
+          },
+        );
+      },
+    };
+    if (knownTypes.length > 0) config.algorithms = { serverHostKey: hostKeyAlgorithmsFor(knownTypes) as never };
+    const client = new Client();
+    return new Promise<Client>((resolve, reject) => {
+      let ready = false;
+      client.once('ready', () => {
+        ready = true;
+        this.current = client;
+        resolve(client);
+      });
+      client.on('error', (err: Error & { level?: string }) => {
+        if (ready) return; // a later error also emits 'close', handled below
+        client.end();
+        if (refusal) {
+          reject(new AbortError(new HarnessError('guest-unreachable', `SSH to ${this.target} refused: ${refusal}`, { target: this.target, hostKey: 'rejected' })));
+        } else if (err.level === 'client-authentication') {
+          reject(new AbortError(new HarnessError('guest-unreachable', `SSH to ${this.target}: authentication failed for ${this.opts.username}`, { target: this.target })));
+        } else {
+          reject(err);
+        }
+      });
+      client.on('close', () => {
+        // Next command opens a new connection.
+        if (ready && this.current === client) {
+          this.current = null;
+          this.client = null;
+        }
+      });
+      client.connect(config);
+    });
+  }
+
+  async run(argv: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
+    const timeoutMs = opts.timeoutMs ?? this.defaultTimeoutMs;
+    const command = remoteCommandLine(argv, opts);
+    const started = Date.now();
+    const client = await this.connection();
+    return new Promise<ExecResult>((resolve, reject) => {
+      client.exec(command, (err, stream) => {
+        if (err) {
+          reject(new HarnessError('guest-unreachable', `SSH to ${this.target}: cannot open a channel: ${err.message}`, { target: this.target }, { cause: err }));
+          return;
+        }
+        this.collect(client, stream, argv, opts, timeoutMs, started).then(resolve, reject);
+      });
+    });
+  }
+
+  private collect(client: Client, stream: ClientChannel, argv: readonly string[], opts: ExecOptions, timeoutMs: number, started: number): Promise<ExecResult> {
+    return new Promise<ExecResult>((resolve, reject) => {
+      let stdout = '';
+      let stderr = '';
+      let stderrHead = '';
+      let remotePid: number | null = null;
+      let exitCode: number | null = null;
+      let settled = false;
+      let killedFor: HarnessError | null = null;
+
+      const finish = (fn: () => void) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        opts.signal?.removeEventListener('abort', onAbort);
+        client.removeListener('close', onConnectionClose);
+        fn();
+      };
+      const kill = (why: HarnessError) => {
+        killedFor = why;
+        try {
+          stream.signal('KILL');
+        } catch {
+          /* servers may not support signals; the process-group kill below is what counts */
+        }
+        const pid = remotePid;
+        const killAndClose = pid
+          ? this.run(['sh', '-c', 'kill -KILL -- "-$1" 2>/dev/null || kill -KILL "$1"', 'sh', String(pid)], { timeoutMs: 10_000, allowFailure: true }).catch(() => undefined)
+          : Promise.resolve();
+        void killAndClose.finally(() => {
+          stream.close();
+          finish(() => reject(why));
+        });
+      };
+      const timer = setTimeout(() => kill(commandTimeout(this.target, argv, timeoutMs)), timeoutMs);
+      const onAbort = () => kill(new HarnessError('timeout', `${argv.join(' ')} was aborted on ${this.target}`, { argv: [...argv] }));
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+      if (opts.signal?.aborted) onAbort();
+      const onConnectionClose = () =>
+        finish(() => reject(new HarnessError('guest-unreachable', `SSH connection to ${this.target} was lost while running ${argv.join(' ')}`, { target: this.target, argv: [...argv] })));
+      client.once('close', onConnectionClose);
+
+      stream.on('data', (b: Buffer) => {
+        const s = b.toString('utf8');
+        stdout += s;
+        opts.onStdout?.(s);
+      });
+      stream.stderr.on('data', (b: Buffer) => {
+        let s = b.toString('utf8');
+        if (remotePid === null) {
+          // The first stderr line is the PID marker; hold output until it is complete.
+          stderrHead += s;
+          const nl = stderrHead.indexOf('\n');
+          if (nl < 0) return;
+          const first = stderrHead.slice(0, nl);
+          s = stderrHead.slice(nl + 1);
+          if (first.startsWith(PID_MARKER)) remotePid = Number(first.slice(PID_MARKER.length)) || -1;
+          else {
+            remotePid = -1;
+            s = stderrHead;
+          }
+          if (!s) return;
+        }
+        stderr += s;
+        opts.onStderr?.(s);
+      });
+      stream.on('exit', (code: number | null, signal?: string) => {
+        exitCode = code ?? 128 + (signal === 'KILL' ? 9 : signal === 'TERM' ? 15 : 0);
+      });
+      stream.on('close', () => {
+        if (killedFor) return;
+        if (remotePid === null && stderrHead) stderr += stderrHead;
+        if (exitCode === null) {
+          finish(() => reject(new HarnessError('guest-unreachable', `SSH channel to ${this.target} closed without an exit status while running ${argv.join(' ')}`, { target: this.target })));
+          return;
+        }
+        const code = exitCode;
+        const result = { exitCode: code, stdout, stderr, durationMs: Date.now() - started };
+        finish(() => {
+          if (code !== 0 && !opts.allowFailure) reject(new CommandError(this.target, argv, code, stdout, stderr));
+          else resolve(result);
+        });
+      });
+      stream.end(opts.input ?? undefined);
+    });
+  }
+
+  /** Read a file with `cat` (text; works on any POSIX host, no SFTP subsystem needed). */
+  async readFile(path: string, opts: { timeoutMs?: number } = {}): Promise<string> {
+    return (await this.run(['cat', '--', path], { timeoutMs: opts.timeoutMs })).stdout;
+  }
+
+  /** Write a file with `cat >` (so sysfs writes report the kernel's error, e.g. EBUSY). */
+  async writeFile(path: string, content: string, opts: { timeoutMs?: number } = {}): Promise<void> {
+    await this.run(['sh', '-c', 'cat > "$1"', 'sh', path], { input: content, timeoutMs: opts.timeoutMs });
+  }
+
+  async close(): Promise<void> {
+    const pending = this.client;
+    this.client = null;
+    this.current = null;
+    if (!pending) return;
+    const client = await pending.catch(() => null);
+    if (!client) return;
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(() => {
+        client.destroy();
+        resolve();
+      }, 2_000);
+      client.once('close', () => {
+        clearTimeout(t);
+        resolve();
+      });
+      client.end();
+    });
+  }
+}
