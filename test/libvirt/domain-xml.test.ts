@@ -97,8 +97,9 @@ describe('domain XML rendering', () => {
 describe('placement read-back parsing and rules', () => {
   it('parses virsh vcpupin / emulatorpin / numatune / domifaddr output', () => {
     // Formats of libvirt 9.0 (Debian bookworm) with -q.
-    expect(parseVcpupin(' 0      0\n 1      1-3\n')).toEqual([[0], [1, 2, 3]]);
-    expect(parseEmulatorpin(' *      0-1\n')).toEqual([0, 1]);
+    expect(parseVcpupin(' 0   0\n 1   1-3\n')).toEqual([[0], [1, 2, 3]]);
+    expect(parseEmulatorpin('0-1\n')).toEqual([0, 1]);
+    expect(parseEmulatorpin('emulator: CPU Affinity\n----------------------------------\n       *: 0-1\n')).toEqual([0, 1]);
     expect(parseNumatune('numa_mode      : strict\nnuma_nodeset   : 0\n')).toEqual({ mode: 'strict', nodeset: [0] });
     expect(parseDomifaddr(' vnet0      52:54:00:aa:bb:cc    ipv4         192.168.122.17/24\n')).toEqual(['192.168.122.17']);
   });

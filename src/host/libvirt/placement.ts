@@ -38,9 +38,9 @@ export function parseVcpupin(stdout: string): number[][] {
   return affinity;
 }
 
-/** `virsh emulatorpin DOM`: "*: 0-1" (older) or " *      0-1". */
+/** `virsh -q emulatorpin DOM`: "0-1" (libvirt 9); without -q: " *: 0-1" under a header. */
 export function parseEmulatorpin(stdout: string): number[] {
-  const m = /^\s*\*\s*:?\s+([\d,-]+)\s*$/m.exec(stdout);
+  const m = /^\s*(?:\*\s*:?\s*)?(\d[\d,-]*)\s*$/m.exec(stdout);
   if (!m) throw new Error(`cannot parse virsh emulatorpin output: ${stdout.trim()}`);
   return parseCpuList(m[1]);
 }
