@@ -28,13 +28,13 @@ import {
 import { readHostNodes } from '../../src/testbeds/physical/topology.ts';
 import { buildInitramfs, ensureGuestKernel, GUEST_UP_MARKER } from '../libvirt/guest-assets.ts';
 import { ensureLibvirtd, type StartedDaemons } from '../libvirt/daemons.ts';
-import { TestLocalExecutor } from '../libvirt/local-executor.ts';
+import { LocalExecutor } from '../../src/host/exec/index.ts';
 
 const TEMPLATES = join(import.meta.dirname, '../../vm-templates');
 const PREFIX = `nuksm-test-${process.pid}`;
 
 describeWith(['libvirtd', 'qemu', 'root'], 'libvirt: pinned TCG guests on a real libvirtd', () => {
-  const exec = new TestLocalExecutor();
+  const exec = new LocalExecutor();
   const virsh = new Virsh(exec, 'qemu:///system');
   let daemons: StartedDaemons | null = null;
   let work = '';
