@@ -1,0 +1,129 @@
+/**
+ * BTree, as vendored in the artifact: benchmarks/btree (EXP04, Fig. 3/6/7: runtime) and
+ * benchmarks/btree_throughput (Fig. 4: lookups per 45 s written to /tmp/btree_throughput.csv).
+ * Single-threaded; fixed seed 0xcafebabe, so two instances build identical trees. The tree size,
+ * lookup count and pre-lookup sleep are compile-time #defines, so install rebuilds with the
+ * requested values. ASLR is turned off for the process only (setarch -R) instead of the
+ * artifact's system-wide `randomize_va_space=0`.
+ */
+import { posix } from 'node:path';
+import { z } from 'zod';
+import { HarnessError } from '../../core/errors.ts';
+import { num, paramResolver, positive, positiveInt, str } from '../common.ts';
+import { ARTIFACT_SNAPSHOT, build, compilerVersion, setDefines, unpackCacheArchive } from '../cache.ts';
+import type { InstallContext, InstallResult, Phase, RunContext, Workload, WorkloadParams } from '../types.ts';
+import { BTREE_DEFAULT_INTERVAL_S, parseBtree } from './parse.ts';
+
+export const BTREE_THROUGHPUT_CSV = '/tmp/btree_throughput.csv';
+
+const schema = z.object({
+  footprintGiB: positive,
+  /** Always 1: the benchmark is single-threaded. */
+  threads: z.literal(1),
+  /** 'runtime' = benchmarks/btree (Fig. 3/6/7); 'throughput' = benchmarks/btree_throughput (Fig. 4). */
+  mode: z.enum(['runtime', 'throughput']),
+  elements: positiveInt,
+  lookupIterations: positiveInt,
+  /** Seconds the benchmark sleeps between building the tree and the lookups (KSM merges meanwhile). */
+  sleepS: z.number().int().min(0),
+  /** Throughput mode: SIGALRM period of the per-interval counter. */
+  intervalS: positiveInt,
+  runTimeoutS: positiveInt,
+});
+
+const paper: WorkloadParams = {
+  footprintGiB: 5.6,
+  threads: 1,
+  mode: 'runtime',
+  elements: 150 << 18,
+  lookupIterations: 500_000_000,
+  sleepS: 1000,
+  intervalS: BTREE_DEFAULT_INTERVAL_S,
+  runTimeoutS: 6 * 3600,
+};
+const small: WorkloadParams = { ...paper, footprintGiB: 0.2, elements: 1 << 20, lookupIterations: 5_000_000, sleepS: 5, intervalS: 2, runTimeoutS: 900 };
+
+function sourceDir(mode: string): string {
+  return mode === 'throughput' ? 'benchmarks/btree_throughput' : 'benchmarks/btree';
+}
+
+function phases(p: WorkloadParams, ctx: RunContext): Phase[] {
+  const mode = str(p, 'mode');
+  const binary = posix.join(ctx.installDir, ARTIFACT_SNAPSHOT.root, sourceDir(mode), 'BTree');
+  // ~1.5 µs per iteration (two lookups) on the paper's Xeon; tree build ~0.5 µs per element.
+  const expected = num(p, 'sleepS') + Math.ceil(num(p, 'lookupIterations') * 1.5e-6 + num(p, 'elements') * 0.5e-6);
+  const run: Phase = {
+    name: 'run',
+    description: `BTree (${mode}): ${num(p, 'elements')} keys, ${num(p, 'lookupIterations')} lookup iterations after ${num(p, 'sleepS')} s`,
+    argv: ['setarch', 'x86_64', '-R', binary],
+    cwd: posix.dirname(binary),
+    expectedDurationS: expected,
+    timeoutS: num(p, 'runTimeoutS'),
+    timed: true,
+    parsed: true,
+  };
+  if (mode === 'runtime') return [run];
+  return [
+    {
+      name: 'prepare',
+      description: 'remove a previous throughput log and readiness files',
+      argv: ['rm', '-f', BTREE_THROUGHPUT_CSV, '/tmp/alloctest-bench.ready', '/tmp/alloctest-bench.done'],
+      expectedDurationS: 1,
+      timeoutS: 30,
+      timed: false,
+      parsed: false,
+    },
+    run,
+    {
+      name: 'collect',
+      description: `read the per-interval lookup counts from ${BTREE_THROUGHPUT_CSV}`,
+      argv: ['cat', BTREE_THROUGHPUT_CSV],
+      expectedDurationS: 1,
+      timeoutS: 30,
+      timed: false,
+      parsed: true,
+    },
+  ];
+}
+
+async function install(ctx: InstallContext): Promise<InstallResult> {
+  const { root, sha256 } = await unpackCacheArchive(ctx, ARTIFACT_SNAPSHOT);
+  const mode = ctx.params.mode === 'throughput' ? 'throughput' : 'runtime';
+  const dir = posix.join(root, sourceDir(mode));
+  const source = posix.join(dir, 'btree.c');
+  const p = ctx.params;
+  await setDefines(ctx, source, {
+    NELEMENTS: `(${num(p, 'elements')}UL)`,
+    NLOOKUP: `${num(p, 'lookupIterations')}UL`,
+    SLEEP_INTERVAL: String(num(p, 'sleepS')),
+  });
+  if (mode === 'throughput') {
+    const text = await ctx.exec.readFile(source);
+    if (!/alarm\(\d+\)/.test(text)) throw new HarnessError('config', `${source}: no alarm(<seconds>) call to set the interval`);
+    await ctx.exec.writeFile(source, text.replace(/alarm\(\d+\)/g, `alarm(${num(p, 'intervalS')})`));
+  }
+  await build(ctx, ['make', '-B', '-C', dir]);
+  return {
+    record: {
+      source: ARTIFACT_SNAPSHOT.file,
+      sha256,
+      btree: `bpt 1.16.1 (artifact ${sourceDir(mode)}), NELEMENTS=${num(p, 'elements')} NLOOKUP=${num(p, 'lookupIterations')} SLEEP_INTERVAL=${num(p, 'sleepS')}`,
+      compiler: await compilerVersion(ctx, 'gcc'),
+    },
+  };
+}
+
+export const btree: Workload = {
+  name: 'btree',
+  description: 'B+ tree (bpt 1.16.1) random lookups, single-threaded; runtime or per-interval throughput variant',
+  paper,
+  small,
+  metrics: [
+    { metric: 'runtime_s', source: "'got N matches in S seconds' (whole seconds; what the artifact parsed)", series: false },
+    { metric: 'throughput_ops', source: "/tmp/btree_throughput.csv rows 'k,iterations' (throughput mode), iterations/s", series: true },
+  ],
+  resolveParams: paramResolver('btree', schema, { paper, small }),
+  install,
+  phases,
+  parse: parseBtree,
+};

@@ -1,0 +1,25 @@
+/** Workload registry: the five benchmarks of the paper, by name. */
+import { HarnessError } from '../core/errors.ts';
+import { btree } from './btree/index.ts';
+import { cg } from './cg/index.ts';
+import { mysql } from './mysql/index.ts';
+import { randomaccess } from './randomaccess/index.ts';
+import { WORKLOAD_NAMES, type Workload, type WorkloadName } from './types.ts';
+import { xsbench } from './xsbench/index.ts';
+
+export { WORKLOAD_NAMES };
+export type { Phase, Workload, WorkloadName, WorkloadParams, WorkloadVariant, ParseOptions, InstallContext, RunContext } from './types.ts';
+export { runPhases, parsedOutputOf, type PhaseRunResult, type PhaseOutcome } from './phase-runner.ts';
+
+const WORKLOADS: Record<WorkloadName, Workload> = { xsbench, mysql, btree, randomaccess, cg };
+
+export function isWorkloadName(name: string): name is WorkloadName {
+  return (WORKLOAD_NAMES as readonly string[]).includes(name);
+}
+
+export function getWorkload(name: string): Workload {
+  if (!isWorkloadName(name)) {
+    throw new HarnessError('config', `unknown workload '${name}' (known: ${WORKLOAD_NAMES.join(', ')})`, { workload: name });
+  }
+  return WORKLOADS[name];
+}

@@ -1,0 +1,71 @@
+/**
+ * XSBench v19 (openmp-threading), as vendored in the artifact (benchmarks/XSBench/src) and run by
+ * EXP01: `./XSBench -g 20000 -p 72000000`, 4 threads (= the guest's vCPUs). The grid is generated
+ * with a fixed seed, so two instances hold identical, de-duplicable data.
+ */
+import { posix } from 'node:path';
+import { z } from 'zod';
+import { num, paramResolver, positive, positiveInt, str } from '../common.ts';
+import { ARTIFACT_SNAPSHOT, build, compilerVersion, unpackCacheArchive } from '../cache.ts';
+import type { InstallContext, InstallResult, Phase, RunContext, Workload, WorkloadParams } from '../types.ts';
+import { parseXsbench } from './parse.ts';
+
+export const XSBENCH_DIR = 'benchmarks/XSBench/src';
+
+const schema = z.object({
+  /** Nominal footprint (paper Table I: 11 GiB; -g 20000 is ≈ 9,994 MiB by XSBench's own estimate). */
+  footprintGiB: positive,
+  threads: positiveInt,
+  gridpoints: positiveInt,
+  particles: positiveInt,
+  lookups: positiveInt,
+  size: z.enum(['small', 'large', 'XL', 'XXL']),
+  /** Upper bound for the timed phase. */
+  runTimeoutS: positiveInt,
+});
+
+const paper: WorkloadParams = { footprintGiB: 11, threads: 4, gridpoints: 20_000, particles: 72_000_000, lookups: 34, size: 'large', runTimeoutS: 4 * 3600 };
+// ~0.5 GiB of grid (memory scales linearly with -g) and a few seconds of lookups.
+const small: WorkloadParams = { footprintGiB: 0.5, threads: 2, gridpoints: 1_000, particles: 100_000, lookups: 34, size: 'large', runTimeoutS: 600 };
+
+function phases(p: WorkloadParams, ctx: RunContext): Phase[] {
+  const dir = posix.join(ctx.installDir, ARTIFACT_SNAPSHOT.root, XSBENCH_DIR);
+  return [
+    {
+      name: 'run',
+      description: `XSBench -g ${num(p, 'gridpoints')} -p ${num(p, 'particles')} on ${num(p, 'threads')} threads`,
+      argv: [posix.join(dir, 'XSBench'), '-t', String(num(p, 'threads')), '-s', str(p, 'size'), '-g', String(num(p, 'gridpoints')),
+        '-p', String(num(p, 'particles')), '-l', String(num(p, 'lookups'))],
+      cwd: dir,
+      // Grid init ≈ 1 min per 10 GiB plus ~1.5 µs per lookup per thread (the artifact notes "> 60 mins" for the paper inputs).
+      expectedDurationS: Math.ceil(num(p, 'footprintGiB') * 6 + (num(p, 'particles') * num(p, 'lookups') * 1.5e-6) / num(p, 'threads')),
+      timeoutS: num(p, 'runTimeoutS'),
+      timed: true,
+      parsed: true,
+    },
+  ];
+}
+
+async function install(ctx: InstallContext): Promise<InstallResult> {
+  const { root, sha256 } = await unpackCacheArchive(ctx, ARTIFACT_SNAPSHOT);
+  // -B: the snapshot may carry prebuilt binaries; always rebuild with the vendored Makefile
+  // (gcc -std=gnu99 -Wall -flto -fopenmp -DOPENMP -O3).
+  await build(ctx, ['make', '-B', '-C', posix.join(root, XSBENCH_DIR)]);
+  return { record: { source: ARTIFACT_SNAPSHOT.file, sha256, xsbench: 'v19 (artifact vendored)', compiler: await compilerVersion(ctx, 'gcc') } };
+}
+
+export const xsbench: Workload = {
+  name: 'xsbench',
+  description: 'XSBench v19 Monte Carlo neutron cross-section lookups (history-based, unionized grid)',
+  paper,
+  small,
+  metrics: [
+    { metric: 'runtime_s', source: "'Runtime: X seconds' (simulation phase; what the artifact parsed)", series: false },
+    { metric: 'throughput_ops', source: 'lookups from the input summary / runtime (lookups/s)', series: false },
+    { metric: 'verification_passed', source: "'Verification checksum: N (Valid)' — only for XSBench's default inputs", series: false },
+  ],
+  resolveParams: paramResolver('xsbench', schema, { paper, small }),
+  install,
+  phases,
+  parse: parseXsbench,
+};

@@ -1,0 +1,108 @@
+/**
+ * MySQL workload end to end: a real MariaDB server (private datadir, socket and loopback port,
+ * started by the workload's own phases) and sysbench 1.0 oltp_read_only on MEMORY tables, run
+ * through runPhases and parsed into samples.
+ */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { execa } from 'execa';
+import { describeWith } from '../support/components.ts';
+import { getWorkload, runPhases, type Phase, type WorkloadParams } from '../../src/workloads/index.ts';
+import { mysqlPaths } from '../../src/workloads/mysql/index.ts';
+import { TestLocalExecutor } from '../workloads/support/local-executor.ts';
+
+async function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describeWith(['mariadb', 'sysbench'], 'mysql workload: real MariaDB + sysbench 1.0 oltp_read_only (MEMORY engine)', () => {
+  const workload = getWorkload('mysql');
+  const exec = new TestLocalExecutor();
+  let workDir = '';
+  let params: WorkloadParams;
+  let phases: Phase[];
+  let serverPid: number | null = null;
+
+  beforeAll(async () => {
+    workDir = await mkdtemp(join(tmpdir(), 'nuksm-mysql-'));
+    params = workload.resolveParams('small', {
+      port: await freeLoopbackPort(),
+      // mariadbd refuses to run as root unless told to.
+      serverUser: process.getuid?.() === 0 ? 'root' : '',
+      tableSize: 20_000,
+      clients: 4,
+      timeS: 4,
+      reportIntervalS: 1,
+    });
+    phases = workload.phases(params, { installDir: workDir, workDir });
+  });
+
+  afterAll(async () => {
+    // Stop the server even when a test failed before the workload's own shutdown phase ran.
+    const paths = mysqlPaths(workDir);
+    await execa('mariadb-admin', ['--no-defaults', `--socket=${paths.socket}`, '--user=root', '--connect-timeout=2', 'shutdown'], { reject: false, timeout: 60_000 });
+    if (serverPid !== null && processAlive(serverPid)) process.kill(serverPid, 'SIGKILL');
+    await rm(workDir, { recursive: true, force: true });
+  });
+
+  it('install finds MariaDB and sysbench 1.0 and records their versions', async () => {
+    const result = await workload.install({ exec, cacheDir: join(workDir, 'no-cache-needed'), installDir: workDir, params });
+    expect(result.record.sysbench).toMatch(/^sysbench 1\.0\.\d+/);
+    expect(result.record.mariadbd).toMatch(/MariaDB/);
+  });
+
+  it('starts a private server, runs oltp_read_only on MEMORY tables, parses tps, latency and the interval series, and stops the server', async () => {
+    const cleanupStart = phases.findIndex((p) => p.name === 'cleanup');
+    const untilRun = phases.slice(0, cleanupStart);
+    const cleanup = phases.slice(cleanupStart);
+    expect(untilRun.some((p) => p.timed)).toBe(true);
+
+    const result = await runPhases(exec, untilRun);
+    serverPid = Number((await readFile(mysqlPaths(workDir).pidFile, 'utf8')).trim());
+    expect(processAlive(serverPid)).toBe(true);
+
+    // The table really is in-memory, and the server really listens on its own loopback port.
+    const engine = await execa('mariadb', ['--no-defaults', '-h', '127.0.0.1', `--port=${params.port}`, '-u', String(params.user), `-p${params.password}`,
+      '-N', '-e', `SELECT ENGINE, TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA='${params.database}' AND TABLE_NAME='sbtest1'`], { timeout: 30_000 });
+    expect(engine.stdout.trim().split(/\s+/)).toEqual(['MEMORY', '20000']);
+
+    const samples = workload.parse(result.parsedOutput, { instance: 'vm0', params });
+    const once = (metric: string) => samples.filter((s) => s.metric === metric && s.t === null);
+    expect(once('throughput_ops')).toHaveLength(1);
+    expect(once('throughput_ops')[0]!.value).toBeGreaterThan(0);
+    expect(once('runtime_s')[0]!.value).toBeGreaterThanOrEqual(4);
+    expect(once('latency_avg_ms')[0]!.value).toBeGreaterThan(0);
+    expect(once('latency_p95_ms')[0]!.value).toBeGreaterThanOrEqual(once('latency_avg_ms')[0]!.value * 0.5);
+    const series = samples.filter((s) => s.metric === 'throughput_ops' && s.t !== null);
+    expect(series.length).toBeGreaterThanOrEqual(3);
+    expect(series.map((s) => s.t)).toEqual(series.map((_, i) => i + 1));
+    expect(series.every((s) => s.value > 0 && s.instance === 'vm0' && s.workload === 'mysql' && s.unit === 'ops/s')).toBe(true);
+    // Interval tps averages to about the overall tps (same run, same clock).
+    const meanInterval = series.reduce((a, s) => a + s.value, 0) / series.length;
+    expect(meanInterval / once('throughput_ops')[0]!.value).toBeGreaterThan(0.5);
+    expect(meanInterval / once('throughput_ops')[0]!.value).toBeLessThan(2);
+
+    await runPhases(exec, cleanup);
+    for (let i = 0; i < 100 && processAlive(serverPid); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(processAlive(serverPid)).toBe(false);
+  });
+});
