@@ -15,7 +15,8 @@ const INTERVAL_LINE = /^\[\s*(\d+(?:\.\d+)?)s\s*\]\s+thds:\s+\d+\s+tps:\s+([\d.]
 export function parseSysbench(output: string, opts: ParseOptions = {}): Sample[] {
   const fatal = output.split('\n').filter((l) => l.startsWith('FATAL:'));
   if (fatal.length > 0 && !/total time:/.test(output)) {
-    throw parseError('mysql', `sysbench failed: ${fatal[0]!.slice('FATAL: '.length)}`, output);
+    const causes = [...new Set(fatal.map((l) => l.slice('FATAL: '.length)))].slice(0, 3);
+    throw parseError('mysql', `sysbench failed: ${causes.join('; ')}`, output);
   }
   const runtime = requireNumber('mysql', output, /^\s*total time:\s+([\d.]+)s\s*$/m, "'total time:' line");
   const tps = requireNumber('mysql', output, /^\s*transactions:\s+\d+\s+\(([\d.]+) per sec\.\)/m, "'transactions: N (X per sec.)' line");
