@@ -12,7 +12,7 @@ import { execa } from 'execa';
 import { describeWith } from '../support/components.ts';
 import { getWorkload, runPhases, type Phase, type WorkloadParams } from '../../src/workloads/index.ts';
 import { mysqlPaths } from '../../src/workloads/mysql/index.ts';
-import { TestLocalExecutor } from '../workloads/support/local-executor.ts';
+import { LocalExecutor } from '../../src/host/exec/index.ts';
 
 async function freeLoopbackPort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -36,7 +36,7 @@ function processAlive(pid: number): boolean {
 
 describeWith(['mariadb', 'sysbench'], 'mysql workload: real MariaDB + sysbench 1.0 oltp_read_only (MEMORY engine)', () => {
   const workload = getWorkload('mysql');
-  const exec = new TestLocalExecutor();
+  const exec = new LocalExecutor();
   let workDir = '';
   let params: WorkloadParams;
   let phases: Phase[];

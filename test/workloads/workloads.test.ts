@@ -10,7 +10,7 @@ import { METRICS } from '../../src/core/metrics.ts';
 import { ARTIFACT_SNAPSHOT, parseSha256Sums } from '../../src/workloads/cache.ts';
 import { WORKLOAD_NAMES, getWorkload, runPhases, type Phase } from '../../src/workloads/index.ts';
 import { describeWith } from '../support/components.ts';
-import { TestLocalExecutor } from './support/local-executor.ts';
+import { LocalExecutor } from '../../src/host/exec/index.ts';
 
 const ctx = { installDir: '/opt/nuksm', workDir: '/tmp/nuksm-run' };
 
@@ -84,7 +84,7 @@ describe('workload registry and definitions', () => {
 });
 
 describeWith(['gcc'], 'phase runner and install from the offline cache (local executor, real commands)', () => {
-  const exec = new TestLocalExecutor();
+  const exec = new LocalExecutor();
   let dir = '';
   const phase = (over: Partial<Phase>): Phase => ({ name: 'run', description: 'x', argv: ['true'], expectedDurationS: 1, timeoutS: 10, timed: false, parsed: false, ...over });
 
