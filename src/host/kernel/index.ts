@@ -1,0 +1,1 @@
+export { KernelControl, type KernelControlOptions, type BootInfo, type BootCheck, checkBoot, scanKernelLog, KERNEL_LOG_FAILURES } from './control.ts';
