@@ -1,6 +1,9 @@
 /** Workload registry: the five benchmarks of the paper, by name. */
 import { HarnessError } from '../core/errors.ts';
 import { btree } from './btree/index.ts';
+export { BTREE_FIG4 } from './btree/index.ts';
+export { XSBENCH_FIG8 } from './xsbench/index.ts';
+export { mysqlPaths } from './mysql/index.ts';
 import { cg } from './cg/index.ts';
 import { mysql } from './mysql/index.ts';
 import { randomaccess } from './randomaccess/index.ts';
@@ -9,7 +12,7 @@ import { xsbench } from './xsbench/index.ts';
 
 export { WORKLOAD_NAMES };
 export type { Phase, Workload, WorkloadName, WorkloadParams, WorkloadVariant, ParseOptions, InstallContext, RunContext } from './types.ts';
-export { runPhases, parsedOutputOf, type PhaseRunResult, type PhaseOutcome } from './phase-runner.ts';
+export { runPhases, parsedOutputOf, standaloneArgv, type PhaseRunResult, type PhaseOutcome } from './phase-runner.ts';
 
 const WORKLOADS: Record<WorkloadName, Workload> = { xsbench, mysql, btree, randomaccess, cg };
 

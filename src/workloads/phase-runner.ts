@@ -31,6 +31,16 @@ export interface RunPhasesOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * The phase as one self-contained argv (cwd and env applied through coreutils `env`), for callers
+ * that run it detached (src/host/exec runDetached takes only an argv).
+ */
+export function standaloneArgv(phase: Phase): string[] {
+  const env = Object.entries(phase.env ?? {}).map(([k, v]) => `${k}=${v}`);
+  if (!phase.cwd && env.length === 0) return [...phase.argv];
+  return ['env', ...(phase.cwd ? ['-C', phase.cwd] : []), ...env, ...phase.argv];
+}
+
 export function parsedOutputOf(phases: readonly Phase[], outcomes: readonly PhaseOutcome[]): string {
   return outcomes
     .filter((o, i) => phases[i]?.parsed)

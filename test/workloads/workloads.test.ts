@@ -8,7 +8,7 @@ import { execa } from 'execa';
 import { ConfigError, HarnessError } from '../../src/core/errors.ts';
 import { METRICS } from '../../src/core/metrics.ts';
 import { ARTIFACT_SNAPSHOT, parseSha256Sums } from '../../src/workloads/cache.ts';
-import { WORKLOAD_NAMES, getWorkload, runPhases, type Phase } from '../../src/workloads/index.ts';
+import { BTREE_FIG4, WORKLOAD_NAMES, XSBENCH_FIG8, getWorkload, runPhases, standaloneArgv, type Phase } from '../../src/workloads/index.ts';
 import { describeWith } from '../support/components.ts';
 import { LocalExecutor } from '../../src/host/exec/index.ts';
 
@@ -174,5 +174,19 @@ describeWith(['gcc'], 'phase runner and install from the offline cache (local ex
 
   it('SHA256SUMS parsing accepts text and binary markers', () => {
     expect(parseSha256Sums(`${'a'.repeat(64)}  dir/x.tar\n${'B'.repeat(64)} *y.tar\ngarbage\n`)).toEqual({ 'x.tar': 'a'.repeat(64), 'y.tar': 'b'.repeat(64) });
+  });
+});
+
+describe('figure-specific parameter sets and detached argv', () => {
+  it('Fig. 4 BTree and Fig. 8 XSBench overrides resolve against the paper variant', () => {
+    expect(getWorkload('btree').resolveParams('paper', BTREE_FIG4)).toMatchObject({ mode: 'throughput', lookupIterations: 1_200_000_000, sleepS: 10, intervalS: 45 });
+    expect(getWorkload('xsbench').resolveParams('paper', XSBENCH_FIG8)).toMatchObject({ gridpoints: 80_000, particles: 21_600_000, threads: 4 });
+  });
+
+  it('standaloneArgv folds cwd and env into an env(1) prefix', () => {
+    const cg = getWorkload('cg');
+    const [run] = cg.phases(cg.resolveParams('small'), ctx);
+    expect(standaloneArgv(run!)).toEqual(['env', '-C', '/opt/nuksm/nuKSM-pact21-artifact/benchmarks/NPB3.4-OMP', 'OMP_NUM_THREADS=2', '/opt/nuksm/nuKSM-pact21-artifact/benchmarks/NPB3.4-OMP/bin/cg.A.x']);
+    expect(standaloneArgv({ name: 'run', description: '', argv: ['true'], expectedDurationS: 1, timeoutS: 1, timed: true, parsed: false })).toEqual(['true']);
   });
 });

@@ -43,6 +43,9 @@ const paper: WorkloadParams = {
 };
 const small: WorkloadParams = { ...paper, footprintGiB: 0.2, elements: 1 << 20, lookupIterations: 5_000_000, sleepS: 5, intervalS: 2, runTimeoutS: 900 };
 
+/** Fig. 4 (config_chisel1_btree_throughput.sh): the throughput build with its own lookup count and a 10 s sleep. */
+export const BTREE_FIG4: WorkloadParams = { mode: 'throughput', lookupIterations: 1_200_000_000, sleepS: 10 };
+
 function sourceDir(mode: string): string {
   return mode === 'throughput' ? 'benchmarks/btree_throughput' : 'benchmarks/btree';
 }

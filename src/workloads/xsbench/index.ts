@@ -28,6 +28,9 @@ const paper: WorkloadParams = { footprintGiB: 11, threads: 4, gridpoints: 20_000
 // ~0.5 GiB of grid (memory scales linearly with -g) and a few seconds of lookups.
 const small: WorkloadParams = { footprintGiB: 0.5, threads: 2, gridpoints: 1_000, particles: 100_000, lookups: 34, size: 'large', runTimeoutS: 600 };
 
+/** Fig. 8 scalability run (config_chisel1_xsbench_scalability.sh): -g 80000 -p 21600000, ≈ 39,977 MiB. */
+export const XSBENCH_FIG8: WorkloadParams = { footprintGiB: 40, gridpoints: 80_000, particles: 21_600_000 };
+
 function phases(p: WorkloadParams, ctx: RunContext): Phase[] {
   const dir = posix.join(ctx.installDir, ARTIFACT_SNAPSHOT.root, XSBENCH_DIR);
   return [
