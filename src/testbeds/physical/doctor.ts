@@ -7,6 +7,7 @@
 import type { TestbedFile } from '../../core/testbed-file.ts';
 import type { Executor } from '../../host/exec/types.ts';
 import { Virsh } from '../../host/libvirt/virsh.ts';
+import { eventSet, parseCpuinfo, parsePerfStatIntervals, perfEventArgs, selectEventSet, totalsByEvent, type PerfEventSet } from '../../host/perf/index.ts';
 import { findGrubEntry, grubNamesOf, parseGrubMenu } from './grub.ts';
 import { hostExecutor } from './host.ts';
 import { compareNodes, readHostNodes } from './topology.ts';
@@ -206,36 +207,34 @@ async function checkGuestKeys(local: Executor, file: TestbedFile): Promise<Docto
 }
 
 async function checkPerf(exec: Executor, file: TestbedFile): Promise<DoctorFinding[]> {
-  if (file.perfEventSet === 'none') return [warn('perf', "perfEventSet is 'none': no local/remote DRAM counts will be recorded", 'set perfEventSet to the host CPU model (skylake-sp, cascadelake-sp, zen3, zen4)')];
+  const cpu = await exec.readFile('/proc/cpuinfo', { timeoutMs: 10_000 }).then(parseCpuinfo, () => null);
+  const suggested = cpu ? selectEventSet(cpu).id : 'none';
+  const cpuText = cpu ? `${cpu.modelName} (family ${cpu.family}, model 0x${cpu.model.toString(16)})` : 'unknown CPU';
+  if (file.perfEventSet === 'none') {
+    return [warn('perf', `perfEventSet is 'none': no local/remote DRAM counts will be recorded (${cpuText})`, suggested !== 'none' ? `set perfEventSet: ${suggested} in ${file.file}` : 'no event set in src/host/perf/event-sets.yaml matches this CPU; add one')];
+  }
+  let set: PerfEventSet;
+  try {
+    set = eventSet(file.perfEventSet);
+  } catch (e) {
+    return [fail('perf', (e as Error).message, `set perfEventSet to one of the sets in src/host/perf/event-sets.yaml${suggested !== 'none' ? ` (this CPU: ${suggested})` : ''}`)];
+  }
   const v = await sh(exec, ['perf', 'version']);
   if (v.code !== 0) return [fail('perf', 'perf is not installed on the host', 'apt-get install linux-perf (Debian) or linux-tools-$(uname -r) (Ubuntu)')];
-  const events = await perfEventsOf(file.perfEventSet);
-  if (events.length === 0) return [warn('perf', `${v.out.trim()} present; event set '${file.perfEventSet}' is unknown to this build`, 'check perfEventSet against src/host/perf')];
-  const r = await sh(exec, ['perf', 'stat', '-x,', '-e', events.join(','), '--', 'sleep', '0.1'], 30_000);
-  const unsupported = events.filter((e) => new RegExp(`<not supported>,[^,]*,${e.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`).test(r.err));
+  const r = await sh(exec, ['perf', 'stat', '-x,', ...perfEventArgs(set), '--', 'sleep', '0.1'], 30_000);
+  const totals = totalsByEvent(parsePerfStatIntervals(r.err.split('\n').map((l) => `0.1,${l}`).join('\n')));
+  const names = [...set.local, ...set.remote].map((e) => e.name);
+  const unsupported = names.filter((n) => !totals.get(n)?.supported);
   if (r.code !== 0 || unsupported.length > 0) {
-    return [fail('perf', `perf events not supported here: ${unsupported.join(', ') || r.err.trim().split('\n').slice(-1)[0]}`, `choose the perfEventSet matching the CPU (lscpu 'Model name'); check /proc/sys/kernel/perf_event_paranoid (-1 for per-process uncore/offcore events)`)];
+    return [
+      fail(
+        'perf',
+        `perf event set '${set.id}' on ${cpuText}: not supported here: ${unsupported.join(', ') || r.err.trim().split('\n').slice(-1)[0]}`,
+        `${suggested !== set.id ? `this CPU matches event set '${suggested}'; ` : ''}check /proc/sys/kernel/perf_event_paranoid (<= 0 for per-process hardware events) and that the PMU is exposed (not in a VM without vPMU)`,
+      ),
+    ];
   }
-  return [ok('perf', `${v.out.trim()} counts ${events.join(', ')}`)];
-}
-
-/** Event names of a set, from the perf module's data file when it provides one. */
-async function perfEventsOf(set: string): Promise<string[]> {
-  try {
-    const perfModule = '../../host/perf/index.ts';
-    const mod = (await import(perfModule)) as Record<string, unknown>;
-    const lookup = mod.perfEventSet ?? mod.getEventSet ?? mod.eventSet;
-    if (typeof lookup === 'function') {
-      const es = (await (lookup as (s: string) => unknown)(set)) as { events?: { event?: string; name?: string }[] | Record<string, string> } | null;
-      if (es?.events) {
-        const list = Array.isArray(es.events) ? es.events.map((e) => e.event ?? e.name ?? '') : Object.values(es.events);
-        return list.filter(Boolean);
-      }
-    }
-  } catch {
-    /* perf module not available: only presence of perf is checked */
-  }
-  return [];
+  return [ok('perf', `${v.out.trim()} counts ${names.join(', ')} on ${cpuText}`)];
 }
 
 export async function doctorChecks(file: TestbedFile, deps: { exec?: Executor; local?: Executor } = {}): Promise<DoctorFinding[]> {
