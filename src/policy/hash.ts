@@ -1,8 +1,17 @@
-// Compact open-addressing hash map uint32 key -> int32 value, on typed arrays (no object per entry).
-// clear() is O(1) via a generation stamp, which makes the per-pass unstable-tree reset free;
-// delete() uses backward-shift deletion so no tombstones accumulate in the never-cleared stable map.
+// Compact open-addressing hash map uint32 key -> int32 value (values >= -1) on one interleaved typed array
+// ([generation, key, value] per slot, so a probe touches one cache line).
+//
+// At paper scale the tables are far larger than the caches, so memory latency limits the model's speed.
+// Two choices follow from that:
+// - The home slot keeps the low LOCAL_BITS of the key and mixes the rest: runs of consecutive content ids
+//   (the natural way to label pages) fill consecutive slots, so scanning an address range touches a few
+//   cache lines and TLB entries per 64 pages instead of one random line per page.
+// - On a collision the probe jumps to another randomly chosen block with the same low bits (rather than
+//   stepping linearly, which would make colliding runs of 64 walk through each other). Deletion therefore
+//   leaves a tombstone; tombstones are dropped when the table is rebuilt.
+// clear() is O(1) via the generation stamp, which makes the per-pass unstable-tree reset free.
 
-/** murmur3 fmix32: spreads sequential content ids over the table. */
+/** murmur3 fmix32. */
 export function mix32(x: number): number {
   x ^= x >>> 16;
   x = Math.imul(x, 0x85ebca6b);
@@ -12,104 +21,128 @@ export function mix32(x: number): number {
   return x >>> 0;
 }
 
+const STRIDE = 3;
+const LOCAL_BITS = 6;
+const LOCAL_MASK = (1 << LOCAL_BITS) - 1;
+const TOMBSTONE = 0xfffffffe; // stored value of a deleted entry
+
+/** Slot of the attempt-th probe for key. */
+function probeSlot(key: number, attempt: number, mask: number): number {
+  return ((mix32(((key >>> LOCAL_BITS) + Math.imul(attempt, 0x9e3779b9)) | 0) << LOCAL_BITS) | (key & LOCAL_MASK)) & mask;
+}
+
 export class U32IntMap {
-  private keys: Uint32Array;
-  private vals: Int32Array;
-  private gens: Uint32Array;
+  private slots: Uint32Array;
   private mask: number;
   private gen = 1;
+  private tombstones = 0;
   size = 0;
 
   constructor(initialCapacity = 1024) {
-    let cap = 16;
+    let cap = 128;
     while (cap < initialCapacity * 2) cap *= 2;
-    this.keys = new Uint32Array(cap);
-    this.vals = new Int32Array(cap);
-    this.gens = new Uint32Array(cap);
+    this.slots = new Uint32Array(cap * STRIDE);
     this.mask = cap - 1;
   }
 
   /** Value for key, or -1. */
   get(key: number): number {
-    const { keys, gens, mask, gen } = this;
-    let i = mix32(key) & mask;
-    while (gens[i] === gen) {
-      if (keys[i] === key) return this.vals[i];
-      i = (i + 1) & mask;
+    const slots = this.slots;
+    const mask = this.mask;
+    const gen = this.gen;
+    for (let attempt = 0; ; attempt++) {
+      const at = probeSlot(key, attempt, mask) * STRIDE;
+      if (slots[at] !== gen) return -1;
+      if (slots[at + 1] === key && slots[at + 2] !== TOMBSTONE) return slots[at + 2] | 0;
     }
-    return -1;
+  }
+
+  /** Value for key if present; otherwise inserts (key, value) and returns -1. */
+  getOrInsert(key: number, value: number): number {
+    if ((this.size + this.tombstones + 1) * 2 > this.mask + 1) this.rebuild();
+    const slots = this.slots;
+    const mask = this.mask;
+    const gen = this.gen;
+    for (let attempt = 0; ; attempt++) {
+      const at = probeSlot(key, attempt, mask) * STRIDE;
+      if (slots[at] !== gen) {
+        slots[at] = gen;
+        slots[at + 1] = key;
+        slots[at + 2] = value;
+        this.size++;
+        return -1;
+      }
+      if (slots[at + 1] === key && slots[at + 2] !== TOMBSTONE) return slots[at + 2] | 0;
+    }
   }
 
   set(key: number, value: number): void {
-    if ((this.size + 1) * 2 > this.keys.length) this.grow();
-    const { keys, gens, mask, gen } = this;
-    let i = mix32(key) & mask;
-    while (gens[i] === gen) {
-      if (keys[i] === key) {
-        this.vals[i] = value;
+    if ((this.size + this.tombstones + 1) * 2 > this.mask + 1) this.rebuild();
+    const slots = this.slots;
+    const mask = this.mask;
+    const gen = this.gen;
+    for (let attempt = 0; ; attempt++) {
+      const at = probeSlot(key, attempt, mask) * STRIDE;
+      if (slots[at] !== gen) {
+        slots[at] = gen;
+        slots[at + 1] = key;
+        slots[at + 2] = value;
+        this.size++;
         return;
       }
-      i = (i + 1) & mask;
+      if (slots[at + 1] === key && slots[at + 2] !== TOMBSTONE) {
+        slots[at + 2] = value;
+        return;
+      }
     }
-    gens[i] = gen;
-    keys[i] = key;
-    this.vals[i] = value;
-    this.size++;
   }
 
   delete(key: number): boolean {
-    const { keys, gens, vals, mask, gen } = this;
-    let i = mix32(key) & mask;
-    while (gens[i] === gen) {
-      if (keys[i] === key) break;
-      i = (i + 1) & mask;
-    }
-    if (gens[i] !== gen) return false;
-    // Backward-shift: pull later entries of the probe run into the hole.
-    let hole = i;
-    let j = (i + 1) & mask;
-    while (gens[j] === gen) {
-      const home = mix32(keys[j]) & mask;
-      // Move j into hole unless its home lies cyclically in (hole, j].
-      const inRange = hole <= j ? home > hole && home <= j : home > hole || home <= j;
-      if (!inRange) {
-        keys[hole] = keys[j];
-        vals[hole] = vals[j];
-        hole = j;
+    const slots = this.slots;
+    const mask = this.mask;
+    const gen = this.gen;
+    for (let attempt = 0; ; attempt++) {
+      const at = probeSlot(key, attempt, mask) * STRIDE;
+      if (slots[at] !== gen) return false;
+      if (slots[at + 1] === key && slots[at + 2] !== TOMBSTONE) {
+        slots[at + 2] = TOMBSTONE;
+        this.size--;
+        this.tombstones++;
+        return true;
       }
-      j = (j + 1) & mask;
     }
-    gens[hole] = 0;
-    this.size--;
-    return true;
   }
 
   clear(): void {
     this.gen = (this.gen + 1) >>> 0;
     if (this.gen === 0) {
-      this.gens.fill(0);
+      for (let at = 0; at < this.slots.length; at += STRIDE) this.slots[at] = 0;
       this.gen = 1;
     }
     this.size = 0;
+    this.tombstones = 0;
   }
 
   forEach(fn: (key: number, value: number) => void): void {
-    const { keys, vals, gens, gen } = this;
-    for (let i = 0; i < keys.length; i++) if (gens[i] === gen) fn(keys[i], vals[i]);
+    const { slots, gen } = this;
+    for (let at = 0; at < slots.length; at += STRIDE) {
+      if (slots[at] === gen && slots[at + 2] !== TOMBSTONE) fn(slots[at + 1], slots[at + 2] | 0);
+    }
   }
 
-  private grow(): void {
-    const oldKeys = this.keys;
-    const oldVals = this.vals;
-    const oldGens = this.gens;
+  /** Re-inserts the live entries, doubling the capacity unless tombstones were the reason. */
+  private rebuild(): void {
+    const old = this.slots;
     const oldGen = this.gen;
-    const cap = oldKeys.length * 2;
-    this.keys = new Uint32Array(cap);
-    this.vals = new Int32Array(cap);
-    this.gens = new Uint32Array(cap);
+    let cap = this.mask + 1;
+    if ((this.size + 1) * 4 > cap) cap *= 2;
+    this.slots = new Uint32Array(cap * STRIDE);
     this.mask = cap - 1;
     this.gen = 1;
     this.size = 0;
-    for (let i = 0; i < oldKeys.length; i++) if (oldGens[i] === oldGen) this.set(oldKeys[i], oldVals[i]);
+    this.tombstones = 0;
+    for (let at = 0; at < old.length; at += STRIDE) {
+      if (old[at] === oldGen && old[at + 2] !== TOMBSTONE) this.set(old[at + 1], old[at + 2] | 0);
+    }
   }
 }

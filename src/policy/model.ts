@@ -114,6 +114,14 @@ export class KsmModel {
   private sFree: number[] = [];
   private sUsed = 0;
 
+  // Presence filter over stable-tree contents (one bit per hashed content, ~16 bits per key, cache-resident):
+  // it only skips hash-table probes that would miss; it never changes a result or the comparisons charged.
+  private stableFilter = new Uint32Array((1 << 16) / 32);
+  private stableFilterMask = (1 << 16) - 1;
+  private stableKeys = 0;
+  private stableKeysAtFilterBuild = 0;
+  private stableKeyDeletions = 0;
+
   // nuKSM fair: round-robin pointers, one per class so that the classes are each split evenly.
   private rrBothActive = 0;
   private rrBothInactive = 0;
@@ -279,6 +287,7 @@ export class KsmModel {
 
   private startPass(): void {
     this.recomputeForest();
+    if (this.stableKeyDeletions > this.stableKeysAtFilterBuild) this.rebuildStableFilter(); // drop stale bits
     for (const m of this.unstableMap) m.clear(); // root_unstable_tree[nid] = RB_ROOT
     this.unstableTreeSize.fill(0);
     this.cursorPos = 0;
@@ -317,7 +326,7 @@ export class KsmModel {
       return;
     }
     this.totalComparisons += treeSearchCost(this.stableTreeSize[tree]);
-    const s = this.stableSearch(nid, content);
+    const s = this.stableFilterMayHave(content) ? this.stableSearch(nid, content) : NONE;
     if (s !== NONE) {
       this.mergeIntoStable(mm, p, s);
       return;
@@ -329,25 +338,29 @@ export class KsmModel {
     this.totalComparisons += treeSearchCost(this.unstableTreeSize[tree]);
     const map = this.unstableMap[nid];
     const gid = mm.base + p;
-    const tGid = map.get(content);
-    if (tGid !== NONE && tGid !== gid) {
+    const tGid = map.getOrInsert(content, gid);
+    if (tGid === NONE) {
+      this.unstableTreeSize[tree]++; // no match: the scanned page was inserted
+    } else {
       const tMm = this.mmOfGid(tGid);
       const tp = tGid - tMm.base;
-      if (tMm.alive && tMm.flags[tp] & UNSTABLE && tMm.contents[tp] === content) {
-        map.delete(content);
+      if (tGid !== gid && tMm.alive && tMm.flags[tp] & UNSTABLE && tMm.contents[tp] === content) {
+        // The tree page leaves the unstable tree; its map entry goes stale (UNSTABLE cleared) and is
+        // overwritten if the content is ever inserted again this pass.
         this.unstableTreeSize[tree]--;
-        this.mergeTwo(mm, p, tMm, tp, nid, tree);
+        this.mergeTwo(mm, p, tMm, tp, nid);
         return;
       }
+      map.set(content, gid); // the entry was stale (page changed, merged or gone): replace it in place
     }
-    // No (valid) match: insert the scanned page into the unstable tree. A stale entry is replaced in place.
-    map.set(content, gid);
-    if (tGid === NONE) this.unstableTreeSize[tree]++;
     flags[p] |= UNSTABLE;
     this.pagesUnshared++;
   }
 
-  /** The KSM page to merge into: among the dups of this content, the fullest one still below max_page_sharing. */
+  /**
+   * The KSM page to merge into: among the dups of this content, the fullest one still below max_page_sharing
+   * (stable_node_dup()). Chains keep their non-full dups first, so the walk stops at the first full one.
+   */
   private stableSearch(nid: number, content: number): number {
     let s = this.stableMap[nid].get(content);
     let best = NONE;
@@ -355,13 +368,54 @@ export class KsmModel {
     const max = this.cfg.maxPageSharing;
     while (s !== NONE) {
       const items = this.sItems[s];
-      if (items > 0 && items < max && items > bestItems) {
+      if (items >= max) break;
+      if (items > bestItems) {
         best = s;
         bestItems = items;
       }
       s = this.sNextDup[s];
     }
     return best;
+  }
+
+  /** Unlinks dup s from its content's chain; returns false if the chain became empty (key removed). */
+  private unlinkDup(s: number): boolean {
+    const map = this.stableMap[this.sNid[s]];
+    const content = this.sContent[s];
+    const head = map.get(content);
+    const next = this.sNextDup[s];
+    if (head === s) {
+      if (next === NONE) {
+        map.delete(content);
+        return false;
+      }
+      map.set(content, next);
+    } else {
+      for (let d = head; d !== NONE; d = this.sNextDup[d]) {
+        if (this.sNextDup[d] === s) {
+          this.sNextDup[d] = next;
+          break;
+        }
+      }
+    }
+    this.sNextDup[s] = NONE;
+    return true;
+  }
+
+  /** Re-links dup s at the head (it can take sharers) or the tail (it is full) of its non-empty chain. */
+  private relinkDup(s: number, atHead: boolean): void {
+    const map = this.stableMap[this.sNid[s]];
+    const content = this.sContent[s];
+    const head = map.get(content);
+    if (head === NONE || atHead) {
+      this.sNextDup[s] = head;
+      map.set(content, s);
+      return;
+    }
+    let d = head;
+    while (this.sNextDup[d] !== NONE) d = this.sNextDup[d];
+    this.sNextDup[d] = s;
+    this.sNextDup[s] = NONE;
   }
 
   // ------------------------------------------------------------------ merges and placement policy
@@ -405,7 +459,7 @@ export class KsmModel {
   }
 
   /** Unstable-tree match: two private pages become one KSM page. Linux keeps the scanned page (S). */
-  private mergeTwo(sMm: MmState, sp: number, tMm: MmState, tp: number, nid: number, _tree: number): void {
+  private mergeTwo(sMm: MmState, sp: number, tMm: MmState, tp: number, nid: number): void {
     const nodeS = sMm.regNodes[sp];
     const nodeT = tMm.regNodes[tp];
     let keepScanned = true;
@@ -532,7 +586,12 @@ export class KsmModel {
     const head = map.get(content);
     this.sNextDup[s] = head;
     map.set(content, s);
-    if (head === NONE) this.stableTreeSize[this.treeOf(nid, content)]++;
+    if (head === NONE) {
+      this.stableTreeSize[this.treeOf(nid, content)]++;
+      this.stableKeys++;
+      if (this.stableKeys * 16 > this.stableFilter.length * 32) this.rebuildStableFilter();
+      else this.stableFilterAdd(content);
+    }
     return s;
   }
 
@@ -544,6 +603,11 @@ export class KsmModel {
     if (this.sItems[s] > 0) this.pagesSharing++;
     else this.pagesShared++;
     this.sItems[s]++;
+    if (this.sItems[s] === this.cfg.maxPageSharing) {
+      // Full: move behind the dups that can still take sharers.
+      this.unlinkDup(s);
+      this.relinkDup(s, false);
+    }
     this.sMappers[s]++;
     this.sOrigNodeCount[s * this.nodes + mm.regNodes[p]]++;
     mm.flags[p] |= MAPS_KSM;
@@ -581,6 +645,11 @@ export class KsmModel {
     }
     mm.stableOf[p] = NONE;
     mm.itemNext[p] = NONE;
+    if (this.sItems[s] === this.cfg.maxPageSharing && this.sAlive[s]) {
+      // No longer full: back to the front of its chain.
+      this.unlinkDup(s);
+      this.relinkDup(s, true);
+    }
     this.sItems[s]--;
     if (this.sItems[s] > 0) this.pagesSharing--;
     else this.pagesShared--;
@@ -591,23 +660,10 @@ export class KsmModel {
    * lazily when it next meets the stale node; the model does it at once). Remaining items are unlinked.
    */
   private freeStable(s: number): void {
-    const nid = this.sNid[s];
-    const content = this.sContent[s];
-    const map = this.stableMap[nid];
-    const head = map.get(content);
-    if (head === s) {
-      const next = this.sNextDup[s];
-      if (next === NONE) {
-        map.delete(content);
-        this.stableTreeSize[this.treeOf(nid, content)]--;
-      } else map.set(content, next);
-    } else {
-      for (let d = head; d !== NONE; d = this.sNextDup[d]) {
-        if (this.sNextDup[d] === s) {
-          this.sNextDup[d] = this.sNextDup[s];
-          break;
-        }
-      }
+    if (!this.unlinkDup(s)) {
+      this.stableTreeSize[this.treeOf(this.sNid[s], this.sContent[s])]--;
+      this.stableKeys--;
+      this.stableKeyDeletions++;
     }
     if (this.sItems[s] > 0) {
       this.pagesShared--;
@@ -655,6 +711,32 @@ export class KsmModel {
     this.sNextDup = grow(this.sNextDup, (n) => new Int32Array(n));
     this.sOrigNodeCount = grow(this.sOrigNodeCount, (n) => new Int32Array(n), this.nodes);
     this.sCap = cap;
+  }
+
+  /** Bit of a content in the filter: low 6 bits kept (consecutive contents share words), the rest mixed. */
+  private stableFilterBit(content: number): number {
+    return ((mix32(content >>> 6) << 6) | (content & 63)) & this.stableFilterMask;
+  }
+
+  private stableFilterMayHave(content: number): boolean {
+    const bit = this.stableFilterBit(content);
+    return (this.stableFilter[bit >>> 5] & (1 << (bit & 31))) !== 0;
+  }
+
+  private stableFilterAdd(content: number): void {
+    const bit = this.stableFilterBit(content);
+    this.stableFilter[bit >>> 5] |= 1 << (bit & 31);
+  }
+
+  private rebuildStableFilter(): void {
+    let bits = 1 << 16;
+    while (bits < this.stableKeys * 16 && bits < 2 ** 31) bits *= 2;
+    this.stableFilterMask = bits - 1;
+    if (this.stableFilter.length * 32 === bits) this.stableFilter.fill(0);
+    else this.stableFilter = new Uint32Array(bits / 32);
+    for (const map of this.stableMap) map.forEach((content) => this.stableFilterAdd(content));
+    this.stableKeysAtFilterBuild = this.stableKeys;
+    this.stableKeyDeletions = 0;
   }
 
   // ------------------------------------------------------------------ forest
