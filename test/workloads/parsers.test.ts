@@ -163,18 +163,21 @@ describe('BTree parser (documented format)', () => {
   });
 });
 
-describe('RandomAccess parser (documented format)', () => {
+describe('RandomAccess parser (captured real output and documented format)', () => {
   const randomaccess = getWorkload('randomaccess');
 
-  it("prefers the benchmark's own 'Time taken' over /usr/bin/time's 'real'", () => {
-    expect(once(randomaccess.parse(fixture('randomaccess-artifact.documented-format.txt')), 'runtime_s')).toEqual([398.122]);
+  it("reads /usr/bin/time -p 'real' of a real small run of the artifact's benchmark", () => {
+    const samples = randomaccess.parse(fixture('randomaccess-artifact-small.captured.txt'), { instance: 'p0' });
+    expect(samples.map((s) => [s.metric, s.value])).toEqual([['runtime_s', 1.53]]);
+    expectCatalogued(samples, 'randomaccess', 'p0');
   });
 
-  it("falls back to 'real' as the artifact parsed it", () => {
-    expect(once(randomaccess.parse(fixture('randomaccess-artifact-time-only.documented-format.txt')), 'runtime_s')).toEqual([412.37]);
+  it("uses 'real' (as the artifact did), not the whole-second 'Time taken' of the process log", () => {
+    expect(once(randomaccess.parse(fixture('randomaccess-artifact.documented-format.txt')), 'runtime_s')).toEqual([412.37]);
   });
 
-  it('rejects output without either timing', () => {
-    expectParseError(() => randomaccess.parse('Data populated\nSum : 5\n'), /Time taken/);
+  it("rejects output without a 'real' line", () => {
+    expectParseError(() => randomaccess.parse('Data populated\nTime taken : 398\nSum : 5\n'), /real S/);
+    expectParseError(() => randomaccess.parse('Command exited with non-zero status 1\nreal x\n'), /real S/);
   });
 });
