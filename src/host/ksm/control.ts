@@ -148,8 +148,12 @@ export class KsmControl {
     if (missing.length > 0) {
       throw new HarnessError('unsupported', `KSM knob(s) ${missing.join(', ')} do not exist on ${this.exec.target} (${this.dir}); this kernel has: ${Object.keys(current).sort().join(', ')}`, { missing });
     }
-    const { needsUnmerge, order } = planKnobWrites(current, wanted);
-    if (needsUnmerge) await this.unmerge();
+    let { needsUnmerge, order } = planKnobWrites(current, wanted);
+    if (needsUnmerge) {
+      await this.unmerge();
+      // Unmerging leaves run=2: put run back to what it was unless the caller sets it.
+      ({ order } = planKnobWrites(await this.readKnobs(), { run: current.run ?? '0', ...wanted }));
+    }
     for (const [name, value] of order) await this.writeKnob(name, value);
     const after = await this.readKnobs();
     const wrong = order.filter(([k, v]) => after[k] !== v);
