@@ -46,8 +46,6 @@ describeWith(['mariadb', 'sysbench'], 'mysql workload: real MariaDB + sysbench 1
     workDir = await mkdtemp(join(tmpdir(), 'nuksm-mysql-'));
     params = workload.resolveParams('small', {
       port: await freeLoopbackPort(),
-      // mariadbd refuses to run as root unless told to.
-      serverUser: process.getuid?.() === 0 ? 'root' : '',
       tableSize: 20_000,
       clients: 4,
       timeS: 4,

@@ -37,7 +37,7 @@ const schema = z.object({
   user: z.string().regex(SQL_IDENTIFIER),
   password: z.string(),
   database: z.string().regex(SQL_IDENTIFIER),
-  /** OS user mariadbd runs as (managed server); '' = the executor's user. mariadbd needs 'root' here when run as root. */
+  /** OS user mariadbd runs as (managed server); '' = the executor's user (as root, --user=root is added, which mariadbd requires). */
   serverUser: z.string(),
   mariadbd: z.string().min(1),
   /** Per-phase timeout for the timed run; prepare gets its own, scaled with tableSize. */
@@ -113,6 +113,8 @@ function sysbenchConnection(p: WorkloadParams): string[] {
 function managedServerPhases(p: WorkloadParams, ctx: RunContext): { start: Phase[]; stop: Phase[] } {
   const paths = mysqlPaths(ctx.workDir);
   const userArg = str(p, 'serverUser') === '' ? [] : [`--user=${str(p, 'serverUser')}`];
+  // With no explicit serverUser, add --user=root only when the command really runs as root.
+  const asRoot = str(p, 'serverUser') === '' ? 'if [ "$(id -u)" -eq 0 ]; then set -- "$@" --user=root; fi; ' : '';
   // MEMORY tables are capped by max_heap_table_size; the artifact set 20G for its 20 GiB footprint.
   const heapLimit = `${Math.max(1, Math.ceil(num(p, 'footprintGiB')))}G`;
   const admin = ['mariadb-admin', '--no-defaults', `--socket=${paths.socket}`, '--user=root'];
@@ -125,7 +127,7 @@ function managedServerPhases(p: WorkloadParams, ctx: RunContext): { start: Phase
       {
         name: 'prepare',
         description: 'initialise a private MariaDB datadir',
-        argv: ['sh', '-c', 'rm -rf "$1" && mkdir -p "$1" && shift && exec "$@"', 'sh', paths.datadir,
+        argv: ['sh', '-c', `rm -rf "$1" && mkdir -p "$1" && shift && ${asRoot}exec "$@"`, 'sh', paths.datadir,
           'mariadb-install-db', '--no-defaults', `--datadir=${paths.datadir}`, '--auth-root-authentication-method=normal', '--skip-test-db', ...userArg],
         expectedDurationS: 5,
         timeoutS: 120,
@@ -136,7 +138,7 @@ function managedServerPhases(p: WorkloadParams, ctx: RunContext): { start: Phase
         name: 'prepare',
         description: 'start mariadbd on loopback with its own socket and port (detached)',
         // The server outlives this command: its output goes to the error log, so no pipe keeps the command open.
-        argv: ['sh', '-c', 'log="$1"; shift; "$@" >>"$log" 2>&1 </dev/null &', 'sh', paths.errorLog,
+        argv: ['sh', '-c', `log="$1"; shift; ${asRoot}"$@" >>"$log" 2>&1 </dev/null &`, 'sh', paths.errorLog,
           str(p, 'mariadbd'), '--no-defaults', `--datadir=${paths.datadir}`, `--socket=${paths.socket}`, `--port=${num(p, 'port')}`,
           `--bind-address=${host}`, `--pid-file=${paths.pidFile}`, `--log-error=${paths.errorLog}`, '--skip-log-bin',
           `--max-heap-table-size=${heapLimit}`, `--tmp-table-size=${heapLimit}`, ...userArg],
