@@ -12,6 +12,7 @@ import { xsbench } from './xsbench/index.ts';
 
 export { WORKLOAD_NAMES };
 export type { Phase, Workload, WorkloadName, WorkloadParams, WorkloadVariant, ParseOptions, InstallContext, RunContext } from './types.ts';
+export { runWorkload, type RunWorkloadOptions } from './run.ts';
 export { runPhases, parsedOutputOf, standaloneArgv, type PhaseRunResult, type PhaseOutcome } from './phase-runner.ts';
 
 const WORKLOADS: Record<WorkloadName, Workload> = { xsbench, mysql, btree, randomaccess, cg };

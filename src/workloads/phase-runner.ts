@@ -14,6 +14,8 @@ export interface PhaseOutcome {
   exitCode: number;
   stdout: string;
   stderr: string;
+  /** Wall-clock start, ms since the epoch (to place a benchmark's own interval times on the step clock). */
+  startedAtMs: number;
   durationS: number;
 }
 
@@ -23,6 +25,8 @@ export interface PhaseRunResult {
   parsedOutput: string;
   /** Wall time of the timed phase as seen by the harness (the benchmark's own runtime comes from parse()). */
   timedPhaseS: number | null;
+  /** When the timed phase started, ms since the epoch. */
+  timedPhaseStartedAtMs: number | null;
 }
 
 export interface RunPhasesOptions {
@@ -49,6 +53,7 @@ export function parsedOutputOf(phases: readonly Phase[], outcomes: readonly Phas
 }
 
 async function runOne(exec: Executor, phase: Phase, opts: RunPhasesOptions): Promise<PhaseOutcome> {
+  const startedAtMs = Date.now();
   const started = performance.now();
   const result = await exec.run(phase.argv, {
     timeoutMs: phase.timeoutS * 1000,
@@ -65,6 +70,7 @@ async function runOne(exec: Executor, phase: Phase, opts: RunPhasesOptions): Pro
     exitCode: result.exitCode,
     stdout: result.stdout,
     stderr: result.stderr,
+    startedAtMs,
     durationS: (performance.now() - started) / 1000,
   };
 }
@@ -110,5 +116,6 @@ export async function runPhases(exec: Executor, phases: readonly Phase[], opts: 
     outcomes,
     parsedOutput: parsedOutputOf(outcomePhases, outcomes),
     timedPhaseS: timedIndex >= 0 ? outcomes[timedIndex]!.durationS : null,
+    timedPhaseStartedAtMs: timedIndex >= 0 ? outcomes[timedIndex]!.startedAtMs : null,
   };
 }

@@ -8,7 +8,7 @@ import { execa } from 'execa';
 import { ConfigError, HarnessError } from '../../src/core/errors.ts';
 import { METRICS } from '../../src/core/metrics.ts';
 import { ARTIFACT_SNAPSHOT, parseSha256Sums } from '../../src/workloads/cache.ts';
-import { BTREE_FIG4, WORKLOAD_NAMES, XSBENCH_FIG8, getWorkload, runPhases, standaloneArgv, type Phase } from '../../src/workloads/index.ts';
+import { BTREE_FIG4, WORKLOAD_NAMES, XSBENCH_FIG8, getWorkload, runPhases, runWorkload, standaloneArgv, type Phase } from '../../src/workloads/index.ts';
 import { describeWith } from '../support/components.ts';
 import { LocalExecutor } from '../../src/host/exec/index.ts';
 
@@ -188,5 +188,23 @@ describe('figure-specific parameter sets and detached argv', () => {
     const [run] = cg.phases(cg.resolveParams('small'), ctx);
     expect(standaloneArgv(run!)).toEqual(['env', '-C', '/opt/nuksm/nuKSM-pact21-artifact/benchmarks/NPB3.4-OMP', 'OMP_NUM_THREADS=2', '/opt/nuksm/nuKSM-pact21-artifact/benchmarks/NPB3.4-OMP/bin/cg.A.x']);
     expect(standaloneArgv({ name: 'run', description: '', argv: ['true'], expectedDurationS: 1, timeoutS: 1, timed: true, parsed: false })).toEqual(['true']);
+  });
+});
+
+describeWith(['gcc'], 'runWorkload (phases + parse in one call)', () => {
+  it('places the benchmark interval times on the step clock', async () => {
+    const mysql = getWorkload('mysql');
+    const captured = join(import.meta.dirname, '../fixtures/workloads/sysbench-1.0.20-oltp_read_only-interval.captured.txt');
+    // The real parser over a real captured output, replayed by a one-phase workload.
+    const replay = { ...mysql, phases: (): Phase[] => [{ name: 'run', description: 'replay', argv: ['cat', captured], expectedDurationS: 1, timeoutS: 10, timed: true, parsed: true }] };
+    const stepStartedAtMs = Date.now() - 30_000;
+    const { samples, run } = await runWorkload(new LocalExecutor(), replay, mysql.resolveParams('small'), ctx, { instance: 'vm0', stepStartedAtMs });
+    const first = samples.find((s) => s.metric === 'throughput_ops' && s.t !== null)!;
+    const offset = (run.timedPhaseStartedAtMs! - stepStartedAtMs) / 1000;
+    expect(offset).toBeGreaterThanOrEqual(30);
+    expect(first.t).toBeCloseTo(1 + offset, 6);
+    expect(first.instance).toBe('vm0');
+    const { samples: unshifted } = await runWorkload(new LocalExecutor(), replay, mysql.resolveParams('small'), ctx, { instance: 'vm0' });
+    expect(unshifted.find((s) => s.metric === 'throughput_ops' && s.t !== null)!.t).toBe(1);
   });
 });
