@@ -60,6 +60,7 @@ describe('workload registry and definitions', () => {
     expect(bt.phases(bt.resolveParams('paper'), ctx).map((p) => p.argv)).toEqual([
       ['setarch', 'x86_64', '-R', '/opt/nuksm/nuKSM-pact21-artifact/benchmarks/btree/BTree'],
     ]);
+    expect(bt.phases(bt.resolveParams('paper'), ctx)[0]!.env).toEqual({ OMP_NUM_THREADS: '1' });
     const fig4 = bt.phases(bt.resolveParams('paper', { mode: 'throughput' }), ctx);
     expect(fig4.map((p) => [p.name, p.parsed])).toEqual([['prepare', false], ['run', true], ['collect', true]]);
     const mysqlRun = getWorkload('mysql').phases(getWorkload('mysql').resolveParams('paper'), ctx).find((p) => p.timed)!;

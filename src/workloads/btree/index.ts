@@ -59,6 +59,9 @@ function phases(p: WorkloadParams, ctx: RunContext): Phase[] {
     name: 'run',
     description: `BTree (${mode}): ${num(p, 'elements')} keys, ${num(p, 'lookupIterations')} lookup iterations after ${num(p, 'sleepS')} s`,
     argv: ['setarch', 'x86_64', '-R', binary],
+    // btree_throughput is built with -fopenmp and `#pragma omp parallel for` over the lookups; the
+    // artifact kept it to one thread only by pinning it to one CPU (numactl -C 0). Say so directly.
+    env: { OMP_NUM_THREADS: '1' },
     cwd: posix.dirname(binary),
     expectedDurationS: expected,
     timeoutS: num(p, 'runTimeoutS'),
