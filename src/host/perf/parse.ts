@@ -44,20 +44,22 @@ export interface EventTotal {
 }
 
 /**
- * Totals per event over all intervals. An event is unsupported when perf said `<not supported>`,
+ * Totals per event (modifier suffix removed) over all intervals. An event is unsupported when perf said `<not supported>`,
  * or when it was `<not counted>` in every interval (it never produced a value).
  */
 export function totalsByEvent(rows: readonly PerfIntervalRow[]): Map<string, EventTotal> {
   const totals = new Map<string, EventTotal>();
   for (const r of rows) {
-    const t = totals.get(r.event) ?? { event: r.event, total: 0, intervals: 0, countedIntervals: 0, supported: true };
+    // perf prints a named event with its modifier (`task-clock:G`); the set names it without.
+    const event = r.event.replace(/:[ukhGHpPSDIW]+$/, '');
+    const t = totals.get(event) ?? { event, total: 0, intervals: 0, countedIntervals: 0, supported: true };
     t.intervals++;
     if (r.status === 'not-supported') t.supported = false;
     if (r.count !== null) {
       t.total += r.count;
       t.countedIntervals++;
     }
-    totals.set(r.event, t);
+    totals.set(event, t);
   }
   for (const t of totals.values()) if (t.countedIntervals === 0) t.supported = false;
   return totals;
