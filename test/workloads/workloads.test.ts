@@ -173,6 +173,43 @@ describeWith(['gcc'], 'phase runner and install from the offline cache (local ex
     expect(btree.parse(run.parsedOutput).map((s) => s.value)).toEqual([1023]);
   });
 
+  it('throughput mode (Fig. 4): the alarm period is rewritten and the series is placed after the tree build and sleep', async () => {
+    // Stand-in with btree_throughput's protocol (CSV header + "k,count" per SIGALRM, ready file
+    // before the lookups, the same #defines and alarm(45)); each "lookup" sleeps 1 ms.
+    const standIn =
+      '#include <stdio.h>\n#include <signal.h>\n#include <unistd.h>\n#define NELEMENTS (150UL << 18)\n#define NLOOKUP 1200000000\n#define SLEEP_INTERVAL 10\n' +
+      'FILE *fp; unsigned long processed = 0, k = 0;\n' +
+      'void tick(int s) { (void)s; fprintf(fp, "%lu,%lu\\n", ++k, processed); processed = 0; fflush(fp); alarm(45); }\n' +
+      'int main(void) { fp = fopen("/tmp/btree_throughput.csv", "w+"); fprintf(fp, "Time, Entries\\n"); signal(SIGALRM, tick);\n' +
+      '  printf("Sleeping %d seconds\\n", SLEEP_INTERVAL); fflush(stdout); sleep(SLEEP_INTERVAL); fclose(fopen("/tmp/alloctest-bench.ready", "w"));\n' +
+      '  alarm(45); for (unsigned long i = 0; i < NLOOKUP; i++) { usleep(1000); processed++; }\n' +
+      '  printf("got 0 matches in %lu seconds\\n", (unsigned long)NELEMENTS); return 0; }\n';
+    const { cacheDir, sha256 } = await makeSnapshot({
+      'benchmarks/btree_throughput/btree.c': standIn,
+      'benchmarks/btree_throughput/Makefile': 'BTree: btree.c\n\tgcc -O2 -o BTree btree.c\n',
+    });
+    const btree = getWorkload('btree');
+    const params = btree.resolveParams('small', { mode: 'throughput', elements: 3, lookupIterations: 2600, sleepS: 1, intervalS: 1 });
+    const installDir = join(dir, 'install-fig4');
+    await btree.install({ exec, cacheDir, installDir, params, pins: { [ARTIFACT_SNAPSHOT.file]: sha256 } });
+    const stepStartedAtMs = Date.now();
+    const { samples, run } = await runWorkload(exec, btree, params, { installDir, workDir: join(dir, 'work-fig4') }, { instance: 'vm0', stepStartedAtMs });
+    expect(run.parsedOutput).toMatch(/^lookups started after: \d+\.\d{3} s$/m);
+    expect(samples.filter((s) => s.t === null).map((s) => [s.metric, s.value])).toEqual([['runtime_s', 3]]);
+    const points = samples.filter((s) => s.metric === 'throughput_ops' && s.t !== null);
+    expect(points.length).toBeGreaterThanOrEqual(2);
+    // First row 1 s after the lookups began, which is ≥ the 1 s sleep after the phase started.
+    const lookupStart = Number(/lookups started after: ([\d.]+)/.exec(run.parsedOutput)![1]);
+    // (file mtimes come from the kernel's coarse clock: a few ms early at most)
+    expect(lookupStart).toBeGreaterThanOrEqual(0.95);
+    expect(lookupStart).toBeLessThan(3);
+    const offset = (run.timedPhaseStartedAtMs! - stepStartedAtMs) / 1000;
+    expect(points.map((s) => s.t! - offset - lookupStart)).toEqual(points.map((_, i) => expect.closeTo(i + 1, 6)));
+    // 1 ms per iteration: at most 1000 iterations per second, and clearly more than none.
+    for (const s of points) expect(s.value).toBeGreaterThan(200);
+    for (const s of points) expect(s.value).toBeLessThanOrEqual(1000);
+  });
+
   it('SHA256SUMS parsing accepts text and binary markers', () => {
     expect(parseSha256Sums(`${'a'.repeat(64)}  dir/x.tar\n${'B'.repeat(64)} *y.tar\ngarbage\n`)).toEqual({ 'x.tar': 'a'.repeat(64), 'y.tar': 'b'.repeat(64) });
   });

@@ -15,6 +15,8 @@ import type { InstallContext, InstallResult, Phase, RunContext, Workload, Worklo
 import { BTREE_DEFAULT_INTERVAL_S, parseBtree } from './parse.ts';
 
 export const BTREE_THROUGHPUT_CSV = '/tmp/btree_throughput.csv';
+/** CONFIG_SHM_FILE_NAME in btree.c: '.ready' is created right before the lookups start. */
+export const BTREE_READY_FILE_BASE = '/tmp/alloctest-bench';
 
 const schema = z.object({
   footprintGiB: positive,
@@ -50,15 +52,25 @@ function sourceDir(mode: string): string {
   return mode === 'throughput' ? 'benchmarks/btree_throughput' : 'benchmarks/btree';
 }
 
+// Fixed scripts; paths arrive as positional parameters. The timed phase records its start (guest
+// clock) so the collect phase can say when the lookups began: the benchmark's k × period counts
+// from there, after the tree build and the sleep, not from the phase start.
+const RECORD_START_AND_RUN = 'date +%s.%N > "$1" && shift && exec "$@"';
+const REPORT_THROUGHPUT =
+  'start=$(cat "$1") && ready=$(date -r "$2" +%s.%N) && cat "$3" && ' +
+  "awk -v a=\"$start\" -v b=\"$ready\" 'BEGIN { printf \"lookups started after: %.3f s\\n\", b - a }'";
+
 function phases(p: WorkloadParams, ctx: RunContext): Phase[] {
   const mode = str(p, 'mode');
   const binary = posix.join(ctx.installDir, ARTIFACT_SNAPSHOT.root, sourceDir(mode), 'BTree');
+  const startFile = posix.join(ctx.workDir, 'btree-run-start');
   // ~1.5 µs per iteration (two lookups) on the paper's Xeon; tree build ~0.5 µs per element.
   const expected = num(p, 'sleepS') + Math.ceil(num(p, 'lookupIterations') * 1.5e-6 + num(p, 'elements') * 0.5e-6);
+  const benchmark = ['setarch', 'x86_64', '-R', binary];
   const run: Phase = {
     name: 'run',
     description: `BTree (${mode}): ${num(p, 'elements')} keys, ${num(p, 'lookupIterations')} lookup iterations after ${num(p, 'sleepS')} s`,
-    argv: ['setarch', 'x86_64', '-R', binary],
+    argv: mode === 'runtime' ? benchmark : ['sh', '-c', RECORD_START_AND_RUN, 'sh', startFile, ...benchmark],
     // btree_throughput is built with -fopenmp and `#pragma omp parallel for` over the lookups; the
     // artifact kept it to one thread only by pinning it to one CPU (numactl -C 0). Say so directly.
     env: { OMP_NUM_THREADS: '1' },
@@ -73,7 +85,7 @@ function phases(p: WorkloadParams, ctx: RunContext): Phase[] {
     {
       name: 'prepare',
       description: 'remove a previous throughput log and readiness files',
-      argv: ['rm', '-f', BTREE_THROUGHPUT_CSV, '/tmp/alloctest-bench.ready', '/tmp/alloctest-bench.done'],
+      argv: ['sh', '-c', 'mkdir -p "$1" && shift && rm -f "$@"', 'sh', ctx.workDir, startFile, BTREE_THROUGHPUT_CSV, `${BTREE_READY_FILE_BASE}.ready`, `${BTREE_READY_FILE_BASE}.done`],
       expectedDurationS: 1,
       timeoutS: 30,
       timed: false,
@@ -82,8 +94,8 @@ function phases(p: WorkloadParams, ctx: RunContext): Phase[] {
     run,
     {
       name: 'collect',
-      description: `read the per-interval lookup counts from ${BTREE_THROUGHPUT_CSV}`,
-      argv: ['cat', BTREE_THROUGHPUT_CSV],
+      description: `read the per-interval lookup counts from ${BTREE_THROUGHPUT_CSV} and when the lookups started`,
+      argv: ['sh', '-c', REPORT_THROUGHPUT, 'sh', startFile, `${BTREE_READY_FILE_BASE}.ready`, BTREE_THROUGHPUT_CSV],
       expectedDurationS: 1,
       timeoutS: 30,
       timed: false,
