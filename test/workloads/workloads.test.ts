@@ -246,3 +246,13 @@ describeWith(['gcc'], 'runWorkload (phases + parse in one call)', () => {
     expect(unshifted.find((s) => s.metric === 'throughput_ops' && s.t !== null)!.t).toBe(1);
   });
 });
+
+describe('mysql setup SQL', () => {
+  it('escapes the password as a SQL literal and refuses a host that is not a plain name or address', () => {
+    const mysql = getWorkload('mysql');
+    const phases = mysql.phases(mysql.resolveParams('small', { password: "a'b\\c" }), ctx);
+    const sql = phases.find((p) => p.description.startsWith('create database'))!.argv.at(-1)!;
+    expect(sql).toContain("IDENTIFIED BY 'a''b\\\\c'");
+    expect(() => mysql.resolveParams('small', { host: "x' OR 1" })).toThrow(/params\.host/);
+  });
+});

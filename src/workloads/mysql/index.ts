@@ -32,7 +32,8 @@ const schema = z.object({
   storageEngine: z.enum(['memory', 'innodb']),
   /** 'managed': start a private mariadbd in workDir; 'external': use an already running server. */
   server: z.enum(['managed', 'external']),
-  host: z.string().min(1),
+  /** Goes into `CREATE USER '<user>'@'<host>'` and --bind-address: a host name or address, nothing else. */
+  host: z.string().regex(/^[A-Za-z0-9.:_%-]+$/),
   port: z.number().int().min(1).max(65535),
   user: z.string().regex(SQL_IDENTIFIER),
   password: z.string(),
@@ -120,7 +121,8 @@ function managedServerPhases(p: WorkloadParams, ctx: RunContext): { start: Phase
   const admin = ['mariadb-admin', '--no-defaults', `--socket=${paths.socket}`, '--user=root'];
   const user = str(p, 'user');
   const host = str(p, 'host');
-  const password = str(p, 'password').replace(/'/g, "''");
+  // A SQL string literal: escape backslashes (MariaDB's escape character) and quotes.
+  const password = str(p, 'password').replace(/\\/g, '\\\\').replace(/'/g, "''");
   const db = str(p, 'database');
   return {
     start: [
