@@ -1,0 +1,302 @@
+/**
+ * The planner: experiment specs × testbed file → ordered steps (experiment × kernel mode ×
+ * configuration × iteration). Identical steps requested by several experiments (Fig. 3 and
+ * Fig. 6 both need KSM-off and KSM runs of the same benchmarks) run once and feed every figure.
+ * Steps are grouped by kernel so each kernel is booted once (or once per iteration with ABBA
+ * interleaving). The wall-time estimate is documented in docs/campaigns.md.
+ */
+import { createHash } from 'node:crypto';
+import { ConfigError } from '../core/errors.ts';
+import type { InstanceSpec, KernelMode, KsmSettings, MergeWait, Scenario, WorkloadRun } from '../core/scenario.ts';
+import type { TestbedFile } from '../core/testbed-file.ts';
+import { STAGGER_S, type CampaignSpec, type ExperimentSpec, type FigureName } from './spec.ts';
+
+/** Constants of the estimate (docs/campaigns.md). */
+export const ESTIMATE = {
+  vmBootS: 60, // the artifact's own fixed boot wait; our readiness probe is usually faster
+  processStartS: 1,
+  teardownS: 30,
+  /** KSM needs about two full scans of the registered memory to merge identical pages (unstable, then stable tree). */
+  scansToConverge: 2,
+  pageBytes: 4096,
+} as const;
+
+export interface PlannedStep {
+  stepId: string;
+  seq: number;
+  /** Content hash of what the step runs; equal keys are one step. */
+  key: string;
+  scenario: Scenario;
+  experiments: string[];
+  figures: FigureName[];
+  /** Kernel (testbed file `kernels` key) the step needs; null when the testbed lacks the mode. */
+  kernel: string | null;
+  boot: number | null;
+  unsupported: string | null;
+  estimateS: number;
+}
+
+export interface PlannedBoot {
+  index: number;
+  kernel: string;
+  bootEntry: string;
+  release: string;
+  steps: number;
+}
+
+export interface PinEntry {
+  experiment: string;
+  configId: string;
+  instance: string;
+  kind: 'vm' | 'process';
+  node: number;
+  cpus: number[];
+  memoryGiB: number;
+  nice: number;
+}
+
+export interface Plan {
+  campaign: string;
+  spec: string;
+  specFile: string;
+  testbed: { file: string; name: string; kind: TestbedFile['kind'] };
+  seed: number;
+  interleave: 'none' | 'abba';
+  steps: PlannedStep[];
+  boots: PlannedBoot[];
+  /** Reboots between kernels (the first boot is counted: the host may be on another kernel). */
+  reboots: number;
+  estimate: { stepsS: number; rebootsS: number; totalS: number };
+  pinMap: PinEntry[];
+}
+
+const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+
+/** Cross-file checks: what the spec asks of the testbed. Throws ConfigError naming the spec key. */
+export function checkSpecAgainstTestbed(spec: ExperimentSpec, tb: TestbedFile): void {
+  const nodes = new Map(tb.nodes.map((n) => [n.id, n]));
+  const known = [...nodes.keys()].join(', ');
+  spec.instances.forEach((inst, i) => {
+    const node = nodes.get(inst.node);
+    if (!node) throw new ConfigError(spec.file, `instances[${i}].node`, `node ${inst.node} does not exist in testbed ${tb.file} (nodes: ${known})`);
+    if (inst.memoryGiB > node.memoryGiB) {
+      throw new ConfigError(spec.file, `instances[${i}].memoryGiB`, `${inst.memoryGiB} GiB is more than node ${node.id} has (${node.memoryGiB} GiB in ${tb.file})`);
+    }
+    if (inst.vcpus > node.cpus.length) {
+      throw new ConfigError(spec.file, `instances[${i}].vcpus`, `${inst.vcpus} vCPUs but node ${node.id} has ${node.cpus.length} CPUs in ${tb.file}`);
+    }
+  });
+  spec.configurations.forEach((c, i) => {
+    for (const [inst, o] of Object.entries(c.instances)) {
+      if (o.node !== undefined && !nodes.has(o.node)) {
+        throw new ConfigError(spec.file, `configurations[${i}].instances.${inst}.node`, `node ${o.node} does not exist in testbed ${tb.file} (nodes: ${known})`);
+      }
+    }
+    if (c.memoryHog && !nodes.has(c.memoryHog.node)) {
+      throw new ConfigError(spec.file, `configurations[${i}].memoryHog.node`, `node ${c.memoryHog.node} does not exist in testbed ${tb.file} (nodes: ${known})`);
+    }
+  });
+  if (spec.monitors.includes('perf-dram') && tb.kind === 'physical' && tb.perfEventSet === 'none') {
+    throw new ConfigError(spec.file, 'monitors', `'perf-dram' needs a perf event set, but ${tb.file} has perfEventSet: none`);
+  }
+}
+
+function ksmFor(spec: ExperimentSpec, mode: KernelMode): KsmSettings {
+  return {
+    run: mode !== 'ksm-off',
+    pagesToScan: spec.ksm.pagesToScan,
+    sleepMillisecs: spec.ksm.sleepMillisecs,
+    mergeAcrossNodes: spec.ksm.mergeAcrossNodes,
+    maxPageSharing: spec.ksm.maxPageSharing,
+    forestMibPerTree: mode.startsWith('nuksm') ? spec.ksm.forestMibPerTree : null,
+    extraKnobs: spec.ksm.extraKnobs,
+  };
+}
+
+function mergeWaitOf(w: ExperimentSpec['timeline']['mergeWait']): MergeWait {
+  return 'fixedS' in w ? { kind: 'fixed', seconds: w.fixedS } : { kind: 'converged', ...w.converged };
+}
+
+/** Seconds the merge wait is expected to take: fixed, or ~2 scans of the registered memory capped at maxS. */
+export function estimateMergeWaitS(s: Scenario): number {
+  if (!s.ksm.run) return 0;
+  if (s.timeline.mergeWait.kind === 'fixed') return s.timeline.mergeWait.seconds;
+  const registeredBytes = s.instances.reduce((sum, inst) => {
+    const run = s.workloads.find((w) => w.instance === inst.name);
+    // A VM registers all of its RAM with KSM (QEMU mem-merge); a process only its footprint.
+    const gib = inst.kind === 'vm' ? inst.memoryMiB / 1024 : Number(run?.params.footprintGiB ?? inst.memoryMiB / 1024);
+    return sum + gib * 2 ** 30;
+  }, 0);
+  const pagesPerS = s.ksm.sleepMillisecs === 0 ? Infinity : (s.ksm.pagesToScan * 1000) / s.ksm.sleepMillisecs;
+  const converge = (ESTIMATE.scansToConverge * registeredBytes) / ESTIMATE.pageBytes / pagesPerS;
+  return Math.min(s.timeline.mergeWait.maxS, converge);
+}
+
+export function estimateStepS(s: Scenario, timedS: number, prepareS: number): number {
+  const start = s.instances.some((i) => i.kind === 'vm') ? ESTIMATE.vmBootS : ESTIMATE.processStartS;
+  const lastStart = Math.max(0, ...s.instances.map((i) => i.startAtS));
+  const timed = s.timeline.timedPhases === 'sequential' ? timedS * s.instances.length : timedS;
+  return Math.min(s.timeline.maxDurationS, start + lastStart + prepareS + estimateMergeWaitS(s) + timed + ESTIMATE.teardownS);
+}
+
+interface Draft {
+  key: string;
+  scenario: Omit<Scenario, 'campaign' | 'iteration' | 'seed'>;
+  experiments: string[];
+  figures: FigureName[];
+  mode: KernelMode;
+  estimateS: number;
+  order: number;
+}
+
+function draftsOf(spec: ExperimentSpec, order: { n: number }): Draft[] {
+  const drafts: Draft[] = [];
+  for (const config of spec.configurations) {
+    const instances: InstanceSpec[] = spec.instances.map((inst, i) => {
+      const o = config.instances[inst.name] ?? {};
+      return {
+        name: inst.name,
+        kind: inst.kind,
+        node: o.node ?? inst.node,
+        vcpus: inst.vcpus,
+        memoryMiB: Math.round(inst.memoryGiB * 1024),
+        nice: o.nice ?? inst.nice,
+        template: inst.kind === 'vm' ? inst.template : null,
+        startAtS: i * (spec.timeline.staggerS ?? STAGGER_S[spec.follows]),
+      };
+    });
+    const workloads: WorkloadRun[] = instances.map((inst) => ({ instance: inst.name, workload: config.workload, params: { ...config.params } }));
+    const timedPhases = config.timedPhases ?? spec.timeline.timedPhases ?? 'concurrent';
+    for (const mode of spec.kernelModes) {
+      const mergeWait: MergeWait = mode === 'ksm-off' ? { kind: 'fixed', seconds: 0 } : mergeWaitOf(config.mergeWait ?? spec.timeline.mergeWait);
+      const scenario = {
+        experiment: spec.name,
+        configId: config.id,
+        kernelMode: mode,
+        ksm: ksmFor(spec, mode),
+        instances,
+        workloads,
+        timeline: { staggerS: spec.timeline.staggerS ?? STAGGER_S[spec.follows], mergeWait, timedPhases, samplePeriodS: spec.timeline.samplePeriodS, maxDurationS: spec.timeline.maxDurationS },
+        memoryHog: config.memoryHog,
+        monitors: [...spec.monitors].sort(),
+      };
+      const { experiment: _e, ...content } = scenario;
+      const key = sha(JSON.stringify(content)).slice(0, 16);
+      const full = { ...scenario, campaign: '', iteration: 0, seed: 0 };
+      drafts.push({ key, scenario, experiments: [spec.name], figures: [...spec.figures], mode, estimateS: estimateStepS(full, config.estimatedTimedS, config.estimatedPrepareS), order: order.n++ });
+    }
+  }
+  return drafts;
+}
+
+export function seedFor(campaignSeed: number, key: string, iteration: number): number {
+  return parseInt(sha(`${campaignSeed}/${key}/${iteration}`).slice(0, 8), 16);
+}
+
+export function buildPlan(campaign: CampaignSpec, tb: TestbedFile, campaignId: string): Plan {
+  for (const spec of campaign.specs) checkSpecAgainstTestbed(spec, tb);
+  const order = { n: 0 };
+  const byKey = new Map<string, Draft>();
+  for (const spec of campaign.specs) {
+    for (const d of draftsOf(spec, order)) {
+      const prev = byKey.get(d.key);
+      if (prev) {
+        prev.experiments.push(...d.experiments.filter((e) => !prev.experiments.includes(e)));
+        prev.figures.push(...d.figures.filter((f) => !prev.figures.includes(f)));
+      } else byKey.set(d.key, d);
+    }
+  }
+  const iterationsOf = new Map(campaign.specs.map((s) => [s.name, s.iterations]));
+  const drafts = [...byKey.values()];
+  const kernelOf = (mode: KernelMode) => tb.modes[mode]?.kernel ?? null;
+  // Kernels in the order the specs first ask for them.
+  const kernels: string[] = [];
+  for (const d of drafts) {
+    const k = kernelOf(d.mode);
+    if (k && !kernels.includes(k)) kernels.push(k);
+  }
+  const maxIterations = Math.max(...drafts.map((d) => Math.max(...d.experiments.map((e) => iterationsOf.get(e) ?? 1))));
+  type Slot = { kernel: string | null; iteration: number | null };
+  const slots: Slot[] = [];
+  if (campaign.interleave === 'abba') {
+    for (let it = 1; it <= maxIterations; it++) {
+      const ks = it % 2 === 1 ? kernels : [...kernels].reverse();
+      for (const k of ks) slots.push({ kernel: k, iteration: it });
+    }
+  } else for (const k of kernels) slots.push({ kernel: k, iteration: null });
+  slots.push({ kernel: null, iteration: null }); // modes the testbed lacks: recorded as unsupported
+
+  const steps: PlannedStep[] = [];
+  const boots: PlannedBoot[] = [];
+  for (const slot of slots) {
+    let boot: PlannedBoot | null = null;
+    for (const d of drafts) {
+      if (kernelOf(d.mode) !== slot.kernel) continue;
+      const iterations = Math.max(...d.experiments.map((e) => iterationsOf.get(e) ?? 1));
+      const its = slot.iteration === null ? Array.from({ length: iterations }, (_, i) => i + 1) : slot.iteration <= iterations ? [slot.iteration] : [];
+      for (const iteration of its) {
+        if (slot.kernel !== null && !boot) {
+          const last = boots[boots.length - 1];
+          if (last && last.kernel === slot.kernel) boot = last;
+          else {
+            const k = tb.kernels[slot.kernel]!;
+            boot = { index: boots.length, kernel: slot.kernel, bootEntry: k.bootEntry, release: k.release, steps: 0 };
+            boots.push(boot);
+          }
+        }
+        if (boot) boot.steps++;
+        const seq = steps.length + 1;
+        const scenario: Scenario = { ...d.scenario, campaign: campaignId, iteration, seed: seedFor(campaign.seed, d.key, iteration) };
+        steps.push({
+          stepId: `${String(seq).padStart(4, '0')}-${d.scenario.experiment}-${d.scenario.configId.replace(/[^A-Za-z0-9_.-]/g, '_')}-${d.mode}-i${iteration}`,
+          seq,
+          key: d.key,
+          scenario,
+          experiments: d.experiments,
+          figures: d.figures,
+          kernel: slot.kernel,
+          boot: boot?.index ?? null,
+          unsupported: slot.kernel === null ? `testbed ${tb.file} has no kernel for mode '${d.mode}' (modes: ${Object.keys(tb.modes).join(', ') || 'none'})` : null,
+          estimateS: slot.kernel === null ? 0 : d.estimateS,
+        });
+      }
+    }
+  }
+  const pinMap = pinMapOf(steps, tb);
+  const reboots = tb.kind === 'physical' ? boots.length : 0;
+  const stepsS = steps.reduce((s, st) => s + st.estimateS, 0);
+  const rebootsS = reboots * tb.timeouts.bootS;
+  return {
+    campaign: campaignId,
+    spec: campaign.name,
+    specFile: campaign.file,
+    testbed: { file: tb.file, name: tb.name, kind: tb.kind },
+    seed: campaign.seed,
+    interleave: campaign.interleave,
+    steps,
+    boots,
+    reboots,
+    estimate: { stepsS, rebootsS, totalS: stepsS + rebootsS },
+    pinMap,
+  };
+}
+
+/** Planned pinning: each instance gets the first free CPUs of its node (per configuration). */
+function pinMapOf(steps: PlannedStep[], tb: TestbedFile): PinEntry[] {
+  const seen = new Set<string>();
+  const out: PinEntry[] = [];
+  for (const st of steps) {
+    const s = st.scenario;
+    const id = `${s.experiment}/${s.configId}`;
+    if (seen.has(id)) continue;
+    seen.add(id);
+    const used = new Map<number, number>();
+    for (const inst of s.instances) {
+      const node = tb.nodes.find((n) => n.id === inst.node)!;
+      const from = used.get(inst.node) ?? 0;
+      used.set(inst.node, from + inst.vcpus);
+      out.push({ experiment: s.experiment, configId: s.configId, instance: inst.name, kind: inst.kind, node: inst.node, cpus: node.cpus.slice(from, from + inst.vcpus), memoryGiB: inst.memoryMiB / 1024, nice: inst.nice });
+    }
+  }
+  return out;
+}

@@ -1,0 +1,207 @@
+/**
+ * Experiment specs (experiments/<name>.yaml, `kind: experiment`) and campaign specs
+ * (`kind: campaign`, a list of experiments). Validated with zod; defaults follow the paper;
+ * `follows: artifact` switches the two timeline choices where the artifact's scripts differ
+ * (VM stagger 10 s instead of 60 s; sequential timed phases for MySQL and RandomAccess).
+ */
+import { existsSync } from 'node:fs';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { z } from 'zod';
+import { ConfigError } from '../core/errors.ts';
+import { KERNEL_MODES } from '../core/scenario.ts';
+import { WORKLOAD_NAMES } from '../workloads/types.ts';
+import { parseWith, readYaml } from './config-error.ts';
+
+export const FIGURES = ['3a', '3b', '4', '6a', '6b', 'table2', '7', 'table3', '8a', '8b', '8c', '9'] as const;
+export type FigureName = (typeof FIGURES)[number];
+export const MONITORS = ['ksm', 'meminfo', 'ksmd-cpu', 'numa-placement', 'perf-dram', 'throughput'] as const;
+
+/** Stagger between instance starts: the paper says one minute, the artifact's scripts sleep 10 s. */
+export const STAGGER_S = { paper: 60, artifact: 10 } as const;
+
+const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]*$/, 'use letters, digits and _ . : -');
+const configId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:/-]*$/, 'use letters, digits and _ . : / -');
+const paramValue = z.union([z.string(), z.number(), z.boolean()]);
+
+const instanceSchema = z
+  .object({
+    name,
+    kind: z.enum(['vm', 'process']).default('vm'),
+    node: z.number().int().min(0),
+    vcpus: z.number().int().positive(),
+    memoryGiB: z.number().positive(),
+    nice: z.number().int().min(-20).max(19).default(0),
+    template: z.string().min(1).nullable().default(null),
+  })
+  .strict();
+
+const instanceOverrideSchema = z
+  .object({ node: z.number().int().min(0).optional(), nice: z.number().int().min(-20).max(19).optional() })
+  .strict();
+
+const mergeWaitSchema = z.union([
+  z.object({ fixedS: z.number().min(0) }).strict(),
+  z
+    .object({
+      converged: z
+        .object({
+          maxS: z.number().positive(),
+          windowS: z.number().positive().default(60),
+          epsilonPct: z.number().positive().max(100).default(1),
+        })
+        .strict()
+        .refine((c) => c.windowS <= c.maxS, { message: 'windowS must not exceed maxS', path: ['windowS'] }),
+    })
+    .strict(),
+]);
+
+const timelineSchema = z
+  .object({
+    staggerS: z.number().min(0).optional(),
+    mergeWait: mergeWaitSchema.default({ converged: { maxS: 1800, windowS: 60, epsilonPct: 1 } }),
+    timedPhases: z.enum(['concurrent', 'sequential']).optional(),
+    samplePeriodS: z.number().positive().default(10),
+    maxDurationS: z.number().positive().default(4 * 3600),
+  })
+  .strict();
+
+const ksmSchema = z
+  .object({
+    pagesToScan: z.number().int().positive().default(1000),
+    sleepMillisecs: z.number().int().min(0).default(100),
+    mergeAcrossNodes: z.boolean().default(true),
+    maxPageSharing: z.number().int().min(2).default(256),
+    /** nuKSM forest (nuKSM_MultiTree): MiB of memory per tree; applied to nuksm-* modes only. */
+    forestMibPerTree: z.number().int().positive().nullable().default(null),
+    extraKnobs: z.record(z.string(), z.union([z.string(), z.number()]).transform(String)).default({}),
+  })
+  .strict();
+
+const memoryHogSchema = z
+  .object({
+    node: z.number().int().min(0),
+    stepGiB: z.number().positive(),
+    everyS: z.number().positive(),
+    maxGiB: z.number().positive(),
+    startAtS: z.number().min(0).default(0),
+  })
+  .strict()
+  .refine((h) => h.stepGiB <= h.maxGiB, { message: 'stepGiB must not exceed maxGiB', path: ['stepGiB'] });
+
+const configurationSchema = z
+  .object({
+    id: configId,
+    workload: z.enum(WORKLOAD_NAMES),
+    params: z.record(z.string(), paramValue).default({}),
+    instances: z.record(z.string(), instanceOverrideSchema).default({}),
+    timedPhases: z.enum(['concurrent', 'sequential']).optional(),
+    mergeWait: mergeWaitSchema.optional(),
+    memoryHog: memoryHogSchema.nullable().default(null),
+    /** Expected duration of one instance's timed phase on the paper's server (for `nuksm plan`). */
+    estimatedTimedS: z.number().positive(),
+    /** Expected duration of the untimed phases (install, load, prepare). */
+    estimatedPrepareS: z.number().min(0).default(60),
+  })
+  .strict();
+
+export const experimentSpecSchema = z
+  .object({
+    kind: z.literal('experiment'),
+    name,
+    description: z.string().default(''),
+    follows: z.enum(['paper', 'artifact']).default('paper'),
+    figures: z.array(z.enum(FIGURES)).min(1),
+    kernelModes: z.array(z.enum(KERNEL_MODES)).min(1),
+    iterations: z.number().int().min(1, 'iterations must be at least 1').default(1),
+    ksm: ksmSchema.default({}),
+    instances: z.array(instanceSchema).min(1),
+    timeline: timelineSchema.default({}),
+    monitors: z.array(z.enum(MONITORS)).default(['ksm', 'meminfo', 'ksmd-cpu', 'numa-placement']),
+    configurations: z.array(configurationSchema).min(1),
+  })
+  .strict();
+
+export const campaignSpecSchema = z
+  .object({
+    kind: z.literal('campaign'),
+    name,
+    description: z.string().default(''),
+    /** Experiment spec names (experiments/<name>.yaml) or paths relative to this file. */
+    experiments: z.array(z.string().min(1)).min(1),
+    iterations: z.number().int().min(1, 'iterations must be at least 1').optional(),
+    seed: z.number().int().min(0).default(1),
+    /** 'abba': alternate the kernel order across iterations (mode A,B then B,A) to spread drift. */
+    interleave: z.enum(['none', 'abba']).default('none'),
+  })
+  .strict();
+
+export type ExperimentSpecInput = z.input<typeof experimentSpecSchema>;
+export type ExperimentSpec = z.output<typeof experimentSpecSchema> & { file: string };
+export type CampaignSpec = z.output<typeof campaignSpecSchema> & { file: string; specs: ExperimentSpec[] };
+
+function checkExperiment(spec: ExperimentSpec): void {
+  const f = spec.file;
+  const names = new Set<string>();
+  spec.instances.forEach((inst, i) => {
+    if (names.has(inst.name)) throw new ConfigError(f, `instances[${i}].name`, `duplicate instance name '${inst.name}'`);
+    names.add(inst.name);
+    if (inst.kind === 'vm' && inst.template === null) throw new ConfigError(f, `instances[${i}].template`, 'a VM needs a template (vm-templates/<name>)');
+  });
+  const ids = new Set<string>();
+  spec.configurations.forEach((c, i) => {
+    if (ids.has(c.id)) throw new ConfigError(f, `configurations[${i}].id`, `duplicate configuration id '${c.id}'`);
+    ids.add(c.id);
+    for (const inst of Object.keys(c.instances)) {
+      if (!names.has(inst)) throw new ConfigError(f, `configurations[${i}].instances.${inst}`, `no instance named '${inst}' (known: ${[...names].join(', ')})`);
+    }
+  });
+  const modes = new Set<string>();
+  spec.kernelModes.forEach((m, i) => {
+    if (modes.has(m)) throw new ConfigError(f, `kernelModes[${i}]`, `kernel mode '${m}' listed twice`);
+    modes.add(m);
+  });
+}
+
+export function parseExperimentSpec(file: string, data: unknown): ExperimentSpec {
+  const spec = { ...parseWith(file, experimentSpecSchema, data), file };
+  checkExperiment(spec);
+  return spec;
+}
+
+/** `paper` → experiments/paper.yaml; a path is taken as is. */
+export function resolveSpecPath(nameOrPath: string, experimentsDir: string, relativeTo?: string): string {
+  if (nameOrPath.endsWith('.yaml') || nameOrPath.endsWith('.yml') || nameOrPath.includes('/')) {
+    if (isAbsolute(nameOrPath)) return nameOrPath;
+    return relativeTo ? resolve(dirname(relativeTo), nameOrPath) : resolve(nameOrPath);
+  }
+  return join(experimentsDir, `${nameOrPath}.yaml`);
+}
+
+/**
+ * Loads a campaign: either a `kind: campaign` file (with its experiments) or a single
+ * experiment file, which becomes a campaign of one.
+ */
+export function loadCampaignSpec(nameOrPath: string, experimentsDir = 'experiments'): CampaignSpec {
+  const file = resolveSpecPath(nameOrPath, experimentsDir);
+  if (!existsSync(file)) throw new ConfigError(file, '', `no such spec (looked for '${nameOrPath}' in ${experimentsDir}/)`);
+  const data = readYaml(file);
+  const kind = (data as { kind?: unknown } | null)?.kind;
+  if (kind === 'experiment') {
+    const spec = parseExperimentSpec(file, data);
+    return { kind: 'campaign', name: spec.name, description: spec.description, experiments: [spec.name], seed: 1, interleave: 'none', file, specs: [spec] };
+  }
+  if (kind !== 'campaign') throw new ConfigError(file, 'kind', "must be 'experiment' or 'campaign'");
+  const campaign = parseWith(file, campaignSpecSchema, data);
+  const seen = new Set<string>();
+  const specs = campaign.experiments.map((ref, i) => {
+    const path = resolveSpecPath(ref, dirname(file), file);
+    if (!existsSync(path)) throw new ConfigError(file, `experiments[${i}]`, `no experiment spec '${ref}' (${path})`);
+    const d = readYaml(path);
+    if ((d as { kind?: unknown } | null)?.kind !== 'experiment') throw new ConfigError(path, 'kind', "must be 'experiment' (campaigns do not nest)");
+    const spec = parseExperimentSpec(path, d);
+    if (seen.has(spec.name)) throw new ConfigError(file, `experiments[${i}]`, `experiment '${spec.name}' included twice`);
+    seen.add(spec.name);
+    return campaign.iterations !== undefined ? { ...spec, iterations: campaign.iterations } : spec;
+  });
+  return { ...campaign, file, specs };
+}

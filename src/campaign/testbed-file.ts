@@ -1,0 +1,134 @@
+/**
+ * Testbed files (experiments/testbeds/*.yaml) → TestbedFile, validated with zod plus the
+ * cross-key checks zod cannot express (modes naming a kernel that has no boot entry, CPUs in
+ * two nodes, …). Every problem is a ConfigError naming the file and the key path.
+ */
+import { z } from 'zod';
+import { ConfigError } from '../core/errors.ts';
+import { KERNEL_MODES } from '../core/scenario.ts';
+import type { TestbedFile } from '../core/testbed-file.ts';
+import { parseWith, readYaml } from './config-error.ts';
+
+const knobs = z.record(z.string(), z.union([z.string(), z.number()]).transform(String)).default({});
+
+const hostSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('local') }).strict(),
+  z
+    .object({
+      kind: z.literal('ssh'),
+      host: z.string().min(1),
+      port: z.number().int().min(1).max(65535).default(22),
+      user: z.string().min(1),
+      identityFile: z.string().min(1),
+      knownHostsFile: z.string().min(1),
+      pinHostKeyOnFirstUse: z.boolean().default(false),
+    })
+    .strict(),
+]);
+
+const nodeSchema = z
+  .object({
+    id: z.number().int().min(0),
+    cpus: z.array(z.number().int().min(0)).min(1),
+    memoryGiB: z.number().positive(),
+  })
+  .strict();
+
+const kernelSchema = z
+  .object({
+    bootEntry: z.string().min(1, 'a kernel needs a GRUB boot entry'),
+    release: z.string().min(1),
+    ksmKnobs: knobs,
+  })
+  .strict();
+
+const modeSchema = z.object({ kernel: z.string().min(1), ksmKnobs: knobs }).strict();
+
+const guestsSchema = z
+  .object({
+    user: z.string().min(1),
+    identityFile: z.string().min(1),
+    knownHostsFile: z.string().min(1),
+    network: z.string().min(1),
+    baseImage: z.string().min(1),
+    overlayDir: z.string().min(1),
+  })
+  .strict();
+
+const timeoutsSchema = z
+  .object({
+    bootS: z.number().positive().default(600),
+    sshConnectS: z.number().positive().default(30),
+    commandS: z.number().positive().default(600),
+    vmStartS: z.number().positive().default(180),
+    vmShutdownS: z.number().positive().default(120),
+  })
+  .strict();
+
+export const testbedFileSchema = z
+  .object({
+    name: z.string().min(1),
+    kind: z.enum(['model', 'emulated', 'physical']),
+    host: hostSchema.default({ kind: 'local' }),
+    nodes: z.array(nodeSchema).min(1),
+    kernels: z.record(z.string(), kernelSchema),
+    modes: z.record(z.enum(KERNEL_MODES), modeSchema).default({}),
+    perfEventSet: z.enum(['skylake-sp', 'cascadelake-sp', 'zen3', 'zen4', 'none']).default('none'),
+    guests: guestsSchema.nullable().default(null),
+    libvirtUri: z.string().default('qemu:///system'),
+    timeouts: timeoutsSchema.default({}),
+    resume: z.enum(['systemd', 'cron', 'none']).default('none'),
+    emulated: z
+      .object({
+        cpusPerNode: z.number().int().positive(),
+        memoryMiBPerNode: z.number().int().positive(),
+        imageCacheDir: z.string().min(1),
+        sshPort: z.number().int().min(1).max(65535),
+      })
+      .strict()
+      .nullable()
+      .default(null),
+  })
+  .strict();
+
+/** Checks zod cannot express; each names the offending key. */
+export function checkTestbedFile(tb: TestbedFile): void {
+  const f = tb.file;
+  const ids = new Set<number>();
+  const cpuOwner = new Map<number, number>();
+  tb.nodes.forEach((node, i) => {
+    if (ids.has(node.id)) throw new ConfigError(f, `nodes[${i}].id`, `duplicate node id ${node.id}`);
+    ids.add(node.id);
+    node.cpus.forEach((cpu, j) => {
+      const owner = cpuOwner.get(cpu);
+      if (owner !== undefined) throw new ConfigError(f, `nodes[${i}].cpus[${j}]`, `CPU ${cpu} is already listed in node ${owner}`);
+      cpuOwner.set(cpu, node.id);
+    });
+  });
+  for (const [mode, spec] of Object.entries(tb.modes)) {
+    if (!spec) continue;
+    if (!(spec.kernel in tb.kernels)) {
+      throw new ConfigError(f, `modes.${mode}.kernel`, `kernel '${spec.kernel}' has no entry under 'kernels' (no boot entry); known: ${Object.keys(tb.kernels).join(', ') || 'none'}`);
+    }
+  }
+  if (tb.kind === 'physical' && tb.guests === null) {
+    throw new ConfigError(f, 'guests', "a physical testbed needs 'guests' (SSH access to the VMs)");
+  }
+  if (tb.kind === 'emulated' && tb.emulated === null) {
+    throw new ConfigError(f, 'emulated', "an emulated testbed needs the 'emulated' machine shape");
+  }
+  if (tb.kind !== 'emulated' && tb.emulated !== null) {
+    throw new ConfigError(f, 'emulated', `only allowed for kind 'emulated' (this is '${tb.kind}')`);
+  }
+}
+
+export function parseTestbedFile(file: string, data: unknown): TestbedFile {
+  const parsed = parseWith(file, testbedFileSchema, data);
+  const tb: TestbedFile = { file, ...parsed } as TestbedFile;
+  checkTestbedFile(tb);
+  return tb;
+}
+
+export function loadTestbedFile(file: string): TestbedFile {
+  return parseTestbedFile(file, readYaml(file));
+}
