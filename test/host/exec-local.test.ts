@@ -127,3 +127,19 @@ describe('detached runs (local executor)', () => {
     expect(parseDetachedStatus('- - 0')).toEqual({ pid: null, exitCode: null, running: false });
   });
 });
+
+describe('LocalExecutor timeouts stop the whole command', () => {
+  it('kills grandchildren too (the command runs in its own process group)', async () => {
+    const marker = `${40 + Math.random()}`.slice(0, 8);
+    await expect(new LocalExecutor().run(['sh', '-c', `sleep ${marker}; echo never`], { timeoutMs: 300 })).rejects.toMatchObject({ failureClass: 'timeout' });
+    await new Promise((r) => setTimeout(r, 300));
+    const left = (() => {
+      try {
+        return execFileSync('pgrep', ['-f', `^sleep ${marker}$`], { encoding: 'utf8' });
+      } catch {
+        return '';
+      }
+    })();
+    expect(left).toBe('');
+  });
+});

@@ -4,7 +4,7 @@
  * from pagemap + kpageflags. The knobs changed are saved first and restored at the end.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -73,8 +73,11 @@ describeWith(['root', 'ksm', 'gcc'], 'KSM control and monitors on this machine',
       { periodMs: 500, stepStartMs, emit: (s) => samples.push(...s), onError: (m, e) => errors.push(`${m}: ${(e as Error).message}`) },
     );
     const sharing = () => samples.filter((s) => s.metric === 'ksm_pages_sharing' && s.t !== null);
+    // Other tests on this machine may use KSM too: wait on OUR processes' merged pages (5.19+).
+    const merged = (pid: number) => Number(readFileSync(`/proc/${pid}/ksm_merging_pages`, 'utf8'));
     const deadline = Date.now() + 90_000;
-    while (Date.now() < deadline && !sharing().some((s) => s.value >= PAGES * 0.9)) await new Promise((r) => setTimeout(r, 250));
+    while (Date.now() < deadline && !instances.every((i) => merged(i.pid) >= PAGES * 0.9)) await new Promise((r) => setTimeout(r, 250));
+    await new Promise((r) => setTimeout(r, 600)); // at least one sample after the merge
     const finals = await sampling.stop();
     expect(errors).toEqual([]);
 

@@ -41,6 +41,13 @@ export interface SshExecutorOptions {
 
 const PID_MARKER = 'NUKSM_REMOTE_PID ';
 
+// $1 = the remote shell's PID, which is its process group (sshd starts each session with setsid).
+const KILL_GROUP_SCRIPT = [
+  'kill -TERM -- "-$1" 2>/dev/null || kill -TERM "$1" 2>/dev/null',
+  'i=0; while [ $i -lt 20 ]; do kill -0 -- "-$1" 2>/dev/null || kill -0 "$1" 2>/dev/null || exit 0; sleep 0.1; i=$((i+1)); done',
+  'kill -KILL -- "-$1" 2>/dev/null; kill -KILL "$1" 2>/dev/null; exit 0',
+].join('\n');
+
 /** ssh2 host-key algorithm names for a known_hosts key type. */
 function hostKeyAlgorithmsFor(keyTypes: string[]): string[] {
   return keyTypes.flatMap((t) => (t === 'ssh-rsa' ? ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'] : [t]));
@@ -185,15 +192,9 @@ export class SshExecutor implements Executor {
       };
       const kill = (why: HarnessError) => {
         killedFor = why;
-        try {
-          stream.signal('KILL');
-        } catch {
-          /* servers may not support signals; the process-group kill below is what counts */
-        }
         const pid = remotePid;
-        const killAndClose = pid
-          ? this.run(['sh', '-c', 'kill -KILL -- "-$1" 2>/dev/null || kill -KILL "$1"', 'sh', String(pid)], { timeoutMs: 10_000, allowFailure: true }).catch(() => undefined)
-          : Promise.resolve();
+        // TERM to the remote process group, KILL after a grace period (like execa locally).
+        const killAndClose = pid && pid > 0 ? this.run(['sh', '-c', KILL_GROUP_SCRIPT, 'sh', String(pid)], { timeoutMs: 15_000, allowFailure: true }).catch(() => undefined) : Promise.resolve();
         void killAndClose.finally(() => {
           stream.close();
           finish(() => reject(why));

@@ -10,6 +10,13 @@ import type { Monitor, MonitoredInstance } from '../monitors/types.ts';
 import { perfEventArgs, type PerfEventSet } from './events.ts';
 import { parsePerfStatIntervals, totalsByEvent, type PerfIntervalRow } from './parse.ts';
 
+/**
+ * perf stat prints the last, partial interval on SIGINT but not on SIGTERM, and executors stop a
+ * command with SIGTERM (to its process group over SSH). The wrapper starts perf with TERM ignored
+ * and turns its own TERM into an INT for perf, so stopping the monitor keeps the last interval.
+ */
+const PERF_WRAPPER = `trap '' TERM; "$@" & p=$!; trap 'kill -INT $p 2>/dev/null' TERM HUP; wait $p; s=$?; if kill -0 $p 2>/dev/null; then wait $p; s=$?; fi; exit $s`;
+
 export interface DramTotals {
   local: number;
   remote: number;
@@ -72,7 +79,7 @@ export class PerfDramMonitor implements Monitor {
     for (const inst of this.instances) {
       const abort = new AbortController();
       const entry = { text: '', abort, done: Promise.resolve() as Promise<unknown> };
-      const argv = [this.opts.perfBinary ?? 'perf', 'stat', '-x,', '-I', String(this.opts.intervalMs ?? 1000), ...perfEventArgs(this.set, this.opts.modifier), '-p', String(inst.pid)];
+      const argv = ['sh', '-c', PERF_WRAPPER, 'sh', this.opts.perfBinary ?? 'perf', 'stat', '-x,', '-I', String(this.opts.intervalMs ?? 1000), ...perfEventArgs(this.set, this.opts.modifier), '-p', String(inst.pid)];
       entry.done = this.exec
         .run(argv, {
           timeoutMs: this.opts.maxDurationMs ?? 24 * 3600_000,
