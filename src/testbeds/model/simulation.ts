@@ -1,0 +1,485 @@
+/**
+ * The model testbed's simulation of one scenario step: a two-socket host (Table I), VMs and processes as page
+ * sets registered with the reference KSM model (src/policy), ksmd waking every sleep_millisecs of simulated time
+ * and spending simulated CPU time per visit and per comparison, workloads whose timed phase runs slower the more
+ * of their hot pages sit on the other node, and an optional Fig. 8 memory hog. Everything it emits is measured on
+ * the simulated system; the assumptions are in profiles.ts.
+ */
+import { KsmModel, NOT_PRESENT, type KsmModelConfig } from '../../policy/index.ts';
+import { HarnessError } from '../../core/errors.ts';
+import { METRICS, type MetricName } from '../../core/metrics.ts';
+import type { Sample, SampleSink } from '../../core/sample.ts';
+import type { InstanceSpec, Scenario, WorkloadRun } from '../../core/scenario.ts';
+import {
+  GUEST_OS,
+  MEMHOG_PROFILE,
+  PAGES_PER_GIB,
+  PLATFORM,
+  WORKLOAD_PROFILES,
+  accessCostNs,
+  ksmdComparisonNs,
+  ksmdVisitNs,
+  type WorkloadProfile,
+} from './profiles.ts';
+
+export interface SimulatedHost {
+  /** Memory per node (Table I: 192 GiB); the usable part is this minus PLATFORM.hostReservedGiBPerNode. */
+  memoryGiBPerNode: number[];
+}
+
+export interface SimulationOptions {
+  signal?: AbortSignal;
+}
+
+export interface SimulationSummary {
+  simulatedS: number;
+  pagesVisited: number;
+  comparisons: number;
+  merges: number;
+  oom: boolean;
+}
+
+/** Hot pages per instance whose placement is checked to estimate its remote-access share. */
+const HOT_SAMPLE = 4096;
+/** Simulated seconds between re-estimates of each running instance's remote share. */
+const PLACEMENT_REFRESH_S = 2;
+/**
+ * A 'converged' merge wait may only end after two full passes that *started* after every instance was ready
+ * (a page merges on its second visit: checksum gate, then the trees); the pass running at that moment is not one.
+ */
+const MIN_SCANS_BEFORE_CONVERGED = 3;
+
+// Content-id ranges (content ids only need to be equal for identical pages; NOT_PRESENT = 0xffffffff is reserved).
+const OS_CONTENT_BASE = 0x0100_0000;
+const WORKLOAD_CONTENT_BASE = 0x1000_0000;
+const WORKLOAD_CONTENT_SPAN = 0x0800_0000; // 512 GiB of pages per workload
+const UNIQUE_CONTENT_BASE = 0x8000_0000;
+
+const WORKLOAD_IDS: Record<string, number> = { xsbench: 0, mysql: 1, btree: 2, randomaccess: 3, cg: 4 };
+
+/** Stateless 32-bit hash: which footprint pages are identical across instances / hot is a property of the workload. */
+function hash32(x: number, salt: number): number {
+  let z = (x ^ Math.imul(salt, 0x9e3779b9)) >>> 0;
+  z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
+  z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
+  return (z ^ (z >>> 16)) >>> 0;
+}
+const unitHash = (x: number, salt: number) => hash32(x, salt) / 4294967296;
+
+type Phase = 'pending' | 'booting' | 'populating' | 'ready' | 'running' | 'done';
+
+interface SimInstance {
+  name: string;
+  workloadName: string;
+  spec: InstanceSpec;
+  profile: WorkloadProfile | null;
+  workloadId: number;
+  osPages: number;
+  footprintPages: number;
+  totalPages: number;
+  uniqueBase: number;
+  contents: Uint32Array;
+  nodes: Uint8Array;
+  active: Uint8Array;
+  mmId: number;
+  phase: Phase;
+  phaseStartT: number;
+  present: number;
+  hotSample: Int32Array;
+  remoteShare: number;
+  placementAtT: number;
+  baseRuntimeS: number;
+  progress: number;
+  runStartT: number;
+  runtimeS: number | null;
+  localAccesses: number;
+  remoteAccesses: number;
+  progressAtLastSample: number;
+}
+
+interface SimHog {
+  node: number;
+  mmId: number;
+  pages: number;
+  contents: Uint32Array;
+  present: number;
+  allowed: number;
+  uniqueBase: number;
+  nextStepT: number;
+}
+
+function modelConfig(scenario: Scenario, nodes: number): KsmModelConfig | null {
+  const ksm = scenario.ksm;
+  const forest = ksm.forestMibPerTree === null ? null : Math.max(1, Math.round((ksm.forestMibPerTree * 1024 * 1024) / 4096));
+  const base = {
+    nodes,
+    pagesToScan: ksm.pagesToScan,
+    sleepMillisecs: ksm.sleepMillisecs,
+    mergeAcrossNodes: ksm.mergeAcrossNodes,
+    maxPageSharing: ksm.maxPageSharing,
+    compareOrder: 'upto-6.10' as const, // the paper's kernels are v5.4
+    seed: scenario.seed,
+  };
+  switch (scenario.kernelMode) {
+    case 'ksm-off':
+      return null;
+    case 'ksm':
+      return { ...base, policy: 'ksm', forestPagesPerTree: null };
+    case 'nuksm-fair':
+      return { ...base, policy: 'nuksm-fair', forestPagesPerTree: forest };
+    case 'nuksm-priority':
+      return { ...base, policy: 'nuksm-priority', forestPagesPerTree: forest };
+    case 'uksm':
+      throw new HarnessError(
+        'unsupported',
+        'model testbed: UKSM is not modelled (its adaptive sampling and per-region scan rates are not in the reference model); run uksm on a physical testbed',
+        { kernelMode: 'uksm' },
+      );
+  }
+}
+
+function numberParam(run: WorkloadRun | undefined, key: string): number | null {
+  const v = run?.params[key];
+  if (v === undefined) return null;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new HarnessError('config', `model testbed: workload ${run!.workload} on ${run!.instance}: param ${key}=${String(v)} is not a positive number`);
+  return n;
+}
+
+export async function simulateScenario(scenario: Scenario, host: SimulatedHost, emit: SampleSink, opts: SimulationOptions = {}): Promise<SimulationSummary> {
+  const nodes = host.memoryGiBPerNode.length;
+  const cfg = modelConfig(scenario, nodes);
+  // ksm-off still tracks pages through the model (for memory accounting) but ksmd never wakes.
+  const model = new KsmModel(cfg ?? { nodes, pagesToScan: 1, sleepMillisecs: 1000, mergeAcrossNodes: true, maxPageSharing: 256, compareOrder: 'upto-6.10', policy: 'ksm', forestPagesPerTree: null, seed: scenario.seed });
+  const ksmdRuns = cfg !== null && scenario.ksm.run;
+  const visitNs = ksmdVisitNs();
+  const comparisonNs = ksmdComparisonNs();
+  const sleepS = Math.max(scenario.ksm.sleepMillisecs, 1) / 1000;
+  const monitors = new Set(scenario.monitors);
+  const usableGiB = host.memoryGiBPerNode.map((g) => g - PLATFORM.hostReservedGiBPerNode);
+
+  // ---------------------------------------------------------------- instances
+  let nextUnique = UNIQUE_CONTENT_BASE;
+  const instances: SimInstance[] = scenario.instances.map((spec) => {
+    if (!(spec.node >= 0 && spec.node < nodes)) throw new HarnessError('config', `model testbed: instance ${spec.name} on node ${spec.node}, host has ${nodes} nodes`);
+    const run = scenario.workloads.find((w) => w.instance === spec.name && w.workload !== 'memhog');
+    const profile = run ? WORKLOAD_PROFILES[run.workload] : null;
+    if (run && !profile) throw new HarnessError('unsupported', `model testbed: no profile for workload '${run.workload}' (known: ${Object.keys(WORKLOAD_PROFILES).join(', ')})`);
+    const footprintGiB = numberParam(run, 'footprintGiB') ?? profile?.footprintGiB ?? 0;
+    const osPages = spec.kind === 'vm' ? Math.round(GUEST_OS.commonGiB * PAGES_PER_GIB) : 0;
+    const footprintPages = Math.round(footprintGiB * PAGES_PER_GIB);
+    // Guest RAM the guest never touches has no page: it costs ksmd nothing and is left out of the arrays.
+    const ramPages = spec.kind === 'vm' ? Math.round((spec.memoryMiB * 1024 * 1024) / 4096) : Infinity;
+    const totalPages = Math.min(osPages + footprintPages, ramPages);
+    const uniqueBase = nextUnique;
+    nextUnique += footprintPages;
+    if (nextUnique >= NOT_PRESENT) throw new HarnessError('unsupported', 'model testbed: more than 8 TiB of unique pages');
+    const active = new Uint8Array(totalPages);
+    const hotShare = profile?.hotShare ?? 0;
+    const hot: number[] = [];
+    for (let p = osPages; p < totalPages; p++) {
+      if (unitHash(p - osPages, 0x407) < hotShare) {
+        active[p] = 1;
+        if (hot.length < HOT_SAMPLE) hot.push(p);
+      }
+    }
+    // Spread the placement sample over the whole footprint rather than its first pages.
+    const hotSample = new Int32Array(Math.min(HOT_SAMPLE, hot.length));
+    if (hot.length > 0) {
+      const stride = Math.max(1, Math.floor((totalPages - osPages) / HOT_SAMPLE));
+      let k = 0;
+      for (let p = osPages; p < totalPages && k < hotSample.length; p += stride) {
+        if (active[p]) hotSample[k++] = p;
+      }
+      for (let i = 0; k < hotSample.length; i++) hotSample[k++] = hot[i];
+    }
+    return {
+      name: spec.name,
+      workloadName: run?.workload ?? '',
+      spec,
+      profile,
+      workloadId: run ? WORKLOAD_IDS[run.workload] : -1,
+      osPages,
+      footprintPages,
+      totalPages,
+      uniqueBase,
+      contents: new Uint32Array(totalPages).fill(NOT_PRESENT),
+      nodes: new Uint8Array(totalPages).fill(spec.node),
+      active,
+      mmId: -1,
+      phase: 'pending',
+      phaseStartT: 0,
+      present: 0,
+      hotSample,
+      remoteShare: 0,
+      placementAtT: -Infinity,
+      baseRuntimeS: numberParam(run, 'runtimeS') ?? profile?.baseRuntimeS ?? 0,
+      progress: 0,
+      runStartT: 0,
+      runtimeS: null,
+      localAccesses: 0,
+      remoteAccesses: 0,
+      progressAtLastSample: 0,
+    };
+  });
+  const workloadInstances = instances.filter((i) => i.profile !== null);
+
+  const contentOf = (inst: SimInstance, p: number): number => {
+    if (p < inst.osPages) return OS_CONTENT_BASE + p;
+    const j = p - inst.osPages;
+    const dedup = inst.profile !== null && unitHash(j, 0x5eed + inst.workloadId) < inst.profile.dedupShare;
+    return dedup ? WORKLOAD_CONTENT_BASE + inst.workloadId * WORKLOAD_CONTENT_SPAN + j : inst.uniqueBase + j;
+  };
+
+  // ---------------------------------------------------------------- memory hog (Fig. 8)
+  let hog: SimHog | null = null;
+  const hogSpec = scenario.memoryHog;
+  if (hogSpec) {
+    if (!(hogSpec.node >= 0 && hogSpec.node < nodes)) throw new HarnessError('config', `model testbed: memory hog on node ${hogSpec.node}, host has ${nodes} nodes`);
+    const pages = Math.round(hogSpec.maxGiB * PAGES_PER_GIB);
+    hog = { node: hogSpec.node, mmId: -1, pages, contents: new Uint32Array(0), present: 0, allowed: 0, uniqueBase: nextUnique, nextStepT: hogSpec.startAtS };
+    nextUnique += pages;
+  }
+
+  // ---------------------------------------------------------------- bookkeeping
+  const samples: Sample[] = [];
+  const push = (instance: string, workload: string, metric: MetricName, value: number, t: number | null, node: number | null = null) => {
+    samples.push({ instance, workload, metric, value, unit: METRICS[metric].unit, t, node });
+  };
+  const flush = () => {
+    if (samples.length > 0) emit(samples.splice(0, samples.length));
+  };
+
+  let t = 0;
+  let busyInPeriodS = 0;
+  let nextSampleT = scenario.timeline.samplePeriodS;
+  let lastSampleT = 0;
+  let allReadyT: number | null = null;
+  let scansAtReady = 0;
+  const sharingHistory: [number, number][] = [];
+  let timedStartT: number | null = null;
+  let timedEndT: number | null = null;
+  let sharingAtTimedEnd = 0;
+  let oom = false;
+  let iterations = 0;
+
+  // KSM pages per node walks every KSM page: recompute it only when merges or the KSM page count changed.
+  let ksmPagesCache: number[] = [];
+  let ksmPagesCacheKey = '';
+  const usedPagesPerNode = (): number[] => {
+    const key = `${model.totalMerges}/${model.counters().pagesShared}`;
+    if (key !== ksmPagesCacheKey) {
+      ksmPagesCache = model.ksmPagesPerNode();
+      ksmPagesCacheKey = key;
+    }
+    const used = ksmPagesCache.slice();
+    for (const inst of instances) if (inst.mmId >= 0) used[inst.spec.node] += inst.present - model.mergedPages(inst.mmId);
+    if (hog && hog.mmId >= 0) used[hog.node] += hog.present - model.mergedPages(hog.mmId);
+    return used;
+  };
+  const freeGiBPerNode = (): number[] => usedPagesPerNode().map((u, n) => usableGiB[n] - u / PAGES_PER_GIB);
+
+  const refreshPlacement = (inst: SimInstance) => {
+    let remote = 0;
+    for (const p of inst.hotSample) if (model.pageNode(inst.mmId, p) !== inst.spec.node) remote++;
+    inst.remoteShare = inst.hotSample.length > 0 ? remote / inst.hotSample.length : 0;
+    inst.placementAtT = t;
+  };
+
+  /** Runs an instance's timed phase from `from` to `to` (simulated s) at its current local/remote mix. */
+  const runFor = (inst: SimInstance, from: number, to: number) => {
+    const prof = inst.profile!;
+    if (to - inst.placementAtT >= PLACEMENT_REFRESH_S || inst.placementAtT < inst.runStartT) refreshPlacement(inst);
+    const local = accessCostNs(prof.boundBy, false);
+    const cost = (1 - inst.remoteShare) * local + inst.remoteShare * accessCostNs(prof.boundBy, true);
+    const factor = 1 - prof.memoryBoundness + prof.memoryBoundness * (cost / local);
+    const rate = 1 / (inst.baseRuntimeS * factor); // progress per simulated second
+    let dt = to - from;
+    if (inst.progress + rate * dt >= 1) {
+      dt = (1 - inst.progress) / rate;
+      inst.progress = 1;
+      inst.runtimeS = from + dt - inst.runStartT;
+      inst.phase = 'done';
+      inst.phaseStartT = from + dt;
+    } else {
+      inst.progress += rate * dt;
+    }
+    // DRAM accesses: each thread waits memoryBoundness of its time on accesses costing `cost` ns each.
+    const accesses = (prof.threads * prof.memoryBoundness * dt * 1e9) / cost;
+    inst.remoteAccesses += accesses * inst.remoteShare;
+    inst.localAccesses += accesses * (1 - inst.remoteShare);
+  };
+
+  const reveal = (inst: SimInstance, upTo: number) => {
+    const target = Math.min(inst.totalPages, upTo);
+    for (let p = inst.present; p < target; p++) model.writePage(inst.mmId, p, contentOf(inst, p));
+    if (target > inst.present) inst.present = target;
+  };
+
+  const startTimed = (inst: SimInstance, at: number) => {
+    inst.phase = 'running';
+    inst.runStartT = at;
+    inst.phaseStartT = at;
+    inst.placementAtT = -Infinity;
+  };
+
+  /** Moves the simulated world (everything but ksmd) from `from` to `to`. */
+  const advanceWorld = (from: number, to: number) => {
+    for (const inst of instances) {
+      if (inst.phase === 'pending' && to >= inst.spec.startAtS) {
+        // QEMU registers guest RAM with KSM when it starts (mem-merge); a process registers at start (madvise).
+        inst.mmId = model.registerMm({ name: inst.name, nice: inst.spec.nice, contents: inst.contents, nodes: inst.nodes, active: inst.active });
+        inst.phase = inst.osPages > 0 ? 'booting' : inst.profile ? 'populating' : 'ready';
+        inst.phaseStartT = inst.spec.startAtS;
+      }
+      if (inst.phase === 'booting') {
+        const done = Math.min(1, (to - inst.phaseStartT) / GUEST_OS.bootS);
+        reveal(inst, Math.floor(done * inst.osPages));
+        if (done >= 1) {
+          inst.phase = inst.profile ? 'populating' : 'ready';
+          inst.phaseStartT = inst.phaseStartT + GUEST_OS.bootS;
+        }
+      }
+      if (inst.phase === 'populating') {
+        const rate = inst.profile!.populateGiBs * PAGES_PER_GIB;
+        reveal(inst, inst.osPages + Math.floor((to - inst.phaseStartT) * rate));
+        if (inst.present >= inst.totalPages) inst.phase = 'ready';
+      }
+    }
+    if (hog && hogSpec && to >= hogSpec.startAtS) {
+      if (hog.mmId < 0) {
+        hog.contents = new Uint32Array(hog.pages).fill(NOT_PRESENT);
+        hog.mmId = model.registerMm({ name: 'memhog', nice: 0, contents: hog.contents, nodes: new Uint8Array(hog.pages).fill(hog.node), active: new Uint8Array(hog.pages) });
+      }
+      while (hog.nextStepT <= to && hog.allowed < hog.pages) {
+        hog.allowed = Math.min(hog.pages, hog.allowed + Math.round(hogSpec.stepGiB * PAGES_PER_GIB));
+        hog.nextStepT += hogSpec.everyS;
+      }
+      const fill = Math.min(hog.allowed, hog.present + Math.ceil((to - from) * MEMHOG_PROFILE.populateGiBs * PAGES_PER_GIB));
+      for (let p = hog.present; p < fill; p++) model.writePage(hog.mmId, p, hog.uniqueBase + p);
+      hog.present = Math.max(hog.present, fill);
+    }
+
+    if (allReadyT === null && instances.every((i) => i.phase === 'ready' || i.phase === 'done')) {
+      allReadyT = to;
+      scansAtReady = model.counters().fullScans;
+    }
+    if (allReadyT !== null && timedStartT === null && mergeWaitOver(to)) {
+      timedStartT = to;
+      if (scenario.timeline.timedPhases === 'concurrent') for (const inst of workloadInstances) startTimed(inst, to);
+      else if (workloadInstances.length > 0) startTimed(workloadInstances[0], to);
+    }
+    for (let k = 0; k < workloadInstances.length; k++) {
+      const inst = workloadInstances[k];
+      if (inst.phase !== 'running') continue;
+      runFor(inst, Math.max(from, inst.runStartT), to);
+      if ((inst.phase as Phase) === 'done' && scenario.timeline.timedPhases === 'sequential' && k + 1 < workloadInstances.length) {
+        const next = workloadInstances[k + 1];
+        startTimed(next, inst.phaseStartT);
+      }
+    }
+    if (timedStartT !== null && timedEndT === null && workloadInstances.every((i) => i.phase === 'done')) {
+      timedEndT = to;
+      sharingAtTimedEnd = model.counters().pagesSharing;
+    }
+  };
+
+  const mergeWaitOver = (now: number): boolean => {
+    const wait = scenario.timeline.mergeWait;
+    const since = now - allReadyT!;
+    if (wait.kind === 'fixed') return since >= wait.seconds;
+    if (since >= wait.maxS) return true;
+    if (ksmdRuns && model.counters().fullScans - scansAtReady < MIN_SCANS_BEFORE_CONVERGED) return false;
+    const [tNow, sharingNow] = sharingHistory.length > 0 ? sharingHistory[sharingHistory.length - 1] : [now, 0];
+    const old = [...sharingHistory].reverse().find(([ts]) => ts >= allReadyT! && tNow - ts >= wait.windowS);
+    if (!old) return false;
+    return (Math.abs(sharingNow - old[1]) / Math.max(old[1], 1)) * 100 < wait.epsilonPct;
+  };
+
+  const sampleTick = (at: number) => {
+    const period = at - lastSampleT;
+    const c = model.counters();
+    sharingHistory.push([at, c.pagesSharing]);
+    const free = freeGiBPerNode();
+    if (free.some((f) => f <= 0)) oom = true;
+    if (monitors.has('meminfo')) {
+      push('host', '', 'mem_free_gib', Math.max(0, free.reduce((a, b) => a + b, 0)), at);
+      free.forEach((f, n) => push('host', '', 'mem_free_gib', Math.max(0, f), at, n));
+    }
+    if (monitors.has('ksm')) {
+      push('host', '', 'memory_saved_gib', c.pagesSharing / PAGES_PER_GIB, at);
+      push('host', '', 'ksm_pages_sharing', c.pagesSharing, at);
+    }
+    if (monitors.has('ksmd-cpu')) push('host', '', 'ksmd_cpu_pct', period > 0 ? Math.min(100, (busyInPeriodS / period) * 100) : 0, at);
+    if (hog) push('host', 'memhog', 'hog_registered_gib', hog.present / PAGES_PER_GIB, at);
+    if (monitors.has('throughput')) {
+      for (const inst of workloadInstances) {
+        if (inst.phase !== 'running' && inst.progressAtLastSample === inst.progress) continue;
+        push(inst.name, inst.workloadName, 'throughput_ops', ((inst.progress - inst.progressAtLastSample) * inst.profile!.opsPerRun) / period, at);
+        inst.progressAtLastSample = inst.progress;
+      }
+    }
+    busyInPeriodS = 0;
+    lastSampleT = at;
+    flush();
+  };
+
+  // ---------------------------------------------------------------- main loop: one iteration per ksmd wake-up
+  const hogDone = () => !hog || hog.present >= hog.pages;
+  let lastAdvanced = 0;
+  for (;;) {
+    advanceWorld(lastAdvanced, t);
+    lastAdvanced = t;
+    while (t >= nextSampleT) {
+      sampleTick(nextSampleT);
+      nextSampleT += scenario.timeline.samplePeriodS;
+    }
+    if (oom || (timedEndT !== null && hogDone())) break;
+    if (t > scenario.timeline.maxDurationS) {
+      flush();
+      throw new HarnessError('timeout', `model testbed: step ${scenario.configId} did not finish within ${scenario.timeline.maxDurationS} simulated s`, { simulatedS: t });
+    }
+    let dt = sleepS;
+    if (ksmdRuns) {
+      const w = model.wake();
+      const workS = (w.pagesVisited * visitNs + w.comparisons * comparisonNs) / 1e9;
+      busyInPeriodS += workS;
+      dt += workS;
+    }
+    t += dt;
+    if (++iterations % 2000 === 0) {
+      await new Promise((resolve) => setImmediate(resolve));
+      if (opts.signal?.aborted) throw new HarnessError('timeout', `model testbed: step ${scenario.configId} aborted`);
+    }
+  }
+
+  // ---------------------------------------------------------------- once-per-run results
+  const counters = model.counters();
+  const endSharing = timedEndT !== null ? sharingAtTimedEnd : counters.pagesSharing;
+  push('host', '', 'memory_saved_gib', endSharing / PAGES_PER_GIB, null);
+  push('host', '', 'ksm_pages_sharing', counters.pagesSharing, null);
+  push('host', '', 'ksm_pages_shared', counters.pagesShared, null);
+  push('host', '', 'ksm_full_scans', counters.fullScans, null);
+  push('host', '', 'ksm_comparisons', model.totalComparisons, null);
+  if (model.totalMerges > 0) push('host', '', 'ksm_comparisons_per_merge', model.totalComparisons / model.totalMerges, null);
+  push('host', '', 'oom', oom ? 1 : 0, null);
+  for (const inst of instances) {
+    if (inst.mmId < 0) continue;
+    if (inst.runtimeS !== null) push(inst.name, inst.workloadName, 'runtime_s', inst.runtimeS, null);
+    if (inst.profile) {
+      const total = inst.localAccesses + inst.remoteAccesses;
+      push(inst.name, inst.workloadName, 'local_dram_accesses', Math.round(inst.localAccesses), null);
+      push(inst.name, inst.workloadName, 'remote_dram_accesses', Math.round(inst.remoteAccesses), null);
+      if (total > 0) {
+        push(inst.name, inst.workloadName, 'local_access_pct', (inst.localAccesses / total) * 100, null);
+        push(inst.name, inst.workloadName, 'remote_access_pct', (inst.remoteAccesses / total) * 100, null);
+      }
+    }
+    const perNode = model.mergedPagesPerNode(inst.mmId);
+    const merged = perNode.reduce((a, b) => a + b, 0);
+    perNode.forEach((count, n) => push(inst.name, inst.workloadName, 'ksm_pages_on_node', count, null, n));
+    if (merged > 0) push(inst.name, inst.workloadName, 'ksm_local_pct', (perNode[inst.spec.node] / merged) * 100, null);
+  }
+  flush();
+  return { simulatedS: t, pagesVisited: model.totalPagesVisited, comparisons: model.totalComparisons, merges: model.totalMerges, oom };
+}
