@@ -65,3 +65,17 @@ describe('startSampling', () => {
     expect(s.skippedTicks).toBeGreaterThan(3);
   });
 });
+
+describe('createMonitors', () => {
+  it('maps scenario monitor names to monitors', async () => {
+    const { createMonitors } = await import('../../src/host/monitors/create.ts');
+    const { LocalExecutor } = await import('../../src/host/exec/local.ts');
+    const { eventSet } = await import('../../src/host/perf/events.ts');
+    const exec = new LocalExecutor();
+    const inst = [{ name: 'vm0', workload: 'x', pid: 1, node: 0 }];
+    const ms = createMonitors(['ksm', 'meminfo', 'ksmd-cpu', 'numa-placement', 'perf-dram', 'throughput'], { exec, instances: inst, perfEventSet: eventSet('none') });
+    expect(ms.map((m) => m.name)).toEqual(['ksm', 'meminfo', 'ksmd-cpu', 'numa-placement', 'ksm-placement', 'perf-dram']);
+    expect(() => createMonitors(['perf-dram'], { exec, instances: inst })).toThrow(/needs a perf event set/);
+    expect(() => createMonitors(['bogus'], { exec, instances: inst })).toThrow(/unknown monitor 'bogus'/);
+  });
+});
