@@ -1,0 +1,142 @@
+/**
+ * Campaign lifecycle used by the CLI: validate spec + testbed file and create the campaign's
+ * directory and journal (nothing runs before everything is validated), open an existing one,
+ * run or resume it with a JSON log file.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { execaSync } from 'execa';
+import pino, { type Logger } from 'pino';
+import { ConfigError, HarnessError } from '../core/errors.ts';
+import type { TestbedFile } from '../core/testbed-file.ts';
+import { ResultsStore, STORE_FILE } from '../results/store.ts';
+import type { Testbed } from '../testbeds/types.ts';
+import { Journal } from './journal.ts';
+import { buildPlan, type Plan } from './plan.ts';
+import { runCampaign, type Progress, type RunOptions, type RunResult } from './runner.ts';
+import { loadCampaignSpec, type CampaignSpec } from './spec.ts';
+import { loadTestbedFile } from './testbed-file.ts';
+
+export const LOG_FILE = 'campaign.log.jsonl';
+
+export function resultsRoot(option?: string): string {
+  return resolve(option ?? process.env.NUKSM_RESULTS_DIR ?? 'results');
+}
+
+export function newCampaignId(spec: string): string {
+  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+  return `${spec}-${stamp}-${randomBytes(2).toString('hex')}`;
+}
+
+/** Writes a file so readers see the old or the new content, never a half-written one. */
+export function writeFileAtomic(path: string, content: string): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, content);
+  renameSync(tmp, path);
+}
+
+export function specHash(spec: CampaignSpec): string {
+  const h = createHash('sha256');
+  for (const f of [spec.file, ...spec.specs.map((s) => s.file)]) h.update(readFileSync(f));
+  return h.digest('hex');
+}
+
+export function harnessCommit(): string | null {
+  try {
+    const r = execaSync('git', ['rev-parse', 'HEAD'], { timeout: 5000, reject: false });
+    if (r.exitCode !== 0) return null;
+    const dirty = execaSync('git', ['status', '--porcelain', '--untracked-files=no'], { timeout: 5000, reject: false });
+    return `${r.stdout.trim()}${dirty.stdout.trim() ? '+dirty' : ''}`;
+  } catch {
+    return null;
+  }
+}
+
+export interface PlanRequest {
+  spec: string;
+  testbedFile: string;
+  campaignId?: string;
+  iterations?: number;
+  interleave?: 'none' | 'abba';
+  experimentsDir?: string;
+}
+
+/** Loads and validates everything a campaign needs; throws ConfigError before anything runs. */
+export function planCampaign(req: PlanRequest): { plan: Plan; spec: CampaignSpec; testbed: TestbedFile } {
+  if (req.iterations !== undefined && (!Number.isInteger(req.iterations) || req.iterations < 1)) {
+    throw new ConfigError('command line', '--iterations', 'must be an integer ≥ 1');
+  }
+  const spec = loadCampaignSpec(req.spec, req.experimentsDir ?? 'experiments');
+  if (req.iterations !== undefined) spec.specs = spec.specs.map((s) => ({ ...s, iterations: req.iterations! }));
+  if (req.interleave) spec.interleave = req.interleave;
+  const testbed = loadTestbedFile(req.testbedFile);
+  const plan = buildPlan(spec, testbed, req.campaignId ?? newCampaignId(spec.name));
+  return { plan, spec, testbed };
+}
+
+export interface OpenCampaign {
+  dir: string;
+  store: ResultsStore;
+  journal: Journal;
+  plan: Plan;
+}
+
+export function createCampaign(req: PlanRequest & { resultsDir?: string }): OpenCampaign & { spec: CampaignSpec } {
+  const { plan, spec } = planCampaign(req);
+  const dir = join(resultsRoot(req.resultsDir), plan.campaign);
+  // A rerun never mixes with old data: a campaign directory is used by one campaign only.
+  if (existsSync(join(dir, STORE_FILE))) throw new ConfigError('command line', '--campaign-id', `campaign '${plan.campaign}' already exists in ${dir}; use 'nuksm resume ${plan.campaign}' or a new id`);
+  const store = new ResultsStore(dir);
+  const journal = new Journal(store);
+  writeFileAtomic(join(dir, 'plan.json'), `${JSON.stringify({ ...plan, specHash: specHash(spec) }, null, 2)}\n`);
+  journal.create(plan);
+  return { dir, store, journal, plan, spec };
+}
+
+export function openCampaign(resultsDir: string | undefined, campaignId: string): OpenCampaign {
+  const dir = join(resultsRoot(resultsDir), campaignId);
+  if (!existsSync(join(dir, STORE_FILE))) throw new ConfigError('command line', 'campaign', `no campaign '${campaignId}' in ${resultsRoot(resultsDir)}`);
+  const store = new ResultsStore(dir);
+  const journal = new Journal(store);
+  const rec = journal.campaign();
+  if (!rec) throw new HarnessError('config', `${dir}: the campaign journal is empty (created but never planned)`);
+  return { dir, store, journal, plan: rec.plan };
+}
+
+/** The most recently created campaign directory under the results root, if any. */
+export function latestCampaignId(resultsDir?: string): string | null {
+  const root = resultsRoot(resultsDir);
+  if (!existsSync(root)) return null;
+  const dirs = readdirSync(root).filter((d) => existsSync(join(root, d, STORE_FILE)));
+  dirs.sort((a, b) => statSync(join(root, a, STORE_FILE)).mtimeMs - statSync(join(root, b, STORE_FILE)).mtimeMs);
+  return dirs.at(-1) ?? null;
+}
+
+export function campaignLogger(dir: string, level = process.env.NUKSM_LOG_LEVEL ?? 'info'): Logger {
+  // Synchronous writes: a kill -9 loses no log line that was logged before it.
+  return pino({ level, base: undefined }, pino.destination({ dest: join(dir, LOG_FILE), sync: true, append: true, mkdir: true }));
+}
+
+export async function executeCampaign(
+  c: OpenCampaign,
+  testbed: Testbed,
+  opts: Partial<Pick<RunOptions, 'retries' | 'retryDelayMs' | 'signal' | 'maxSteps' | 'log'>> & { onProgress?: (p: Progress) => void } = {},
+): Promise<RunResult> {
+  const log = opts.log ?? campaignLogger(c.dir);
+  const plan = JSON.parse(readFileSync(join(c.dir, 'plan.json'), 'utf8')) as Plan & { specHash?: string };
+  return runCampaign({
+    journal: c.journal,
+    testbed,
+    log,
+    rawDir: join(c.dir, 'raw'),
+    manifestBase: { campaign: c.plan.campaign, harnessCommit: harnessCommit(), specHash: plan.specHash ?? null, specFile: c.plan.specFile, testbedFile: c.plan.testbed.file },
+    retries: opts.retries,
+    retryDelayMs: opts.retryDelayMs,
+    signal: opts.signal,
+    maxSteps: opts.maxSteps,
+    onProgress: opts.onProgress,
+  });
+}
+
+export { loadTestbedFile };

@@ -1,0 +1,172 @@
+/**
+ * The campaign journal: step states pending → running → done | failed, with every attempt
+ * recorded. It lives in the results store's database so that marking a step done and making
+ * its samples valid is one transaction (see src/results/store.ts).
+ */
+import { randomUUID } from 'node:crypto';
+import type { FailureClass } from '../core/errors.ts';
+import type { Scenario } from '../core/scenario.ts';
+import type { ResultsStore } from '../results/store.ts';
+import type { Plan } from './plan.ts';
+
+export type StepState = 'pending' | 'running' | 'done' | 'failed';
+
+export interface JournalStep {
+  stepId: string;
+  seq: number;
+  key: string;
+  experiment: string;
+  configId: string;
+  kernelMode: string;
+  iteration: number;
+  kernel: string | null;
+  boot: number | null;
+  scenario: Scenario;
+  estimateS: number;
+  state: StepState;
+  attempts: number;
+  validAttempt: string | null;
+  failureClass: FailureClass | null;
+  failureMessage: string | null;
+  figures: string[];
+}
+
+export interface CampaignRecord {
+  id: string;
+  spec: string;
+  specFile: string;
+  testbedFile: string;
+  testbedKind: string;
+  seed: number;
+  createdAt: string;
+  plan: Plan;
+}
+
+const now = () => new Date().toISOString();
+
+export class Journal {
+  constructor(readonly store: ResultsStore) {}
+
+  private get db() {
+    return this.store.db;
+  }
+
+  /** Records the plan; a no-op when the campaign already exists (resume). */
+  create(plan: Plan): void {
+    this.db.transaction(() => {
+      const exists = this.db.prepare('SELECT 1 FROM campaign').get();
+      if (exists) return;
+      this.db
+        .prepare('INSERT INTO campaign (id, spec, spec_file, testbed_file, testbed_kind, seed, created_at, plan_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+        .run(plan.campaign, plan.spec, plan.specFile, plan.testbed.file, plan.testbed.kind, plan.seed, now(), JSON.stringify(plan));
+      const insertStep = this.db.prepare(
+        `INSERT INTO steps (step_id, seq, step_key, experiment, config_id, kernel_mode, iteration, kernel, boot, scenario_json, estimate_s, state, failure_class, failure_message)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', NULL, ?)`,
+      );
+      const insertFigure = this.db.prepare('INSERT INTO step_figures (step_id, figure) VALUES (?, ?)');
+      for (const st of plan.steps) {
+        const s = st.scenario;
+        insertStep.run(st.stepId, st.seq, st.key, s.experiment, s.configId, s.kernelMode, s.iteration, st.kernel, st.boot, JSON.stringify(s), st.estimateS, st.unsupported);
+        for (const f of st.figures) insertFigure.run(st.stepId, f);
+      }
+    })();
+  }
+
+  campaign(): CampaignRecord | null {
+    const r = this.db.prepare('SELECT * FROM campaign').get() as Record<string, unknown> | undefined;
+    if (!r) return null;
+    return {
+      id: String(r.id),
+      spec: String(r.spec),
+      specFile: String(r.spec_file),
+      testbedFile: String(r.testbed_file),
+      testbedKind: String(r.testbed_kind),
+      seed: Number(r.seed),
+      createdAt: String(r.created_at),
+      plan: JSON.parse(String(r.plan_json)) as Plan,
+    };
+  }
+
+  /**
+   * After a crash or kill: a step left 'running' goes back to 'pending' and the samples of
+   * its unfinished attempt are dropped, so it re-runs from scratch. Returns the steps reset.
+   */
+  recoverInterrupted(): string[] {
+    return this.db.transaction(() => {
+      const running = this.db.prepare("SELECT step_id FROM steps WHERE state = 'running'").all() as { step_id: string }[];
+      for (const { step_id } of running) {
+        this.db.prepare("UPDATE attempts SET ended_at = ?, outcome = 'interrupted' WHERE step_id = ? AND outcome IS NULL").run(now(), step_id);
+        this.db.prepare("UPDATE steps SET state = 'pending' WHERE step_id = ?").run(step_id);
+      }
+      // Samples of attempts that never became valid are dead weight (and never read).
+      this.db.prepare("DELETE FROM samples WHERE attempt_id NOT IN (SELECT valid_attempt FROM steps WHERE state = 'done' AND valid_attempt IS NOT NULL) AND step_id NOT IN (SELECT step_id FROM steps WHERE state = 'running')").run();
+      return running.map((r) => r.step_id);
+    })();
+  }
+
+  steps(): JournalStep[] {
+    const rows = this.db.prepare('SELECT * FROM steps ORDER BY seq').all() as Record<string, unknown>[];
+    const figs = this.db.prepare('SELECT step_id, figure FROM step_figures').all() as { step_id: string; figure: string }[];
+    const byStep = new Map<string, string[]>();
+    for (const f of figs) byStep.set(f.step_id, [...(byStep.get(f.step_id) ?? []), f.figure]);
+    return rows.map((r) => ({
+      stepId: String(r.step_id),
+      seq: Number(r.seq),
+      key: String(r.step_key),
+      experiment: String(r.experiment),
+      configId: String(r.config_id),
+      kernelMode: String(r.kernel_mode),
+      iteration: Number(r.iteration),
+      kernel: (r.kernel as string | null) ?? null,
+      boot: (r.boot as number | null) ?? null,
+      scenario: JSON.parse(String(r.scenario_json)) as Scenario,
+      estimateS: Number(r.estimate_s),
+      state: r.state as StepState,
+      attempts: Number(r.attempts),
+      validAttempt: (r.valid_attempt as string | null) ?? null,
+      failureClass: (r.failure_class as FailureClass | null) ?? null,
+      failureMessage: (r.failure_message as string | null) ?? null,
+      figures: byStep.get(String(r.step_id)) ?? [],
+    }));
+  }
+
+  /** Starts an attempt: the step is 'running' and its new attempt id is durable before any sample. */
+  beginAttempt(stepId: string): string {
+    const attemptId = randomUUID();
+    this.db.transaction(() => {
+      const { attempts } = this.db.prepare('SELECT attempts FROM steps WHERE step_id = ?').get(stepId) as { attempts: number };
+      this.db.prepare('INSERT INTO attempts (attempt_id, step_id, number, started_at) VALUES (?, ?, ?, ?)').run(attemptId, stepId, attempts + 1, now());
+      this.db.prepare("UPDATE steps SET state = 'running', attempts = attempts + 1, started_at = COALESCE(started_at, ?) WHERE step_id = ?").run(now(), stepId);
+    })();
+    return attemptId;
+  }
+
+  /** One transaction: the attempt becomes the valid one, the step is done, the manifest is stored. */
+  completeStep(stepId: string, attemptId: string, manifest: Record<string, unknown>): void {
+    this.db.transaction(() => {
+      this.db.prepare("UPDATE attempts SET ended_at = ?, outcome = 'done' WHERE attempt_id = ?").run(now(), attemptId);
+      this.db.prepare("UPDATE steps SET state = 'done', valid_attempt = ?, ended_at = ?, failure_class = NULL, failure_message = NULL WHERE step_id = ?").run(attemptId, now(), stepId);
+      this.db.prepare('INSERT OR REPLACE INTO manifests (step_id, attempt_id, manifest_json) VALUES (?, ?, ?)').run(stepId, attemptId, JSON.stringify(manifest));
+      this.db.prepare('DELETE FROM samples WHERE step_id = ? AND attempt_id <> ?').run(stepId, attemptId);
+    })();
+  }
+
+  /** A failed attempt: its samples are dropped; `final` marks the step failed (the campaign goes on). */
+  failAttempt(stepId: string, attemptId: string | null, failureClass: FailureClass, message: string, final: boolean): void {
+    this.db.transaction(() => {
+      if (attemptId) {
+        this.db.prepare("UPDATE attempts SET ended_at = ?, outcome = 'failed', failure_class = ?, message = ? WHERE attempt_id = ?").run(now(), failureClass, message, attemptId);
+        this.db.prepare('DELETE FROM samples WHERE attempt_id = ?').run(attemptId);
+      }
+      if (final) {
+        this.db.prepare("UPDATE steps SET state = 'failed', failure_class = ?, failure_message = ?, ended_at = ? WHERE step_id = ?").run(failureClass, message, now(), stepId);
+      }
+    })();
+  }
+
+  counts(): Record<StepState, number> {
+    const out: Record<StepState, number> = { pending: 0, running: 0, done: 0, failed: 0 };
+    for (const r of this.db.prepare('SELECT state, COUNT(*) AS n FROM steps GROUP BY state').all() as { state: StepState; n: number }[]) out[r.state] = r.n;
+    return out;
+  }
+}

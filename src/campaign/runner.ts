@@ -1,0 +1,192 @@
+/**
+ * The runner: takes pending steps in plan order, makes the testbed boot the step's kernel
+ * (stopping cleanly when that needs a reboot), runs the step with per-class retries (p-retry)
+ * and commits it through the journal. A step that fails for good is a failure row; the
+ * campaign goes on.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import pRetry from 'p-retry';
+import type { Logger } from 'pino';
+import { HarnessError, failureClassOf, type FailureClass } from '../core/errors.ts';
+import type { Sample } from '../core/sample.ts';
+import type { Testbed } from '../testbeds/types.ts';
+import type { Journal, JournalStep } from './journal.ts';
+
+/** Retries (after the first attempt) per failure class. Config, unsupported, oom and parse errors are not retried: rerunning does not change them. */
+export const DEFAULT_RETRIES: Record<FailureClass, number> = {
+  config: 0,
+  boot: 2,
+  placement: 2,
+  'guest-unreachable': 3,
+  timeout: 1,
+  'benchmark-error': 1,
+  'parse-error': 0,
+  oom: 0,
+  unsupported: 0,
+};
+
+export interface Progress {
+  step: JournalStep;
+  done: number;
+  failed: number;
+  total: number;
+  /** Seconds left by the plan's estimates, scaled by how long finished steps really took. */
+  etaS: number;
+}
+
+export interface RunOptions {
+  journal: Journal;
+  testbed: Testbed;
+  log: Logger;
+  /** Directory for raw outputs; each step gets <rawDir>/<step-id>/attempt-<n>. */
+  rawDir: string;
+  /** Extra fields recorded in every step's manifest (harness commit, spec hash, …). */
+  manifestBase: Record<string, unknown>;
+  retries?: Partial<Record<FailureClass, number>>;
+  /** Delay before the first retry (p-retry minTimeout), ms. */
+  retryDelayMs?: number;
+  signal?: AbortSignal;
+  onProgress?: (p: Progress) => void;
+  /** Stop after this many steps (tests, `nuksm run --max-steps`). */
+  maxSteps?: number;
+}
+
+export type RunOutcome = 'complete' | 'rebooting' | 'stopped';
+
+export interface RunResult {
+  outcome: RunOutcome;
+  done: number;
+  failed: number;
+  pending: number;
+  total: number;
+}
+
+class StepAttemptError extends Error {
+  constructor(readonly failureClass: FailureClass, message: string) {
+    super(message);
+  }
+}
+
+export async function runCampaign(opts: RunOptions): Promise<RunResult> {
+  const { journal, testbed, log } = opts;
+  const retries = { ...DEFAULT_RETRIES, ...opts.retries };
+  const maxRetries = Math.max(...Object.values(retries));
+  const reset = journal.recoverInterrupted();
+  if (reset.length) log.warn({ steps: reset }, 'steps interrupted by a crash or kill are re-run from scratch');
+  let kernelReady: string | null = null;
+  let ran = 0;
+  const startedAt = Date.now();
+  let estimateDoneS = 0;
+
+  const result = (outcome: RunOutcome): RunResult => {
+    const c = journal.counts();
+    return { outcome, done: c.done, failed: c.failed, pending: c.pending + c.running, total: c.done + c.failed + c.pending + c.running };
+  };
+
+  for (;;) {
+    const steps = journal.steps();
+    const step = steps.find((s) => s.state === 'pending');
+    if (!step) return result('complete');
+    if (opts.signal?.aborted || (opts.maxSteps !== undefined && ran >= opts.maxSteps)) return result('stopped');
+
+    const done = steps.filter((s) => s.state === 'done').length;
+    const failed = steps.filter((s) => s.state === 'failed').length;
+    const leftS = steps.filter((s) => s.state === 'pending').reduce((sum, s) => sum + s.estimateS, 0);
+    const scale = estimateDoneS > 0 ? (Date.now() - startedAt) / 1000 / estimateDoneS : 1;
+    opts.onProgress?.({ step, done, failed, total: steps.length, etaS: leftS * scale });
+
+    if (step.kernel === null) {
+      journal.failAttempt(step.stepId, null, 'unsupported', step.failureMessage ?? `testbed has no kernel for mode '${step.kernelMode}'`, true);
+      log.warn({ step: step.stepId }, 'unsupported on this testbed; recorded as a failure row');
+      continue;
+    }
+    if (kernelReady !== step.kernel) {
+      const state = await testbed.ensureKernel(step.scenario.kernelMode, log);
+      if (state.status === 'rebooting') {
+        log.info({ step: step.stepId, kernel: step.kernel }, 'rebooting into the next kernel; the campaign resumes after boot');
+        return result('rebooting');
+      }
+      kernelReady = step.kernel;
+    }
+
+    log.info({ step: step.stepId, experiment: step.experiment, config: step.configId, mode: step.kernelMode, iteration: step.iteration }, 'step start');
+    let lastAttempt: string | null = null;
+    try {
+      await pRetry(
+        async (attemptNumber) => {
+          const attemptId = journal.beginAttempt(step.stepId);
+          lastAttempt = attemptId;
+          try {
+            await runOneAttempt(step, attemptId, attemptNumber, opts);
+          } catch (err) {
+            const cls = failureClassOf(err);
+            const message = err instanceof Error ? err.message : String(err);
+            journal.failAttempt(step.stepId, attemptId, cls, message, false);
+            log.warn({ step: step.stepId, attempt: attemptNumber, failureClass: cls, err: message }, 'attempt failed');
+            throw new StepAttemptError(cls, message);
+          }
+        },
+        {
+          retries: maxRetries,
+          minTimeout: opts.retryDelayMs ?? 5000,
+          factor: 2,
+          shouldRetry: ({ error, attemptNumber }) => !opts.signal?.aborted && attemptNumber <= retries[(error as StepAttemptError).failureClass],
+        },
+      );
+      log.info({ step: step.stepId }, 'step done');
+    } catch (err) {
+      const cls = err instanceof StepAttemptError ? err.failureClass : failureClassOf(err);
+      const message = err instanceof Error ? err.message : String(err);
+      journal.failAttempt(step.stepId, null, cls, message, true);
+      log.error({ step: step.stepId, failureClass: cls, err: message, lastAttempt }, 'step failed; the campaign goes on');
+    }
+    estimateDoneS += step.estimateS;
+    ran++;
+  }
+}
+
+async function runOneAttempt(step: JournalStep, attemptId: string, attemptNumber: number, opts: RunOptions): Promise<void> {
+  const { journal, testbed, log } = opts;
+  const rawDir = join(opts.rawDir, step.stepId, `attempt-${attemptNumber}`);
+  mkdirSync(rawDir, { recursive: true });
+  const controller = new AbortController();
+  const onAbort = () => controller.abort(opts.signal?.reason);
+  opts.signal?.addEventListener('abort', onAbort);
+  let open = true;
+  const emit = (samples: Sample[]) => {
+    if (open) journal.store.addSamples(step.stepId, attemptId, samples);
+  };
+  const limitMs = step.scenario.timeline.maxDurationS * 1000;
+  let timer: NodeJS.Timeout | undefined;
+  const startedAt = new Date().toISOString();
+  try {
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        controller.abort(new HarnessError('timeout', `step exceeded maxDurationS ${step.scenario.timeline.maxDurationS} s`));
+        reject(new HarnessError('timeout', `step exceeded maxDurationS ${step.scenario.timeline.maxDurationS} s`));
+      }, limitMs);
+    });
+    await Promise.race([testbed.runScenario(step.scenario, { emit, log: log.child({ step: step.stepId, attempt: attemptNumber }), signal: controller.signal, rawDir }), timeout]);
+    open = false;
+    const environment = await testbed.describe();
+    journal.completeStep(step.stepId, attemptId, {
+      ...opts.manifestBase,
+      step: step.stepId,
+      stepKey: step.key,
+      attempt: attemptNumber,
+      attemptId,
+      startedAt,
+      endedAt: new Date().toISOString(),
+      figures: step.figures,
+      scenario: step.scenario,
+      environment,
+      kernelRelease: environment.kernelRelease,
+      ksmKnobs: environment.ksmKnobs,
+    });
+  } finally {
+    open = false;
+    clearTimeout(timer);
+    opts.signal?.removeEventListener('abort', onAbort);
+  }
+}

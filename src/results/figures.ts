@@ -1,0 +1,266 @@
+/**
+ * Figures are declared queries over the store: each one reads the valid rows of the steps that
+ * feed it and writes results/<campaign-id>/figures/<name>.csv (columns: docs/figures.md).
+ * Only this campaign's own rows are ever read, so a rerun cannot mix old and new data.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { stringify } from 'csv-stringify/sync';
+import type { Scenario } from '../core/scenario.ts';
+import type { ResultRow, ResultsStore } from './store.ts';
+import { combinedPerformance, fairness, localShare, round, slowdown, summarize } from './stats.ts';
+
+export type Cell = string | number | null;
+export type Row = Record<string, Cell>;
+
+export interface FigureInput {
+  rows: ResultRow[];
+  /** Scenario of every step, by step id (instance nodes and nice values). */
+  scenarios: Map<string, Scenario>;
+}
+
+export interface FigureDef {
+  name: string;
+  /** Which figure tag (steps' `figures`) feeds it. */
+  source: string;
+  columns: string[];
+  build(input: FigureInput): Row[];
+}
+
+const RUNTIME_COLUMNS = ['testbed', 'benchmark', 'kernel_mode', 'instance', 'runtime_s', 'runtime_sd', 'n', 'normalized_runtime'];
+const LOCALITY_COLUMNS = ['testbed', 'benchmark', 'kernel_mode', 'instance', 'local_pct', 'remote_pct', 'local_pct_sd', 'n'];
+const SERIES_COLUMNS = ['testbed', 'config', 'kernel_mode', 'instance', 'iteration', 't', 'metric', 'unit', 'value'];
+const MODE_ORDER = ['ksm-off', 'ksm', 'nuksm-fair', 'nuksm-priority', 'uksm'];
+export const TABLE3_ROWS = ['C-10:1', 'C-5:1', 'C-1:1', 'C-1:5', 'C-1:10'] as const;
+
+function groupBy<T>(xs: readonly T[], key: (x: T) => string): Map<string, T[]> {
+  const m = new Map<string, T[]>();
+  for (const x of xs) {
+    const k = key(x);
+    const list = m.get(k);
+    if (list) list.push(x);
+    else m.set(k, [x]);
+  }
+  return m;
+}
+
+/** Once-per-run values of one metric, as lists over iterations, by config|mode|instance. */
+function perRun(rows: readonly ResultRow[], metric: string): Map<string, number[]> {
+  const out = new Map<string, number[]>();
+  for (const r of rows) {
+    if (r.metric !== metric || r.t !== null) continue;
+    const k = `${r.config}|${r.kernelMode}|${r.instance}`;
+    out.set(k, [...(out.get(k) ?? []), r.value]);
+  }
+  return out;
+}
+
+const instancesOf = (rows: readonly ResultRow[]) => [...new Set(rows.filter((r) => r.instance !== 'host').map((r) => r.instance))].sort();
+const configsOf = (rows: readonly ResultRow[]) => [...new Set(rows.map((r) => r.config))].sort();
+const modesOf = (rows: readonly ResultRow[]) => [...new Set(rows.map((r) => r.kernelMode))].sort((a, b) => MODE_ORDER.indexOf(a) - MODE_ORDER.indexOf(b));
+const testbedOf = (rows: readonly ResultRow[]) => rows[0]?.testbed ?? '';
+
+/** Runtime of each instance, normalised to a reference (default: the first instance with KSM off, as Figs. 3a/6a). */
+function runtimeTable(rows: readonly ResultRow[], reference: (config: string, instance: string, byKey: Map<string, number[]>) => number | null): Row[] {
+  const byKey = perRun(rows, 'runtime_s');
+  const out: Row[] = [];
+  for (const config of configsOf(rows)) {
+    for (const mode of modesOf(rows)) {
+      for (const instance of instancesOf(rows)) {
+        const s = summarize(byKey.get(`${config}|${mode}|${instance}`) ?? []);
+        if (!s) continue;
+        const ref = reference(config, instance, byKey);
+        out.push({ testbed: testbedOf(rows), benchmark: config, kernel_mode: mode, instance, runtime_s: round(s.mean), runtime_sd: round(s.sd), n: s.n, normalized_runtime: ref ? round(s.mean / ref) : null });
+      }
+    }
+  }
+  return out;
+}
+
+const firstInstanceWithoutKsm = (rows: readonly ResultRow[]) => (config: string, _instance: string, byKey: Map<string, number[]>) => {
+  const first = instancesOf(rows)[0];
+  return summarize(byKey.get(`${config}|ksm-off|${first}`) ?? [])?.mean ?? null;
+};
+
+function localityTable(rows: readonly ResultRow[]): Row[] {
+  const local = perRun(rows, 'local_access_pct');
+  const remote = perRun(rows, 'remote_access_pct');
+  const out: Row[] = [];
+  for (const config of configsOf(rows)) {
+    for (const mode of modesOf(rows)) {
+      for (const instance of instancesOf(rows)) {
+        const k = `${config}|${mode}|${instance}`;
+        const l = summarize(local.get(k) ?? []);
+        const r = summarize(remote.get(k) ?? []);
+        if (!l && !r) continue;
+        out.push({ testbed: testbedOf(rows), benchmark: config, kernel_mode: mode, instance, local_pct: round(l?.mean), remote_pct: round(r?.mean), local_pct_sd: round(l?.sd), n: l?.n ?? r?.n ?? 0 });
+      }
+    }
+  }
+  return out;
+}
+
+function seriesTable(rows: readonly ResultRow[], metrics: readonly string[]): Row[] {
+  return rows
+    .filter((r) => r.t !== null && metrics.includes(r.metric))
+    .sort((a, b) => a.config.localeCompare(b.config) || MODE_ORDER.indexOf(a.kernelMode) - MODE_ORDER.indexOf(b.kernelMode) || a.instance.localeCompare(b.instance) || a.iteration - b.iteration || a.metric.localeCompare(b.metric) || a.t! - b.t!)
+    .map((r) => ({ testbed: r.testbed, config: r.config, kernel_mode: r.kernelMode, instance: r.instance, iteration: r.iteration, t: r.t, metric: r.metric, unit: r.unit, value: round(r.value, 6) }));
+}
+
+/**
+ * Share (%) of de-duplicated pages local to each instance, per step: computed from the
+ * per-node page counts (ksm_pages_on_node) and the instance's node; the testbed's own
+ * ksm_local_pct is used only when no per-node counts were recorded.
+ */
+export function placementShares(rows: readonly ResultRow[], scenarios: Map<string, Scenario>): ResultRow[] {
+  const out: ResultRow[] = [];
+  for (const [key, group] of groupBy(rows.filter((r) => r.t === null && (r.metric === 'ksm_pages_on_node' || r.metric === 'ksm_local_pct')), (r) => `${r.step}|${r.instance}`)) {
+    const [step, instance] = key.split('|') as [string, string];
+    const inst = scenarios.get(step)?.instances.find((i) => i.name === instance);
+    const perNode = new Map<number, number>();
+    for (const r of group) if (r.metric === 'ksm_pages_on_node' && r.node !== null) perNode.set(r.node, (perNode.get(r.node) ?? 0) + r.value);
+    let share = inst && perNode.size > 0 ? localShare(perNode, inst.node) : null;
+    if (share === null) share = group.find((r) => r.metric === 'ksm_local_pct')?.value ?? null;
+    if (share !== null) out.push({ ...group[0]!, metric: 'ksm_local_pct', unit: '%', value: share, node: null });
+  }
+  return out;
+}
+
+export function table2(input: FigureInput): Row[] {
+  const { rows } = input;
+  const runtimes = perRun(rows, 'runtime_s');
+  const saved = perRun(rows, 'memory_saved_gib');
+  const meanOf = (k: string) => summarize(runtimes.get(k) ?? [])?.mean ?? null;
+  const out: Row[] = [];
+  for (const benchmark of configsOf(rows)) {
+    const instances = instancesOf(rows.filter((r) => r.config === benchmark));
+    const runtimesFor = (mode: string) => instances.map((i) => meanOf(`${benchmark}|${mode}|${i}`));
+    const off = runtimesFor('ksm-off');
+    const ksm = runtimesFor('ksm');
+    const nu = runtimesFor('nuksm-fair');
+    const complete = (xs: (number | null)[]): xs is number[] => xs.length > 0 && xs.every((x) => x !== null);
+    const fair = (xs: (number | null)[]) => (complete(xs) && complete(off) ? fairness(xs.map((x, i) => slowdown(x, off[i]!))) : null);
+    out.push({
+      benchmark,
+      fairness_ksm: round(fair(ksm)),
+      fairness_nuksm: round(fair(nu)),
+      perf_nuksm_over_ksm: complete(nu) && complete(ksm) ? round(combinedPerformance(nu, ksm)) : null,
+      saved_gib_ksm: round(summarize(saved.get(`${benchmark}|ksm|host`) ?? [])?.mean),
+      saved_gib_nuksm: round(summarize(saved.get(`${benchmark}|nuksm-fair|host`) ?? [])?.mean),
+    });
+  }
+  return out;
+}
+
+/** Config label of a Fig. 7 step: 'mysql/C-10:1' → 'C-10:1'. */
+const labelOf = (configId: string) => configId.slice(configId.lastIndexOf('/') + 1);
+
+export function table3(input: FigureInput): Row[] {
+  const shares = placementShares(input.rows, input.scenarios);
+  const out: Row[] = [];
+  for (const label of TABLE3_ROWS) {
+    const steps = [...new Set(input.rows.filter((r) => labelOf(r.config) === label).map((r) => r.step))];
+    const scenario = steps.length ? input.scenarios.get(steps[0]!) : undefined;
+    const [vm0, vm1] = scenario ? [...scenario.instances].sort((a, b) => a.name.localeCompare(b.name)) : [];
+    const shareOf = (name: string | undefined) => (name ? summarize(shares.filter((s) => labelOf(s.config) === label && s.instance === name).map((s) => s.value))?.mean : null);
+    out.push({
+      config: label,
+      nice_vm0: vm0?.nice ?? null,
+      nice_vm1: vm1?.nice ?? null,
+      snice_vm0: vm0 ? vm0.nice + 21 : null,
+      snice_vm1: vm1 ? vm1.nice + 21 : null,
+      local_pct_vm0: round(shareOf(vm0?.name), 2),
+      local_pct_vm1: round(shareOf(vm1?.name), 2),
+    });
+  }
+  return out;
+}
+
+function fig7(input: FigureInput): Row[] {
+  const { rows } = input;
+  const byKey = perRun(rows, 'runtime_s');
+  const out: Row[] = [];
+  for (const config of configsOf(rows)) {
+    const benchmark = config.includes('/') ? config.slice(0, config.lastIndexOf('/')) : config;
+    const scenario = input.scenarios.get(rows.find((r) => r.config === config)!.step);
+    for (const mode of modesOf(rows)) {
+      for (const instance of instancesOf(rows)) {
+        const s = summarize(byKey.get(`${config}|${mode}|${instance}`) ?? []);
+        if (!s) continue;
+        const ref = summarize(byKey.get(`${benchmark}/C-1:1|${mode}|${instance}`) ?? [])?.mean;
+        out.push({
+          testbed: testbedOf(rows),
+          benchmark,
+          config: labelOf(config),
+          kernel_mode: mode,
+          instance,
+          nice: scenario?.instances.find((i) => i.name === instance)?.nice ?? null,
+          runtime_s: round(s.mean),
+          runtime_sd: round(s.sd),
+          n: s.n,
+          normalized_to_c1_1: ref ? round(s.mean / ref) : null,
+        });
+      }
+    }
+  }
+  return out;
+}
+
+function fig4(input: FigureInput): Row[] {
+  return seriesTable(input.rows, ['throughput_ops']).map((r) => ({
+    ...r,
+    nice: input.scenarios.get(input.rows.find((x) => x.config === r.config)!.step)?.instances.find((i) => i.name === r.instance)?.nice ?? null,
+  }));
+}
+
+export const FIGURE_DEFS: FigureDef[] = [
+  { name: '3a', source: '3a', columns: RUNTIME_COLUMNS, build: ({ rows }) => runtimeTable(rows, firstInstanceWithoutKsm(rows)) },
+  { name: '3b', source: '3b', columns: LOCALITY_COLUMNS, build: ({ rows }) => localityTable(rows) },
+  { name: '4', source: '4', columns: [...SERIES_COLUMNS, 'nice'], build: fig4 },
+  { name: '6a', source: '6a', columns: RUNTIME_COLUMNS, build: ({ rows }) => runtimeTable(rows, firstInstanceWithoutKsm(rows)) },
+  { name: '6b', source: '6b', columns: LOCALITY_COLUMNS, build: ({ rows }) => localityTable(rows) },
+  { name: 'table2', source: 'table2', columns: ['benchmark', 'fairness_ksm', 'fairness_nuksm', 'perf_nuksm_over_ksm', 'saved_gib_ksm', 'saved_gib_nuksm'], build: table2 },
+  { name: '7', source: '7', columns: ['testbed', 'benchmark', 'config', 'kernel_mode', 'instance', 'nice', 'runtime_s', 'runtime_sd', 'n', 'normalized_to_c1_1'], build: fig7 },
+  { name: 'table3', source: 'table3', columns: ['config', 'nice_vm0', 'nice_vm1', 'snice_vm0', 'snice_vm1', 'local_pct_vm0', 'local_pct_vm1'], build: table3 },
+  { name: '8a', source: '8a', columns: SERIES_COLUMNS, build: ({ rows }) => seriesTable(rows, ['mem_free_gib', 'hog_registered_gib']) },
+  { name: '8b', source: '8b', columns: SERIES_COLUMNS, build: ({ rows }) => seriesTable(rows, ['memory_saved_gib']) },
+  { name: '8c', source: '8c', columns: SERIES_COLUMNS, build: ({ rows }) => seriesTable(rows, ['ksmd_cpu_pct']) },
+  {
+    name: '9',
+    source: '9',
+    columns: RUNTIME_COLUMNS,
+    // Normalised to the same instance under stock KSM.
+    build: ({ rows }) => runtimeTable(rows, (config, instance, byKey) => summarize(byKey.get(`${config}|ksm|${instance}`) ?? [])?.mean ?? null),
+  },
+];
+
+export function figureInput(store: ResultsStore, source: string): FigureInput {
+  const rows = store.rows({ figure: source });
+  const scenarios = new Map<string, Scenario>();
+  const q = store.db.prepare('SELECT scenario_json FROM steps WHERE step_id = ?');
+  for (const step of new Set(rows.map((r) => r.step))) {
+    const r = q.get(step) as { scenario_json: string };
+    scenarios.set(step, JSON.parse(r.scenario_json) as Scenario);
+  }
+  return { rows, scenarios };
+}
+
+export function toCsv(def: FigureDef, rows: Row[]): string {
+  return stringify(rows.map((r) => def.columns.map((c) => r[c] ?? '')), { header: true, columns: def.columns });
+}
+
+/** Writes every figure the campaign has rows for; returns name → path and row count. */
+export function exportFigures(store: ResultsStore, outDir = join(store.dir, 'figures'), only?: readonly string[]): { name: string; path: string; rows: number }[] {
+  mkdirSync(outDir, { recursive: true });
+  const written: { name: string; path: string; rows: number }[] = [];
+  for (const def of FIGURE_DEFS) {
+    if (only && !only.includes(def.name)) continue;
+    const input = figureInput(store, def.source);
+    if (input.rows.length === 0) continue;
+    const rows = def.build(input);
+    const path = join(outDir, `${def.name}.csv`);
+    writeFileSync(path, toCsv(def, rows));
+    written.push({ name: def.name, path, rows: rows.length });
+  }
+  return written;
+}
