@@ -1,0 +1,2 @@
+export { buildNativeWorkloads, NATIVE_SOURCE_DIR, NATIVE_BINARY } from './build.ts';
+export { parseNativeResult, parseHogSteps, nativeArgv, NATIVE_WORKLOADS, type NativeWorkload, type NativeResult, type HogStep, type NativeArgs } from './parse.ts';
