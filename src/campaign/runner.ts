@@ -74,7 +74,9 @@ export async function runCampaign(opts: RunOptions): Promise<RunResult> {
   const maxRetries = Math.max(...Object.values(retries));
   const reset = journal.recoverInterrupted();
   if (reset.length) log.warn({ steps: reset }, 'steps interrupted by a crash or kill are re-run from scratch');
-  let kernelReady: string | null = null;
+  // The mode last made ready: testbeds may set mode-specific state in ensureKernel (knobs), so it
+  // is called whenever the mode changes; a reboot only happens when the kernel differs.
+  let modeReady: string | null = null;
   let ran = 0;
   const startedAt = Date.now();
   let estimateDoneS = 0;
@@ -101,13 +103,13 @@ export async function runCampaign(opts: RunOptions): Promise<RunResult> {
       log.warn({ step: step.stepId }, 'unsupported on this testbed; recorded as a failure row');
       continue;
     }
-    if (kernelReady !== step.kernel) {
+    if (modeReady !== step.kernelMode) {
       const state = await testbed.ensureKernel(step.scenario.kernelMode, log);
       if (state.status === 'rebooting') {
         log.info({ step: step.stepId, kernel: step.kernel }, 'rebooting into the next kernel; the campaign resumes after boot');
         return result('rebooting');
       }
-      kernelReady = step.kernel;
+      modeReady = step.kernelMode;
     }
 
     log.info({ step: step.stepId, experiment: step.experiment, config: step.configId, mode: step.kernelMode, iteration: step.iteration }, 'step start');

@@ -1,0 +1,65 @@
+/**
+ * `nuksm doctor --testbed <file>`: generic checks (the file validates, the driver loads, the
+ * results directory is writable, and for a local host: NUMA nodes and KSM in sysfs). Deeper
+ * per-testbed checks (GRUB entries, libvirt, guest keys, perf) are added by the testbed drivers.
+ */
+import { accessSync, constants, existsSync, mkdirSync, readdirSync } from 'node:fs';
+import type { Argv, CommandModule } from 'yargs';
+import { loadTestbedFile, resultsRoot } from '../../campaign/campaign.ts';
+import type { TestbedFile } from '../../core/testbed-file.ts';
+import { EXIT } from '../exit-codes.ts';
+import { textTable } from '../format.ts';
+import { withJson, withResultsDir } from '../options.ts';
+
+export interface DoctorArgs {
+  testbed: string;
+  resultsDir?: string;
+  json: boolean;
+}
+
+export interface Finding {
+  check: string;
+  status: 'ok' | 'warn' | 'fail';
+  detail: string;
+}
+
+const DRIVER_FILES: Record<TestbedFile['kind'], string> = { model: 'model/index.ts', emulated: 'emulated/index.ts', physical: 'physical/index.ts' };
+
+export async function genericChecks(tb: TestbedFile, resultsDir: string): Promise<Finding[]> {
+  const out: Finding[] = [{ check: 'testbed file', status: 'ok', detail: `${tb.file}: ${tb.kind}, ${tb.nodes.length} node(s), modes ${Object.keys(tb.modes).join(', ') || 'none'}` }];
+  try {
+    await import(`../../testbeds/${DRIVER_FILES[tb.kind]}`);
+    out.push({ check: 'testbed driver', status: 'ok', detail: `src/testbeds/${DRIVER_FILES[tb.kind]} loads` });
+  } catch (err) {
+    out.push({ check: 'testbed driver', status: 'fail', detail: `src/testbeds/${DRIVER_FILES[tb.kind]}: ${(err as Error).message}` });
+  }
+  try {
+    mkdirSync(resultsDir, { recursive: true });
+    accessSync(resultsDir, constants.W_OK);
+    out.push({ check: 'results directory', status: 'ok', detail: `${resultsDir} is writable` });
+  } catch (err) {
+    out.push({ check: 'results directory', status: 'fail', detail: `${resultsDir}: ${(err as Error).message}` });
+  }
+  if (tb.kind !== 'model' && tb.host.kind === 'local') {
+    const sysNodes = existsSync('/sys/devices/system/node') ? readdirSync('/sys/devices/system/node').filter((d) => /^node\d+$/.test(d)).length : 0;
+    if (tb.kind === 'physical') {
+      out.push({ check: 'NUMA nodes', status: sysNodes === tb.nodes.length ? 'ok' : 'fail', detail: `host has ${sysNodes} node(s), the file lists ${tb.nodes.length}` });
+    }
+    const ksm = existsSync('/sys/kernel/mm/ksm/run');
+    out.push({ check: 'KSM in sysfs', status: ksm ? 'ok' : tb.kind === 'physical' ? 'fail' : 'warn', detail: ksm ? '/sys/kernel/mm/ksm present' : '/sys/kernel/mm/ksm/run missing (kernel without CONFIG_KSM?)' });
+  }
+  return out;
+}
+
+export const doctorCommand: CommandModule<object, DoctorArgs> = {
+  command: 'doctor',
+  describe: 'Check a testbed file and what the harness needs on this machine',
+  builder: (y: Argv<object>) =>
+    withJson(withResultsDir(y)).option('testbed', { type: 'string', demandOption: true, describe: 'testbed file to check' }) as unknown as Argv<DoctorArgs>,
+  handler: async (args) => {
+    const tb = loadTestbedFile(args.testbed);
+    const findings = await genericChecks(tb, resultsRoot(args.resultsDir));
+    process.stdout.write(args.json ? `${JSON.stringify(findings, null, 2)}\n` : textTable(['check', 'status', 'detail'], findings.map((f) => [f.check, f.status, f.detail])));
+    if (findings.some((f) => f.status === 'fail')) process.exitCode = EXIT.doctorFailed;
+  },
+};

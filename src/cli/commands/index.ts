@@ -1,0 +1,13 @@
+/** Every `nuksm` command; commands written elsewhere (parse, testbed checks, builds) are registered here too. */
+import type { CommandModule } from 'yargs';
+import { doctorCommand } from './doctor.ts';
+import { exportCommand } from './export.ts';
+import { parseCommand } from './parse.ts';
+import { planCommand } from './plan.ts';
+import { resumeCommand } from './resume.ts';
+import { runCommand } from './run.ts';
+import { startCommand } from './start.ts';
+import { statusCommand } from './status.ts';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export const COMMANDS: CommandModule<object, any>[] = [planCommand, runCommand, resumeCommand, statusCommand, exportCommand, doctorCommand, startCommand, parseCommand];

@@ -1,0 +1,50 @@
+/** `nuksm plan <spec> --testbed <file>`: validate and show what a campaign would do, run nothing. */
+import type { Argv, CommandModule } from 'yargs';
+import { planCampaign } from '../../campaign/campaign.ts';
+import { ESTIMATE, type Plan } from '../../campaign/plan.ts';
+import { duration, textTable } from '../format.ts';
+import { withJson, withSpecAndTestbed } from '../options.ts';
+
+export interface PlanArgs {
+  spec: string;
+  testbed: string;
+  iterations?: number;
+  interleave?: 'none' | 'abba';
+  experimentsDir: string;
+  json: boolean;
+}
+
+export function formatPlan(plan: Plan): string {
+  const out: string[] = [];
+  out.push(`Campaign ${plan.spec} on ${plan.testbed.name} (${plan.testbed.kind}, ${plan.testbed.file})`);
+  out.push(`${plan.steps.length} steps, seed ${plan.seed}, interleave ${plan.interleave}\n`);
+  out.push('Steps');
+  out.push(
+    textTable(
+      ['#', 'step', 'kernel', 'boot', 'estimate', 'feeds'],
+      plan.steps.map((s) => [s.seq, s.stepId, s.kernel ?? 'UNSUPPORTED', s.boot ?? '-', s.unsupported ? '-' : duration(s.estimateS), s.figures.join(' ')]),
+    ),
+  );
+  const unsupported = plan.steps.filter((s) => s.unsupported);
+  if (unsupported.length) out.push(`${unsupported.length} step(s) unsupported on this testbed (recorded as failure rows): ${unsupported[0]!.unsupported}\n`);
+  out.push(`Boots (${plan.reboots} reboot(s)${plan.testbed.kind === 'physical' ? '; the first only if the host runs another kernel' : '; this testbed does not reboot'})`);
+  out.push(textTable(['boot', 'kernel', 'uname -r', 'GRUB entry', 'steps'], plan.boots.map((b) => [b.index, b.kernel, b.release, b.bootEntry, b.steps])));
+  out.push('Pin map (instance → node / CPUs)');
+  out.push(textTable(['experiment', 'config', 'instance', 'kind', 'node', 'cpus', 'GiB', 'nice'], plan.pinMap.map((p) => [p.experiment, p.configId, p.instance, p.kind, p.node, p.cpus.join(','), p.memoryGiB, p.nice])));
+  out.push(
+    `Estimated wall time: ${duration(plan.estimate.totalS)} (${(plan.estimate.totalS / 3600).toFixed(1)} h) = steps ${duration(plan.estimate.stepsS)} + reboots ${duration(plan.estimate.rebootsS)}` +
+      `\n  per step: instance start (${ESTIMATE.vmBootS} s per VM step) + stagger + prepare + merge wait (fixed, or ${ESTIMATE.scansToConverge} KSM scans of the registered memory capped at the spec's maxS) + timed phase + teardown (${ESTIMATE.teardownS} s); see docs/campaigns.md` +
+      (plan.testbed.kind === 'model' ? '\n  (the model testbed simulates these durations; its real wall time is seconds per step)' : ''),
+  );
+  return out.join('\n') + '\n';
+}
+
+export const planCommand: CommandModule<object, PlanArgs> = {
+  command: 'plan <spec>',
+  describe: 'Validate a campaign and print its steps, reboots, pin map, estimated time and figures (runs nothing)',
+  builder: (y: Argv<object>) => withJson(withSpecAndTestbed(y)) as unknown as Argv<PlanArgs>,
+  handler: (args) => {
+    const { plan } = planCampaign({ spec: args.spec, testbedFile: args.testbed, iterations: args.iterations, interleave: args.interleave, experimentsDir: args.experimentsDir, campaignId: '(planned)' });
+    process.stdout.write(args.json ? `${JSON.stringify(plan, null, 2)}\n` : formatPlan(plan));
+  },
+};

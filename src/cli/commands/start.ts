@@ -1,0 +1,52 @@
+/** `nuksm start` (= `npm start`): the paper campaign on the model testbed, then a summary. */
+import { join } from 'node:path';
+import type { Argv, CommandModule } from 'yargs';
+import { createCampaign } from '../../campaign/campaign.ts';
+import { exportFigures, figureInput, FIGURE_DEFS, table2, table3 } from '../../results/figures.ts';
+import type { ResultsStore } from '../../results/store.ts';
+import { textTable } from '../format.ts';
+import { withResultsDir } from '../options.ts';
+import { describeOutcome, runOpenCampaign } from '../run-campaign.ts';
+
+export interface StartArgs {
+  spec: string;
+  testbed: string;
+  resultsDir?: string;
+  experimentsDir: string;
+}
+
+export function summary(store: ResultsStore, written: { name: string; path: string }[]): string {
+  const t2 = table2(figureInput(store, 'table2'));
+  const t3 = table3(figureInput(store, 'table3'));
+  const d2 = FIGURE_DEFS.find((d) => d.name === 'table2')!;
+  const d3 = FIGURE_DEFS.find((d) => d.name === 'table3')!;
+  return [
+    'Table II (fairness = min/max slowdown vs KSM off; perf = combined runtime nuKSM / KSM; memory saved)',
+    textTable(d2.columns, t2.map((r) => d2.columns.map((c) => r[c]))),
+    'Table III (nuKSM priority: nice, snice = nice + 21, % of de-duplicated pages local to each VM)',
+    textTable(d3.columns, t3.map((r) => d3.columns.map((c) => r[c]))),
+    `CSVs (${written.length}):`,
+    ...written.map((w) => `  ${w.name.padEnd(7)} ${w.path}`),
+    '',
+  ].join('\n');
+}
+
+export const startCommand: CommandModule<object, StartArgs> = {
+  command: 'start',
+  describe: "Reproduce the paper on the model testbed ('paper' campaign) and print Tables II and III",
+  builder: (y: Argv<object>) =>
+    withResultsDir(y)
+      .option('spec', { type: 'string', default: 'paper', describe: 'campaign spec' })
+      .option('testbed', { type: 'string', default: join('experiments', 'testbeds', 'model.yaml'), describe: 'testbed file' })
+      .option('experiments-dir', { type: 'string', default: 'experiments' }) as unknown as Argv<StartArgs>,
+  handler: async (args) => {
+    const c = createCampaign({ spec: args.spec, testbedFile: args.testbed, experimentsDir: args.experimentsDir, resultsDir: args.resultsDir });
+    process.stderr.write(`campaign ${c.plan.campaign}: ${c.plan.steps.length} steps on ${c.plan.testbed.name} → ${c.dir}\n`);
+    const { result, exitCode } = await runOpenCampaign(c);
+    const written = exportFigures(c.store);
+    process.stdout.write(describeOutcome(c.plan.campaign, c.dir, result));
+    process.stdout.write(summary(c.store, written));
+    c.store.close();
+    process.exitCode = exitCode;
+  },
+};
