@@ -29,6 +29,8 @@ export interface SimulatedHost {
 
 export interface SimulationOptions {
   signal?: AbortSignal;
+  /** Overrides KSMD_COST.slowdownFactor (for the calibration sweep in docs/model.md). */
+  ksmdSlowdownFactor?: number;
 }
 
 export interface SimulationSummary {
@@ -152,8 +154,8 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
   // ksm-off still tracks pages through the model (for memory accounting) but ksmd never wakes.
   const model = new KsmModel(cfg ?? { nodes, pagesToScan: 1, sleepMillisecs: 1000, mergeAcrossNodes: true, maxPageSharing: 256, compareOrder: 'upto-6.10', policy: 'ksm', forestPagesPerTree: null, seed: scenario.seed });
   const ksmdRuns = cfg !== null && scenario.ksm.run;
-  const visitNs = ksmdVisitNs();
-  const comparisonNs = ksmdComparisonNs();
+  const visitNs = ksmdVisitNs(opts.ksmdSlowdownFactor);
+  const comparisonNs = ksmdComparisonNs(opts.ksmdSlowdownFactor);
   const sleepS = Math.max(scenario.ksm.sleepMillisecs, 1) / 1000;
   const monitors = new Set(scenario.monitors);
   const usableGiB = host.memoryGiBPerNode.map((g) => g - PLATFORM.hostReservedGiBPerNode);
