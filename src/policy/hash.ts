@@ -26,9 +26,19 @@ const LOCAL_BITS = 6;
 const LOCAL_MASK = (1 << LOCAL_BITS) - 1;
 const TOMBSTONE = 0xfffffffe; // stored value of a deleted entry
 
-/** Slot of the attempt-th probe for key. */
+const BLOCK_ATTEMPTS = 8;
+
+/**
+ * Slot of the attempt-th probe for key. The first BLOCK_ATTEMPTS probes pick a random block from the key's
+ * high bits and a position inside it from the low bits XOR that hash (keys of one run of 64 stay in one
+ * block; keys sharing their low bits still spread over all positions). Later probes step linearly from the
+ * last block probe, so a probe always reaches a free slot (the table is at most half full).
+ */
 function probeSlot(key: number, attempt: number, mask: number): number {
-  return ((mix32(((key >>> LOCAL_BITS) + Math.imul(attempt, 0x9e3779b9)) | 0) << LOCAL_BITS) | (key & LOCAL_MASK)) & mask;
+  const a = attempt < BLOCK_ATTEMPTS ? attempt : BLOCK_ATTEMPTS - 1;
+  const h = mix32(((key >>> LOCAL_BITS) + Math.imul(a, 0x9e3779b9)) | 0);
+  const slot = (h & ~LOCAL_MASK) | ((key ^ h) & LOCAL_MASK);
+  return (slot + (attempt - a)) & mask;
 }
 
 export class U32IntMap {
