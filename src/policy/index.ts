@@ -10,3 +10,16 @@ export type {
 } from './types.ts';
 export { NOT_PRESENT } from './types.ts';
 export { KsmModel, defaultKsmModelConfig } from './model.ts';
+export {
+  parseKsmTrace,
+  parseTraceLine,
+  mmIdsFromEnters,
+  nodeOfPfnFromMemoryBlocks,
+  compareMerges,
+  type KernelMerge,
+  type KsmEnter,
+  type ParsedKsmTrace,
+  type TraceLine,
+  type MergeComparison,
+  type MergeMismatch,
+} from './trace.ts';
