@@ -1,0 +1,118 @@
+import { describe, expect, it } from 'vitest';
+import type { Scenario } from '../../src/core/scenario.ts';
+import type { TestbedFile } from '../../src/core/testbed-file.ts';
+import { findGrubEntry, parseGrubMenu } from '../../src/testbeds/physical/grub.ts';
+import { wrapPhase } from '../../src/testbeds/physical/instances.ts';
+import { ksmKnobsFor } from '../../src/testbeds/physical/knobs.ts';
+import { registeredBytes } from '../../src/testbeds/physical/memhog.ts';
+import { hasConverged } from '../../src/testbeds/physical/merge-wait.ts';
+import { compareNodes } from '../../src/testbeds/physical/topology.ts';
+
+// Shape of an Ubuntu 16.04 grub.cfg with the artifact's kernels in the "Advanced options" submenu.
+const GRUB_CFG = `
+set default="0"
+function load_video {
+  if [ x$feature_all_video_module = xy ]; then
+    insmod all_video
+  fi
+}
+menuentry 'Ubuntu' --class ubuntu --class gnu-linux $menuentry_id_option 'gnulinux-simple-1234' {
+	linux	/boot/vmlinuz-5.4.0 root=UUID=1234 ro
+}
+submenu 'Advanced options for Ubuntu' $menuentry_id_option 'gnulinux-advanced-1234' {
+	menuentry 'Ubuntu, with Linux 5.4.0nuKSMSingleTree+' --class ubuntu $menuentry_id_option 'gnulinux-5.4.0nuKSMSingleTree+-advanced-1234' {
+		linux	/boot/vmlinuz-5.4.0nuKSMSingleTree+ root=UUID=1234 ro
+	}
+	menuentry "Ubuntu, with Linux 5.4.0 (recovery mode)" --class ubuntu {
+		linux	/boot/vmlinuz-5.4.0 root=UUID=1234 ro single
+	}
+}
+menuentry 'Memory test (memtest86+)' {
+	linux16	/boot/memtest86+.bin
+}
+`;
+
+describe('GRUB menu', () => {
+  const entries = parseGrubMenu(GRUB_CFG);
+  it('finds top-level and submenu entries with their ids', () => {
+    expect(entries.map((e) => e.title)).toEqual(['Ubuntu', 'Ubuntu, with Linux 5.4.0nuKSMSingleTree+', 'Ubuntu, with Linux 5.4.0 (recovery mode)', 'Memory test (memtest86+)']);
+    expect(entries[1].submenus).toEqual([{ title: 'Advanced options for Ubuntu', id: 'gnulinux-advanced-1234' }]);
+    expect(entries[3].submenus).toEqual([]);
+  });
+  it('accepts the names grub-reboot accepts', () => {
+    expect(findGrubEntry(entries, 'Ubuntu')?.id).toBe('gnulinux-simple-1234');
+    expect(findGrubEntry(entries, 'gnulinux-simple-1234')?.title).toBe('Ubuntu');
+    expect(findGrubEntry(entries, 'Advanced options for Ubuntu>Ubuntu, with Linux 5.4.0nuKSMSingleTree+')).not.toBeNull();
+    expect(findGrubEntry(entries, 'gnulinux-advanced-1234>gnulinux-5.4.0nuKSMSingleTree+-advanced-1234')).not.toBeNull();
+    // A submenu entry is not reachable by its bare title.
+    expect(findGrubEntry(entries, 'Ubuntu, with Linux 5.4.0nuKSMSingleTree+')).toBeNull();
+    expect(findGrubEntry(entries, 'Ubuntu, with Linux 6.1')).toBeNull();
+  });
+});
+
+describe('KSM knobs of a step', () => {
+  const file = {
+    file: 'tb.yaml',
+    kernels: { nuksm: { bootEntry: 'x', release: '5.4.0nuKSMSingleTree+', ksmKnobs: { smart_ksm: '1' } } },
+    modes: { 'nuksm-fair': { kernel: 'nuksm', ksmKnobs: { smart_ksm_nodelist: '15' } } },
+  } as unknown as TestbedFile;
+  const scenario = {
+    kernelMode: 'nuksm-fair',
+    ksm: { run: true, pagesToScan: 1000, sleepMillisecs: 100, mergeAcrossNodes: true, maxPageSharing: 256, forestMibPerTree: null, extraKnobs: { use_zero_pages: '0' } },
+  } as unknown as Scenario;
+  it('layers scenario, kernel, mode and extra knobs (the artifact\'s nuKSM knobs)', () => {
+    expect(ksmKnobsFor(scenario, file)).toEqual({
+      pages_to_scan: '1000',
+      sleep_millisecs: '100',
+      merge_across_nodes: '1',
+      max_page_sharing: '256',
+      smart_ksm: '1',
+      smart_ksm_nodelist: '15',
+      use_zero_pages: '0',
+      run: '1',
+    });
+  });
+  it('rejects a mode the testbed does not configure', () => {
+    expect(() => ksmKnobsFor({ ...scenario, kernelMode: 'uksm' }, file)).toThrowError(/tb\.yaml: modes\.uksm: kernel mode 'uksm' is not configured/);
+  });
+});
+
+describe('merge convergence', () => {
+  it('needs a full window of history and a change below epsilon', () => {
+    expect(hasConverged([[0, 0]], 10, 1)).toBe(false);
+    expect(hasConverged([[0, 100], [5, 5000]], 10, 1)).toBe(false); // window not covered yet
+    expect(hasConverged([[0, 100], [5, 5000], [10, 9000], [20, 9050]], 10, 1)).toBe(true); // 0.56 % over the last 10 s
+    expect(hasConverged([[0, 100], [10, 5000], [20, 9000]], 10, 1)).toBe(false);
+    expect(hasConverged([[0, 0], [10, 0]], 10, 1)).toBe(true); // KSM off: nothing to wait for
+  });
+});
+
+describe('bare-metal instance commands', () => {
+  const spec = { name: 'p0', kind: 'process' as const, node: 1, vcpus: 4, memoryMiB: 1024, nice: -20, template: null, startAtS: 0 };
+  it('bind to the node, set nice, register with KSM, and tag the environment', () => {
+    const argv = wrapPhase({ spec, marker: 'step/p0' }, { argv: ['./XSBench', '-t', '4'], env: { OMP_NUM_THREADS: '4' }, cwd: '/opt/x' });
+    expect(argv.slice(0, 11)).toEqual(['env', '-C', '/opt/x', 'OMP_NUM_THREADS=4', 'NUKSM_INSTANCE=step/p0', 'nice', '-n', '-20', 'numactl', '--cpunodebind=1', '--membind=1']);
+    expect(argv.slice(11, 13)).toEqual(['python3', '-c']);
+    expect(argv[13]).toContain('prctl(67, 1');
+    expect(argv.slice(14)).toEqual(['./XSBench', '-t', '4']);
+  });
+  it('leave VM commands unbound (libvirt pins the guest)', () => {
+    expect(wrapPhase({ spec: { ...spec, kind: 'vm' }, marker: 'm' }, { argv: ['true'] })).toEqual(['env', 'NUKSM_INSTANCE=m', 'true']);
+  });
+});
+
+describe('misc', () => {
+  it('reads the memory hog progress', () => {
+    expect(registeredBytes('registered 0\nregistered 2147483648\nregistered 4294967296\n')).toBe(4294967296);
+    expect(registeredBytes('')).toBe(0);
+  });
+  it('compares declared and actual nodes', () => {
+    const actual = [{ id: 0, cpus: [0, 1], memoryGiB: 4.8 }];
+    expect(compareNodes([{ id: 0, cpus: [0, 1], memoryGiB: 4 }], actual)).toEqual([]);
+    expect(compareNodes([{ id: 0, cpus: [0, 1, 2], memoryGiB: 8 }, { id: 1, cpus: [3], memoryGiB: 1 }], actual)).toEqual([
+      'node 0: CPUs 2 are not on this node (host: 0-1)',
+      'node 0: file says 8 GiB, host node has 4.8 GiB',
+      'node 1 is in the testbed file but the host has nodes 0',
+    ]);
+  });
+});
