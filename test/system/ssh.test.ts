@@ -9,6 +9,9 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { HarnessError } from '../../src/core/errors.ts';
 import { runDetached, waitDetached } from '../../src/host/exec/detached.ts';
 import { SshExecutor, type SshExecutorOptions } from '../../src/host/exec/ssh.ts';
+import { KsmControl } from '../../src/host/ksm/control.ts';
+import { KsmdCpuMonitor } from '../../src/host/monitors/ksmd-cpu.ts';
+import { readKsmPlacement } from '../../src/host/monitors/ksm-placement.ts';
 import { describeWith } from '../support/components.ts';
 import { TestSshd, freePort } from '../host/sshd-harness.ts';
 
@@ -208,5 +211,29 @@ describeWith(['sshd'], 'SshExecutor against a real sshd', () => {
     expect(result).toEqual({ exitCode: 7, stdout: 'done\n', stderr: 'warn\n' });
     expect(readFileSync(counter, 'utf8')).toBe('start\n');
     expect(sshd.log).toMatch(/Accepted publickey[\s\S]*Accepted publickey/);
+  });
+
+  describeWith(['root', 'ksm'], 'host primitives over SSH', () => {
+    it('drives KSM control and the monitors over SSH (sysfs writes via cat, the node read-out script through the remote shell)', async () => {
+      const exec = executor();
+      const ksm = new KsmControl(exec);
+      const knobs = await ksm.readKnobs();
+      const sleep = Number(knobs.sleep_millisecs);
+      try {
+        expect((await ksm.setKnobs({ sleep_millisecs: sleep + 1 })).sleep_millisecs).toBe(String(sleep + 1));
+        await expect(ksm.setKnobs({ run: 7 })).rejects.toMatchObject({ failureClass: 'config', message: expect.stringMatching(/Invalid argument/) });
+      } finally {
+        await ksm.setKnobs({ sleep_millisecs: sleep });
+      }
+      const ksmd = new KsmdCpuMonitor(exec);
+      await ksmd.start();
+      await new Promise((r) => setTimeout(r, 300));
+      expect((await ksmd.sample(0.3)).map((s) => s.metric)).toEqual(['ksmd_cpu_pct']);
+      // The placement script is ~4 KB of JavaScript with quotes and newlines: it must arrive intact.
+      const [placement] = await readKsmPlacement(exec, [process.pid]);
+      expect(placement!.pid).toBe(process.pid);
+      expect(placement!.presentPages).toBeGreaterThan(1000);
+      expect(placement!.presentWithoutPfn).toBe(0);
+    });
   });
 });

@@ -16,9 +16,15 @@ export function ksmCounterSamples(c: KsmCounters, pageSize: number, t: number | 
   ];
 }
 
+/** The target's page size; 4096 where getconf is missing (busybox guests). */
 export async function pageSizeOf(exec: Executor): Promise<number> {
-  const v = Number((await exec.run(['getconf', 'PAGESIZE'], { timeoutMs: 10_000 })).stdout.trim());
-  return Number.isFinite(v) && v > 0 ? v : 4096;
+  return getconfNumber(exec, 'PAGESIZE', 4096);
+}
+
+export async function getconfNumber(exec: Executor, name: string, fallback: number): Promise<number> {
+  const res = await exec.run(['getconf', name], { timeoutMs: 10_000, allowFailure: true });
+  const v = Number(res.stdout.trim());
+  return res.exitCode === 0 && Number.isFinite(v) && v > 0 ? v : fallback;
 }
 
 export class KsmCountersMonitor implements Monitor {

@@ -7,6 +7,7 @@ import { HarnessError } from '../../core/errors.ts';
 import type { Sample } from '../../core/sample.ts';
 import type { Executor } from '../exec/types.ts';
 import { cpuPercent, parseProcStat, parseUptime } from './parse.ts';
+import { getconfNumber } from './ksm.ts';
 import { makeSample } from './sample.ts';
 import type { Monitor } from './types.ts';
 
@@ -33,7 +34,8 @@ export class KsmdCpuMonitor implements Monitor {
     const pids = await findPidByComm(this.exec, 'ksmd');
     if (pids.length !== 1) throw new HarnessError('unsupported', `expected one ksmd thread on ${this.exec.target}, found ${pids.length}`);
     this.pid = pids[0]!;
-    this.clkTck = Number((await this.exec.run(['getconf', 'CLK_TCK'], { timeoutMs: 10_000 })).stdout.trim()) || 100;
+    // USER_HZ is 100 on every Linux architecture in use; getconf is missing on busybox guests.
+    this.clkTck = await getconfNumber(this.exec, 'CLK_TCK', 100);
     this.prev = await this.read();
     this.first = this.prev;
   }
