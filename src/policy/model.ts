@@ -55,6 +55,8 @@ interface MmState {
   /** Next rmap_item (gid) in the same stable node's hlist, or NONE. */
   itemNext: Int32Array;
   mergedPages: number;
+  /** mergedPerNode[n]: pages of this mm that map a KSM page living on node n (kept up to date incrementally). */
+  mergedPerNode: Int32Array;
 }
 
 /** Non-zero page checksum: the checksum gate compares it with the value stored at the previous visit (0 initially). */
@@ -176,6 +178,7 @@ export class KsmModel {
       stableOf,
       itemNext: new Int32Array(n),
       mergedPages: 0,
+      mergedPerNode: new Int32Array(this.nodes),
     });
     this.nextGid += n;
     if (this.nextGid > 0x7fffffff) throw new RangeError('KsmModel: more than 2^31 pages registered in total');
@@ -432,7 +435,7 @@ export class KsmModel {
     }
     if (keepCandidate) {
       // nuKSM keeps the scanned page's physical copy: the KSM page now lives on the candidate's node.
-      this.sNode[s] = candNode;
+      this.moveKsmPage(s, candNode);
       this.sOwner[s] = mm.base + p;
     }
     this.appendItem(mm, p, s);
@@ -553,6 +556,21 @@ export class KsmModel {
     return nuShare > this.rng.next();
   }
 
+  /** The KSM page's physical copy changes node: every mapper's per-node tally follows. */
+  private moveKsmPage(s: number, node: number): void {
+    const from = this.sNode[s];
+    for (let g = this.sHead[s]; g !== NONE; ) {
+      const m = this.mmOfGid(g);
+      const p = g - m.base;
+      if (m.flags[p] & MAPS_KSM) {
+        m.mergedPerNode[from]--;
+        m.mergedPerNode[node]++;
+      }
+      g = m.itemNext[p];
+    }
+    this.sNode[s] = node;
+  }
+
   /** A KSM page is on the active list if any of its mappers' accesses keep it there. */
   private anyMapperActive(s: number): boolean {
     for (let g = this.sHead[s]; g !== NONE; ) {
@@ -612,6 +630,7 @@ export class KsmModel {
     this.sOrigNodeCount[s * this.nodes + mm.regNodes[p]]++;
     mm.flags[p] |= MAPS_KSM;
     mm.mergedPages++;
+    mm.mergedPerNode[this.sNode[s]]++;
   }
 
   /** The page stops mapping KSM page s (COW or exit). The last mapper gone frees the KSM page. */
@@ -619,6 +638,7 @@ export class KsmModel {
     const s = mm.stableOf[p];
     mm.flags[p] &= ~MAPS_KSM;
     mm.mergedPages--;
+    mm.mergedPerNode[this.sNode[s]]--;
     this.sMappers[s]--;
     this.sOrigNodeCount[s * this.nodes + mm.regNodes[p]]--;
     if (this.sMappers[s] === 0) this.freeStable(s);
@@ -798,11 +818,7 @@ export class KsmModel {
   }
 
   mergedPagesPerNode(mmId: number): number[] {
-    const mm = this.liveMm(mmId);
-    const perNode = new Array<number>(this.nodes).fill(0);
-    const { flags, stableOf } = mm;
-    for (let p = 0; p < mm.pages; p++) if (flags[p] & MAPS_KSM) perNode[this.sNode[stableOf[p]]]++;
-    return perNode;
+    return Array.from(this.liveMm(mmId).mergedPerNode);
   }
 
   /** Live KSM pages per node (physical pages that replaced the merged copies). */
