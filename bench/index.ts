@@ -1,0 +1,66 @@
+// `npm run bench`: the model testbed at paper scale. Each scenario runs in a child process (peak RSS per scenario);
+// two run at a time on this 2-core machine. (a) the fairness experiment (KSM off, KSM, nuKSM; five workloads;
+// two 30 GiB VMs, 1000 pages / 100 ms); (b) the Fig. 8 scenario. Prints page visits per second, wall time, peak RSS.
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { PAPER_WORKLOADS } from '../src/testbeds/model/index.ts';
+
+const run = promisify(execFile);
+const child = fileURLToPath(new URL('./scenario-child.ts', import.meta.url));
+const runTs = fileURLToPath(new URL('../bin/run-ts.js', import.meta.url));
+
+interface Result {
+  kind: string; workload: string; mode: string; wallS: number; maxRssMiB: number; pagesVisited: number; comparisons: number; merges: number;
+  simulatedS: number; oom: boolean; runtimes: (number | null)[]; savedGiB: number | null; comparisonsPerMerge: number | null; minFreeNode0GiB: number | null; savedAt900: number | null;
+}
+
+async function scenario(args: string[]): Promise<Result> {
+  const { stdout } = await run(process.execPath, [runTs, child, ...args], { timeout: 600_000, maxBuffer: 1 << 20 });
+  return JSON.parse(stdout.trim().split('\n').at(-1)!) as Result;
+}
+
+/** Runs the jobs two at a time. */
+async function pool(jobs: string[][]): Promise<Result[]> {
+  const results: Result[] = new Array(jobs.length);
+  let next = 0;
+  await Promise.all([0, 1].map(async () => {
+    while (next < jobs.length) {
+      const i = next++;
+      results[i] = await scenario(jobs[i]);
+    }
+  }));
+  return results;
+}
+
+const line = (r: Result) =>
+  `${(r.kind === 'fig8' ? 'fig8' : r.workload).padEnd(13)} ${r.mode.padEnd(11)} visits ${(r.pagesVisited / 1e6).toFixed(1).padStart(6)} M  ` +
+  `${(r.pagesVisited / r.wallS / 1e6).toFixed(2).padStart(5)} M visits/s  wall ${r.wallS.toFixed(1).padStart(5)} s  peak RSS ${r.maxRssMiB.toFixed(0).padStart(5)} MiB  simulated ${r.simulatedS.toFixed(0)} s`;
+
+const modes = ['ksm-off', 'ksm', 'nuksm-fair'];
+console.log('(a) paper-scale fairness experiment (two 30 GiB VMs, 1000 pages / 100 ms, VM-1 60 s after VM-0)');
+const t0 = Date.now();
+const a = await pool(PAPER_WORKLOADS.flatMap((w) => modes.map((m) => ['fairness', w, m])));
+const aWall = (Date.now() - t0) / 1000;
+a.forEach((r) => console.log('  ' + line(r)));
+console.log(`  total wall ${aWall.toFixed(1)} s (two scenarios at a time), peak RSS max ${Math.max(...a.map((r) => r.maxRssMiB)).toFixed(0)} MiB`);
+console.log('  Table II from the model (fairness = min/max slowdown vs KSM off; perf = combined runtime nuKSM/KSM):');
+for (const w of PAPER_WORKLOADS) {
+  const [off, ksm, nuksm] = modes.map((m) => a.find((r) => r.workload === w && r.mode === m)!);
+  const fair = (r: Result) => {
+    const s = r.runtimes.map((x, i) => x! / off.runtimes[i]!);
+    return Math.min(...s) / Math.max(...s);
+  };
+  const sum = (r: Result) => r.runtimes[0]! + r.runtimes[1]!;
+  console.log(`    ${w.padEnd(13)} fairness KSM ${fair(ksm).toFixed(2)} nuKSM ${fair(nuksm).toFixed(2)}  perf ${(sum(nuksm) / sum(ksm)).toFixed(2)}  saved GiB KSM ${ksm.savedGiB!.toFixed(2)} nuKSM ${nuksm.savedGiB!.toFixed(2)}`);
+}
+
+console.log('(b) Fig. 8: two 40 GiB XSBench VMs + 2 GiB / 15 s memory hog to 100 GiB on node 0, 10 000 pages / 100 ms');
+const t1 = Date.now();
+const b = await pool([['fig8', 'xsbench', 'ksm'], ['fig8', 'xsbench', 'nuksm-fair']]);
+const bWall = (Date.now() - t1) / 1000;
+b.forEach((r) => console.log('  ' + line(r)));
+for (const r of b) {
+  console.log(`    ${r.mode.padEnd(11)} OOM ${r.oom ? `yes, at ${r.simulatedS.toFixed(0)} s` : 'no'}; min free node 0 ${r.minFreeNode0GiB?.toFixed(2)} GiB; saved at 900 s ${r.savedAt900?.toFixed(2) ?? '(stopped before)'} GiB, at end ${r.savedGiB?.toFixed(2)} GiB; comparisons per merged page ${r.comparisonsPerMerge?.toFixed(1)}`);
+}
+console.log(`  total wall ${bWall.toFixed(1)} s (both at once), peak RSS max ${Math.max(...b.map((r) => r.maxRssMiB)).toFixed(0)} MiB`);
