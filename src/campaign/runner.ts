@@ -57,7 +57,10 @@ export type RunOutcome = 'complete' | 'rebooting' | 'stopped';
 export interface RunResult {
   outcome: RunOutcome;
   done: number;
+  /** Failed steps, including those the testbed cannot run (`unsupported`). */
   failed: number;
+  /** Of the failed steps, those recorded as 'unsupported' (known from the plan, not a run failure). */
+  unsupported: number;
   pending: number;
   total: number;
 }
@@ -83,7 +86,8 @@ export async function runCampaign(opts: RunOptions): Promise<RunResult> {
 
   const result = (outcome: RunOutcome): RunResult => {
     const c = journal.counts();
-    return { outcome, done: c.done, failed: c.failed, pending: c.pending + c.running, total: c.done + c.failed + c.pending + c.running };
+    const unsupported = journal.steps().filter((st) => st.state === 'failed' && st.failureClass === 'unsupported').length;
+    return { outcome, done: c.done, failed: c.failed, unsupported, pending: c.pending + c.running, total: c.done + c.failed + c.pending + c.running };
   };
 
   for (;;) {

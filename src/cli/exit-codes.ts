@@ -1,7 +1,8 @@
 /** Exit codes of `nuksm` (documented in docs/campaigns.md). */
 export const EXIT = {
   ok: 0,
-  /** The campaign ran to the end but some steps failed (failure rows are in the store). */
+  /** The campaign ran to the end but some steps failed (failure rows are in the store). Steps the
+   * testbed cannot run at all (class 'unsupported', shown by `nuksm plan`) do not count. */
   stepsFailed: 1,
   /** Bad spec, testbed file or arguments: nothing ran. */
   config: 2,

@@ -14,7 +14,7 @@ export async function runOpenCampaign(c: OpenCampaign, opts: { maxSteps?: number
   process.once('SIGTERM', stop);
   try {
     const result = await executeCampaign(c, testbed, { signal: controller.signal, maxSteps: opts.maxSteps, onProgress: opts.quiet ? undefined : progressPrinter() });
-    const exitCode = result.outcome === 'rebooting' ? EXIT.rebooting : result.outcome === 'stopped' ? EXIT.stopped : result.failed > 0 ? EXIT.stepsFailed : EXIT.ok;
+    const exitCode = result.outcome === 'rebooting' ? EXIT.rebooting : result.outcome === 'stopped' ? EXIT.stopped : result.failed - result.unsupported > 0 ? EXIT.stepsFailed : EXIT.ok;
     return { result, exitCode };
   } finally {
     process.off('SIGINT', stop);
@@ -24,7 +24,7 @@ export async function runOpenCampaign(c: OpenCampaign, opts: { maxSteps?: number
 }
 
 export function describeOutcome(id: string, dir: string, r: RunResult): string {
-  const head = `campaign ${id}: ${r.done} done, ${r.failed} failed, ${r.pending} pending of ${r.total}`;
+  const head = `campaign ${id}: ${r.done} done, ${r.failed} failed${r.unsupported ? ` (${r.unsupported} unsupported on this testbed)` : ''}, ${r.pending} pending of ${r.total}`;
   if (r.outcome === 'rebooting') return `${head}\nrebooting into the next kernel; after boot run: nuksm resume ${id}\n`;
   if (r.outcome === 'stopped') return `${head}\nstopped; continue with: nuksm resume ${id}\n`;
   return `${head}\nresults: ${dir}\n`;
