@@ -1,0 +1,162 @@
+/**
+ * Bad spec and testbed files are rejected before anything runs, with a ConfigError naming the
+ * file and the key path. Each case mutates a valid spec or testbed file in one way.
+ */
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { afterAll, describe, expect, it } from 'vitest';
+import { planCampaign } from '../../src/campaign/campaign.ts';
+import { ConfigError } from '../../src/core/errors.ts';
+import { main } from '../../src/cli/main.ts';
+import { EXIT } from '../../src/cli/exit-codes.ts';
+
+const tmp = mkdtempSync(join(tmpdir(), 'nuksm-bad-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+const validSpec = (): Obj => ({
+  kind: 'experiment',
+  name: 'ok',
+  figures: ['3a'],
+  kernelModes: ['ksm-off', 'ksm'],
+  iterations: 1,
+  instances: [
+    { name: 'vm0', kind: 'vm', node: 0, vcpus: 2, memoryGiB: 4, template: 'guest-kvm' },
+    { name: 'vm1', kind: 'vm', node: 1, vcpus: 2, memoryGiB: 4, template: 'guest-kvm' },
+  ],
+  configurations: [{ id: 'xsbench', workload: 'xsbench', params: { footprintGiB: 1 }, estimatedTimedS: 60 }],
+});
+
+const validTestbed = (): Obj => ({
+  name: 'tb',
+  kind: 'model',
+  nodes: [
+    { id: 0, cpus: [0, 1, 2, 3], memoryGiB: 16 },
+    { id: 1, cpus: [4, 5, 6, 7], memoryGiB: 16 },
+  ],
+  kernels: { v54: { bootEntry: 'Linux 5.4', release: '5.4.0' } },
+  modes: { 'ksm-off': { kernel: 'v54' }, ksm: { kernel: 'v54' } },
+});
+
+let n = 0;
+function write(data: unknown, raw?: string): string {
+  const file = join(tmp, `f${n++}.yaml`);
+  writeFileSync(file, raw ?? stringify(data));
+  return file;
+}
+
+function rejection(spec: Obj | string, testbed: Obj | string = validTestbed()): ConfigError {
+  const specFile = typeof spec === 'string' ? write(null, spec) : write(spec);
+  const tbFile = typeof testbed === 'string' ? write(null, testbed) : write(testbed);
+  try {
+    planCampaign({ spec: specFile, testbedFile: tbFile });
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    const e = err as ConfigError;
+    e.details.specFile = specFile;
+    e.details.testbedFile = tbFile;
+    return e;
+  }
+  throw new Error('accepted a bad file');
+}
+
+interface Case {
+  kind: string;
+  mutate: { spec?: (s: Obj) => void; testbed?: (t: Obj) => void };
+  file: 'spec' | 'testbed';
+  key: string;
+  why: RegExp;
+}
+
+const CASES: Case[] = [
+  { kind: 'unknown top-level key', mutate: { spec: (s) => (s.colour = 'blue') }, file: 'spec', key: 'colour', why: /unknown key/ },
+  { kind: 'unknown nested key', mutate: { spec: (s) => (s.instances[0].ram = 4) }, file: 'spec', key: 'instances[0].ram', why: /unknown key/ },
+  { kind: 'wrong type', mutate: { spec: (s) => (s.iterations = 'three') }, file: 'spec', key: 'iterations', why: /number/ },
+  { kind: 'negative iterations', mutate: { spec: (s) => (s.iterations = -1) }, file: 'spec', key: 'iterations', why: /at least 1/ },
+  { kind: 'unknown workload', mutate: { spec: (s) => (s.configurations[0].workload = 'spec2006') }, file: 'spec', key: 'configurations[0].workload', why: /xsbench/ },
+  { kind: 'duplicate VM names', mutate: { spec: (s) => (s.instances[1].name = 'vm0') }, file: 'spec', key: 'instances[1].name', why: /duplicate/ },
+  { kind: 'unknown kernel mode', mutate: { spec: (s) => s.kernelModes.push('nuksm-turbo') }, file: 'spec', key: 'kernelModes[2]', why: /ksm-off/ },
+  { kind: 'nice out of range', mutate: { spec: (s) => (s.instances[0].nice = 25) }, file: 'spec', key: 'instances[0].nice', why: /19/ },
+  { kind: 'a node that does not exist', mutate: { spec: (s) => (s.instances[1].node = 5) }, file: 'spec', key: 'instances[1].node', why: /node 5 does not exist/ },
+  { kind: 'VM memory larger than its node', mutate: { spec: (s) => (s.instances[0].memoryGiB = 64) }, file: 'spec', key: 'instances[0].memoryGiB', why: /more than node 0 has/ },
+  { kind: 'more vCPUs than the node has', mutate: { spec: (s) => (s.instances[0].vcpus = 8) }, file: 'spec', key: 'instances[0].vcpus', why: /4 CPUs/ },
+  { kind: 'override of an unknown instance', mutate: { spec: (s) => (s.configurations[0].instances = { vm9: { nice: -3 } }) }, file: 'spec', key: 'configurations[0].instances.vm9', why: /no instance/ },
+  { kind: 'duplicate configuration ids', mutate: { spec: (s) => s.configurations.push({ ...s.configurations[0] }) }, file: 'spec', key: 'configurations[1].id', why: /duplicate/ },
+  { kind: 'merge window longer than the wait', mutate: { spec: (s) => (s.timeline = { mergeWait: { converged: { maxS: 30, windowS: 60 } } }) }, file: 'spec', key: 'timeline.mergeWait.converged.windowS', why: /windowS/ },
+  { kind: 'VM without template', mutate: { spec: (s) => delete s.instances[0].template }, file: 'spec', key: 'instances[0].template', why: /template/ },
+  { kind: 'unknown monitor', mutate: { spec: (s) => (s.monitors = ['ksm', 'vtune']) }, file: 'spec', key: 'monitors[1]', why: /perf-dram/ },
+  { kind: 'memory hog on a missing node', mutate: { spec: (s) => (s.configurations[0].memoryHog = { node: 3, stepGiB: 1, everyS: 5, maxGiB: 4 }) }, file: 'spec', key: 'configurations[0].memoryHog.node', why: /node 3/ },
+  { kind: 'unknown figure', mutate: { spec: (s) => (s.figures = ['5']) }, file: 'spec', key: 'figures[0]', why: /3a/ },
+  { kind: 'mode whose kernel has no boot entry', mutate: { testbed: (t) => (t.modes['nuksm-fair'] = { kernel: 'nuKSM' }) }, file: 'testbed', key: 'modes.nuksm-fair.kernel', why: /no entry under 'kernels'/ },
+  { kind: 'kernel with an empty boot entry', mutate: { testbed: (t) => (t.kernels.v54.bootEntry = '') }, file: 'testbed', key: 'kernels.v54.bootEntry', why: /boot entry/ },
+  { kind: 'duplicate node ids', mutate: { testbed: (t) => (t.nodes[1].id = 0) }, file: 'testbed', key: 'nodes[1].id', why: /duplicate node/ },
+  { kind: 'a CPU in two nodes', mutate: { testbed: (t) => (t.nodes[1].cpus[0] = 3) }, file: 'testbed', key: 'nodes[1].cpus[0]', why: /already listed in node 0/ },
+  { kind: 'unknown testbed kind', mutate: { testbed: (t) => (t.kind = 'cloud') }, file: 'testbed', key: 'kind', why: /model/ },
+  { kind: 'physical testbed without guest access', mutate: { testbed: (t) => (t.kind = 'physical') }, file: 'testbed', key: 'guests', why: /guests/ },
+  { kind: 'SSH host with a bad port', mutate: { testbed: (t) => (t.host = { kind: 'ssh', host: 'h', port: 70000, user: 'u', identityFile: 'k', knownHostsFile: 'kh' }) }, file: 'testbed', key: 'host.port', why: /65535/ },
+];
+
+describe('bad spec and testbed files are rejected before anything runs', () => {
+  it('covers at least 15 kinds of bad file', () => {
+    expect(new Set(CASES.map((c) => c.kind)).size).toBeGreaterThanOrEqual(15);
+  });
+
+  for (const c of CASES) {
+    it(`${c.kind}: names the file and ${c.key}`, () => {
+      const spec = validSpec();
+      const testbed = validTestbed();
+      c.mutate.spec?.(spec);
+      c.mutate.testbed?.(testbed);
+      const err = rejection(spec, testbed);
+      expect(err.file).toBe(c.file === 'spec' ? err.details.specFile : err.details.testbedFile);
+      expect(err.keyPath).toBe(c.key);
+      expect(err.message).toContain(err.file);
+      expect(err.message).toMatch(c.why);
+    });
+  }
+
+  it('a YAML syntax error names the file', () => {
+    const err = rejection('kind: experiment\nname: [unclosed\n');
+    expect(err.message).toMatch(/YAML syntax error/);
+    expect(err.file).toBe(err.details.specFile);
+  });
+
+  it('a duplicate YAML key names the file', () => {
+    const err = rejection('kind: experiment\nname: a\nname: b\n');
+    expect(err.message).toMatch(/YAML/);
+  });
+
+  it('a campaign naming a missing experiment names the campaign key', () => {
+    const campaign = write({ kind: 'campaign', name: 'c', experiments: ['does-not-exist'] });
+    const tb = write(validTestbed());
+    expect(() => planCampaign({ spec: campaign, testbedFile: tb })).toThrowError(ConfigError);
+    try {
+      planCampaign({ spec: campaign, testbedFile: tb });
+    } catch (err) {
+      expect((err as ConfigError).keyPath).toBe('experiments[0]');
+      expect((err as ConfigError).file).toBe(campaign);
+    }
+  });
+
+  it('the CLI exits 2 and creates no campaign directory', async () => {
+    const spec = validSpec();
+    spec.instances[0].memoryGiB = 64;
+    const resultsDir = join(tmp, 'results');
+    const code = await main(['run', write(spec), '--testbed', write(validTestbed()), '--results-dir', resultsDir, '--campaign-id', 'never']);
+    expect(code).toBe(EXIT.config);
+    expect(existsSync(join(resultsDir, 'never'))).toBe(false);
+  });
+
+  it('the shipped specs plan on the model and physical testbed files; the tiny emulated machine rejects the paper-sized VMs', () => {
+    for (const tb of ['model', 'physical-skylake']) {
+      const { plan } = planCampaign({ spec: 'paper', testbedFile: join('experiments', 'testbeds', `${tb}.yaml`), experimentsDir: 'experiments' });
+      expect(plan.steps.length).toBeGreaterThan(30);
+    }
+    expect(() => planCampaign({ spec: 'paper', testbedFile: join('experiments', 'testbeds', 'emulated.yaml'), experimentsDir: 'experiments' })).toThrowError(
+      /fig3\.yaml: instances\[0\]\.memoryGiB: 30 GiB is more than node 0 has \(2 GiB/,
+    );
+  });
+});

@@ -1,0 +1,81 @@
+/** The planner: step expansion, sharing across figures, kernel grouping, ABBA, estimate, and `nuksm plan` output. */
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { planCampaign } from '../../src/campaign/campaign.ts';
+import { ESTIMATE, estimateMergeWaitS } from '../../src/campaign/plan.ts';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const PHYSICAL = join(ROOT, 'experiments', 'testbeds', 'physical-skylake.yaml');
+const MODEL = join(ROOT, 'experiments', 'testbeds', 'model.yaml');
+const EXP = join(ROOT, 'experiments');
+
+describe('planner', () => {
+  const { plan } = planCampaign({ spec: 'paper', testbedFile: PHYSICAL, experimentsDir: EXP, campaignId: 'p' });
+
+  it('runs steps shared by Fig. 3 and Fig. 6 once and feeds both figures', () => {
+    const xsOff = plan.steps.filter((s) => s.scenario.configId === 'xsbench' && s.scenario.kernelMode === 'ksm-off' && s.experiments.includes('fig3'));
+    expect(xsOff).toHaveLength(1);
+    expect(xsOff[0]!.figures).toEqual(expect.arrayContaining(['3a', '3b', '6a', '6b', 'table2']));
+    // 5 benchmarks × (off, ksm, nuksm) + Fig. 4 (1) + Fig. 7 (15) + Fig. 8 (2) + Fig. 9 (2 × 3)
+    expect(plan.steps).toHaveLength(15 + 1 + 15 + 2 + 6);
+  });
+
+  it('groups steps by kernel: one boot per kernel, steps of a boot contiguous', () => {
+    const kernels = new Set(plan.steps.filter((s) => s.kernel).map((s) => s.kernel));
+    expect(plan.boots.map((b) => b.kernel)).toEqual([...kernels]);
+    expect(plan.reboots).toBe(kernels.size);
+    const bootSeq = plan.steps.filter((s) => s.boot !== null).map((s) => s.boot!);
+    expect(bootSeq).toEqual([...bootSeq].sort((a, b) => a - b));
+  });
+
+  it('records modes the testbed lacks as unsupported steps at the end', () => {
+    const unsupported = plan.steps.filter((s) => s.unsupported);
+    expect(unsupported.map((s) => s.scenario.kernelMode)).toEqual(['uksm', 'uksm']);
+    expect(plan.steps.slice(-2)).toEqual(unsupported);
+  });
+
+  it('ABBA interleaving alternates the kernel order across iterations', () => {
+    const { plan: abba } = planCampaign({ spec: 'fig6', testbedFile: PHYSICAL, experimentsDir: EXP, iterations: 2, interleave: 'abba', campaignId: 'a' });
+    expect(abba.boots.map((b) => b.kernel)).toEqual(['v5.4', 'nuKSM_SingleTree', 'v5.4']);
+    expect(abba.steps.filter((s) => s.boot === 0).every((s) => s.scenario.iteration === 1)).toBe(true);
+    expect(abba.steps.filter((s) => s.boot === 2).every((s) => s.scenario.iteration === 2)).toBe(true);
+    const { plan: grouped } = planCampaign({ spec: 'fig6', testbedFile: PHYSICAL, experimentsDir: EXP, iterations: 2, campaignId: 'g' });
+    expect(grouped.boots.map((b) => b.kernel)).toEqual(['v5.4', 'nuKSM_SingleTree']);
+    expect(grouped.steps).toHaveLength(abba.steps.length);
+  });
+
+  it('seeds depend on the campaign seed and the step, not on the campaign id', () => {
+    const a = planCampaign({ spec: 'fig3', testbedFile: MODEL, experimentsDir: EXP, campaignId: 'one' }).plan;
+    const b = planCampaign({ spec: 'fig3', testbedFile: MODEL, experimentsDir: EXP, campaignId: 'two' }).plan;
+    expect(a.steps.map((s) => s.scenario.seed)).toEqual(b.steps.map((s) => s.scenario.seed));
+    expect(new Set(a.steps.map((s) => s.scenario.seed)).size).toBe(a.steps.length);
+  });
+
+  it('estimates the merge wait as two KSM scans of the registered memory, capped at maxS', () => {
+    const step = plan.steps.find((s) => s.scenario.configId === 'xsbench' && s.scenario.kernelMode === 'ksm')!;
+    // 2 VMs × 30 GiB = 15 728 640 pages; 1000 pages / 100 ms = 10 000 pages/s → 2 scans = 3146 s > maxS 1800.
+    expect(estimateMergeWaitS(step.scenario)).toBe(1800);
+    const small = { ...step.scenario, instances: step.scenario.instances.map((i) => ({ ...i, memoryMiB: 2048 })) };
+    expect(estimateMergeWaitS(small)).toBeCloseTo((ESTIMATE.scansToConverge * 2 * 2 * 262144) / 10_000, 6);
+    const off = plan.steps.find((s) => s.scenario.configId === 'xsbench' && s.scenario.kernelMode === 'ksm-off')!;
+    expect(off.scenario.timeline.mergeWait).toEqual({ kind: 'fixed', seconds: 0 });
+    // start 60 + stagger 60 + prepare 60 + merge 1800 + timed 2400 + teardown 30
+    expect(step.estimateS).toBe(60 + 60 + 60 + 1800 + 2400 + 30);
+  });
+
+  it('`nuksm plan paper --testbed physical-skylake.yaml` lists the reboots and an estimate well under the artifact’s ~80 h', () => {
+    const out = execFileSync(process.execPath, [join(ROOT, 'bin', 'nuksm.js'), 'plan', 'paper', '--testbed', PHYSICAL], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+    expect(out).toMatch(/Boots \(2 reboot\(s\)/);
+    expect(out).toMatch(/v5\.4\s+5\.4\.0\s+Advanced options for Ubuntu>Ubuntu, with Linux 5\.4\.0\s+14/);
+    expect(out).toMatch(/nuKSM_SingleTree\s+5\.4\.0nuKSMSingleTree\+/);
+    expect(out).toMatch(/fig3\s+xsbench\s+vm1\s+vm\s+1\s+18,19,20,21/); // pin map
+    expect(out).toMatch(/0001-fig3-xsbench-ksm-off-i1 .* 3a 3b 6a 6b table2/);
+    const hours = Number(/Estimated wall time: .*\(([\d.]+) h\)/.exec(out)![1]);
+    expect(hours).toBeGreaterThan(10);
+    expect(hours).toBeLessThan(80);
+    const json = JSON.parse(execFileSync(process.execPath, [join(ROOT, 'bin', 'nuksm.js'), 'plan', 'paper', '--testbed', PHYSICAL, '--json'], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 }));
+    expect(json.reboots).toBe(2);
+    expect(json.estimate.totalS / 3600).toBeCloseTo(hours, 1);
+  });
+});
