@@ -181,6 +181,15 @@ describeWith(['sshd'], 'SshExecutor against a real sshd', () => {
     }
   });
 
+  it('queues commands beyond the channel limit instead of failing (sshd MaxSessions)', async () => {
+    const exec = executor({ maxConcurrentCommands: 3 });
+    const started = Date.now();
+    const results = await Promise.all(Array.from({ length: 9 }, (_, i) => exec.run(['sh', '-c', `sleep 0.4; echo ${i}`])));
+    expect(results.map((r) => r.stdout)).toEqual(Array.from({ length: 9 }, (_, i) => `${i}\n`));
+    // 9 commands, 3 at a time, 0.4 s each: at least three rounds.
+    expect(Date.now() - started).toBeGreaterThan(1_150);
+  });
+
   it('reads and writes files', async () => {
     const exec = executor();
     const path = join(work, 'remote file.txt');

@@ -37,6 +37,8 @@ export interface SshExecutorOptions {
   /** Upper bound of the backoff between connection attempts. */
   connectMaxDelayMs?: number;
   keepaliveIntervalMs?: number;
+  /** Concurrent commands on the one connection (sshd's MaxSessions defaults to 10); more wait. */
+  maxConcurrentCommands?: number;
 }
 
 const PID_MARKER = 'NUKSM_REMOTE_PID ';
@@ -71,6 +73,9 @@ export class SshExecutor implements Executor {
   private readonly knownHosts: KnownHosts;
   private client: Promise<Client> | null = null;
   private current: Client | null = null;
+  private readonly maxChannels: number;
+  private activeChannels = 0;
+  private readonly channelWaiters: (() => void)[] = [];
 
   constructor(readonly opts: SshExecutorOptions) {
     const port = opts.port ?? 22;
@@ -78,6 +83,7 @@ export class SshExecutor implements Executor {
     this.defaultTimeoutMs = opts.defaultTimeoutMs ?? 60_000;
     if (!opts.knownHostsFile) throw new HarnessError('config', `SSH to ${this.target}: a known_hosts file is required`);
     this.knownHosts = new KnownHosts(opts.knownHostsFile, opts.hostKeyPolicy ?? 'strict');
+    this.maxChannels = opts.maxConcurrentCommands ?? 8;
   }
 
   /** The shared connection, opened (with retries) when there is none. */
@@ -157,6 +163,31 @@ export class SshExecutor implements Executor {
   }
 
   async run(argv: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
+    await this.acquireChannel();
+    try {
+      return await this.runOnChannel(argv, opts);
+    } finally {
+      this.releaseChannel();
+    }
+  }
+
+  // sshd refuses more than MaxSessions (default 10) channels per connection: queue beyond the
+  // limit. Kill commands for timed-out runs bypass the queue, so they can never wait on it.
+  private async acquireChannel(): Promise<void> {
+    if (this.activeChannels < this.maxChannels) {
+      this.activeChannels++;
+      return;
+    }
+    await new Promise<void>((resolve) => this.channelWaiters.push(resolve));
+  }
+
+  private releaseChannel(): void {
+    const next = this.channelWaiters.shift();
+    if (next) next();
+    else this.activeChannels--;
+  }
+
+  private async runOnChannel(argv: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
     const timeoutMs = opts.timeoutMs ?? this.defaultTimeoutMs;
     const command = remoteCommandLine(argv, opts);
     const started = Date.now();
@@ -194,7 +225,7 @@ export class SshExecutor implements Executor {
         killedFor = why;
         const pid = remotePid;
         // TERM to the remote process group, KILL after a grace period (like execa locally).
-        const killAndClose = pid && pid > 0 ? this.run(['sh', '-c', KILL_GROUP_SCRIPT, 'sh', String(pid)], { timeoutMs: 15_000, allowFailure: true }).catch(() => undefined) : Promise.resolve();
+        const killAndClose = pid && pid > 0 ? this.runOnChannel(['sh', '-c', KILL_GROUP_SCRIPT, 'sh', String(pid)], { timeoutMs: 15_000, allowFailure: true }).catch(() => undefined) : Promise.resolve();
         void killAndClose.finally(() => {
           stream.close();
           finish(() => reject(why));
