@@ -140,12 +140,21 @@ export class U32IntMap {
     }
   }
 
-  /** Re-inserts the live entries, doubling the capacity unless tombstones were the reason. */
-  private rebuild(): void {
+  /**
+   * Makes room for `entries` entries without growing step by step (each doubling allocates and first-touches
+   * a fresh table, which dominates the cost of the first merging pass at paper scale).
+   */
+  reserve(entries: number): void {
+    if ((entries + this.tombstones) * 2 > this.mask + 1) this.rebuild(entries);
+  }
+
+  /** Re-inserts the live entries into a table for at least minEntries, doubling if needed; drops tombstones. */
+  private rebuild(minEntries = 0): void {
     const old = this.slots;
     const oldGen = this.gen;
     let cap = this.mask + 1;
     if ((this.size + 1) * 4 > cap) cap *= 2;
+    while (minEntries * 2 > cap) cap *= 2;
     this.slots = new Uint32Array(cap * STRIDE);
     this.mask = cap - 1;
     this.gen = 1;

@@ -291,7 +291,12 @@ export class KsmModel {
   private startPass(): void {
     this.recomputeForest();
     if (this.stableKeyDeletions > this.stableKeysAtFilterBuild) this.rebuildStableFilter(); // drop stale bits
-    for (const m of this.unstableMap) m.clear(); // root_unstable_tree[nid] = RB_ROOT
+    // root_unstable_tree[nid] = RB_ROOT. Size the maps once for the pages that may be inserted this pass.
+    const candidates = Math.max(0, this.rmapItems - this.pagesShared - this.pagesSharing);
+    for (const m of this.unstableMap) {
+      m.clear();
+      m.reserve(Math.ceil(candidates / this.treeNids));
+    }
     this.unstableTreeSize.fill(0);
     this.cursorPos = 0;
     this.cursorAddr = 0;
