@@ -1,7 +1,10 @@
+import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { Scenario } from '../../src/core/scenario.ts';
 import type { TestbedFile } from '../../src/core/testbed-file.ts';
 import { findGrubEntry, parseGrubMenu } from '../../src/testbeds/physical/grub.ts';
+import { PhysicalTestbed } from '../../src/testbeds/physical/index.ts';
+import { FakeExecutor } from '../host/fake-executor.ts';
 import { wrapPhase } from '../../src/testbeds/physical/instances.ts';
 import { ksmKnobsFor } from '../../src/testbeds/physical/knobs.ts';
 import { registeredBytes } from '../../src/testbeds/physical/memhog.ts';
@@ -114,5 +117,52 @@ describe('misc', () => {
       'node 0: file says 8 GiB, host node has 4.8 GiB',
       'node 1 is in the testbed file but the host has nodes 0',
     ]);
+  });
+});
+
+describe('ensureKernel (scripted host)', () => {
+  const file = {
+    file: 'tb.yaml',
+    kind: 'physical',
+    host: { kind: 'local' },
+    nodes: [],
+    kernels: {
+      v54: { bootEntry: 'Advanced options for Ubuntu>Ubuntu, with Linux 5.4.0', release: '5.4.0', ksmKnobs: {} },
+      nuksm: { bootEntry: 'Advanced options for Ubuntu>Ubuntu, with Linux 5.4.0nuKSMSingleTree+', release: '5.4.0nuKSMSingleTree+', ksmKnobs: { smart_ksm: '1' } },
+    },
+    modes: { ksm: { kernel: 'v54', ksmKnobs: {} }, 'nuksm-fair': { kernel: 'nuksm', ksmKnobs: {} } },
+    timeouts: { bootS: 60, sshConnectS: 5, commandS: 30, vmStartS: 30, vmShutdownS: 30 },
+  } as unknown as TestbedFile;
+  const log = pino({ level: 'silent' });
+  const host = (release: string, kernelLog = '[    0.000000] Linux version ok\n') =>
+    new FakeExecutor((argv) => {
+      if (argv[0] === 'sh' && argv[2]?.includes('uname -r')) return { stdout: `${release}\n0f3c1a52-9e1d-4c8b-a4e5-6b7f2c9d0e11\n` };
+      if (argv[0] === 'journalctl') return { stdout: kernelLog };
+      return {};
+    });
+
+  it('is ready without a reboot when the mode\'s kernel runs and its log is clean', async () => {
+    const exec = host('5.4.0');
+    const state = await new PhysicalTestbed(file, exec).ensureKernel('ksm', log);
+    expect(state).toEqual({ status: 'ready', kernelRelease: '5.4.0' });
+    expect(exec.calls.some((c) => c[0] === 'grub-reboot')).toBe(false);
+  });
+
+  it('selects the entry for the next boot only, reboots, and reports rebooting', async () => {
+    const exec = host('5.4.0');
+    const state = await new PhysicalTestbed(file, exec).ensureKernel('nuksm-fair', log);
+    expect(state).toEqual({ status: 'rebooting', kernelRelease: '5.4.0' });
+    const i = exec.calls.findIndex((c) => c[0] === 'grub-reboot');
+    expect(exec.calls[i]).toEqual(['grub-reboot', 'Advanced options for Ubuntu>Ubuntu, with Linux 5.4.0nuKSMSingleTree+']);
+    expect(exec.calls.slice(i + 1).some((c) => c.join(' ') === 'systemctl reboot')).toBe(true);
+  });
+
+  it('fails with class boot when the right kernel came up with an oops', async () => {
+    const exec = host('5.4.0nuKSMSingleTree+', '[   12.3] BUG: unable to handle page fault\n[   12.4] Oops: 0000 [#1] SMP\n');
+    await expect(new PhysicalTestbed(file, exec).ensureKernel('nuksm-fair', log)).rejects.toMatchObject({ failureClass: 'boot' });
+  });
+
+  it('rejects a mode the testbed does not configure', async () => {
+    await expect(new PhysicalTestbed(file, host('5.4.0')).ensureKernel('uksm', log)).rejects.toThrowError(/modes\.uksm/);
   });
 });
