@@ -1,0 +1,123 @@
+/** The runner and journal with a scripted test double: retries per failure class, failure rows, reboots, timeouts. */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { stringify } from 'yaml';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createCampaign, executeCampaign, openCampaign } from '../../src/campaign/campaign.ts';
+import { DoubleTestbed, type DoubleScript } from './support/double-testbed.ts';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const tmp = mkdtempSync(join(tmpdir(), 'nuksm-runner-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+const silent = pino({ level: 'silent' });
+
+let n = 0;
+function campaign(opts: { maxDurationS?: number; modes?: string[] } = {}) {
+  const spec = join(tmp, `spec${n}.yaml`);
+  writeFileSync(
+    spec,
+    stringify({
+      kind: 'experiment',
+      name: 't',
+      figures: ['table2'],
+      kernelModes: opts.modes ?? ['ksm-off', 'ksm'],
+      instances: [
+        { name: 'vm0', node: 0, vcpus: 1, memoryGiB: 1, template: 'guest-kvm' },
+        { name: 'vm1', node: 1, vcpus: 1, memoryGiB: 1, template: 'guest-kvm' },
+      ],
+      timeline: { maxDurationS: opts.maxDurationS ?? 60 },
+      configurations: [
+        { id: 'a', workload: 'cg', estimatedTimedS: 10 },
+        { id: 'b', workload: 'btree', estimatedTimedS: 10 },
+      ],
+    }),
+  );
+  return createCampaign({ spec, testbedFile: join(ROOT, 'experiments', 'testbeds', 'model.yaml'), resultsDir: tmp, campaignId: `c${n++}` });
+}
+
+async function run(c: ReturnType<typeof campaign>, script: DoubleScript, double = new DoubleTestbed(script)) {
+  const result = await executeCampaign(c, double, { retryDelayMs: 1, log: silent });
+  return { result, double, steps: c.journal.steps() };
+}
+
+describe('runner', () => {
+  it('retries a class that allows it; only the successful attempt’s samples count', async () => {
+    const c = campaign();
+    const { result, steps } = await run(c, { failures: { 'a|ksm': ['guest-unreachable', 'guest-unreachable'] } });
+    expect(result).toMatchObject({ outcome: 'complete', done: 4, failed: 0 });
+    const step = steps.find((s) => s.configId === 'a' && s.kernelMode === 'ksm')!;
+    expect(step.attempts).toBe(3);
+    const runtimes = c.store.rows({ metric: 'runtime_s' }).filter((r) => r.step === step.stepId);
+    expect(runtimes.map((r) => r.value)).toEqual([103, 103]); // attempt 3 only, one per VM
+    expect((c.store.db.prepare('SELECT COUNT(*) AS n FROM samples WHERE step_id = ?').get(step.stepId) as { n: number }).n).toBe(3);
+    expect(c.store.manifest(step.stepId)).toMatchObject({ attempt: 3, kernelRelease: 'double-ksm', ksmKnobs: { run: '1' }, stepKey: step.key });
+  });
+
+  it('does not retry a parse error: a failure row, and the campaign goes on', async () => {
+    const c = campaign();
+    const { result, steps, double } = await run(c, { failures: { 'a|ksm-off': ['parse-error'] } });
+    expect(result).toMatchObject({ outcome: 'complete', done: 3, failed: 1 });
+    const failed = steps.find((s) => s.state === 'failed')!;
+    expect(failed).toMatchObject({ configId: 'a', kernelMode: 'ksm-off', failureClass: 'parse-error', attempts: 1 });
+    expect(double.calls.run.filter((k) => k === 'a|ksm-off')).toHaveLength(1);
+    expect(c.store.rows().some((r) => r.step === failed.stepId)).toBe(false);
+  });
+
+  it('gives up on benchmark errors after one retry', async () => {
+    const c = campaign();
+    const { steps } = await run(c, { failures: { 'b|ksm': ['benchmark-error', 'benchmark-error', 'benchmark-error'] } });
+    expect(steps.find((s) => s.configId === 'b' && s.kernelMode === 'ksm')).toMatchObject({ state: 'failed', failureClass: 'benchmark-error', attempts: 2 });
+  });
+
+  it('rejects samples with unknown metrics (parse-error)', async () => {
+    const c = campaign();
+    const { steps } = await run(c, { badMetric: ['b'] });
+    expect(steps.filter((s) => s.configId === 'b').every((s) => s.state === 'failed' && s.failureClass === 'parse-error' && /made_up/.test(s.failureMessage!))).toBe(true);
+  });
+
+  it('stops cleanly for a reboot and resumes after it without re-running anything', async () => {
+    const c = campaign();
+    const first = await run(c, { rebootInto: ['ksm'] });
+    expect(first.result.outcome).toBe('rebooting');
+    // Plan order is a|ksm-off, a|ksm, b|ksm-off, b|ksm (one kernel in model.yaml): the stop comes before a|ksm.
+    expect(first.steps.filter((s) => s.state === 'done').map((s) => `${s.configId}|${s.kernelMode}`)).toEqual(['a|ksm-off']);
+    expect(first.double.calls.run).toEqual(['a|ksm-off']);
+    expect(first.steps.filter((s) => s.state === 'running')).toHaveLength(0);
+    c.store.close();
+    // "After boot": a new process opens the campaign; the host now runs the right kernel.
+    const reopened = openCampaign(tmp, c.plan.campaign);
+    const double = new DoubleTestbed();
+    const second = await executeCampaign(reopened, double, { retryDelayMs: 1, log: silent });
+    expect(second).toMatchObject({ outcome: 'complete', done: 4 });
+    expect(double.calls.run).toEqual(['a|ksm', 'b|ksm-off', 'b|ksm']);
+  });
+
+  it('fails a step that exceeds maxDurationS with class timeout', async () => {
+    const c = campaign({ maxDurationS: 0.2 });
+    const { steps, result } = await run(c, { hang: ['a'] });
+    expect(result.done).toBe(2);
+    expect(steps.filter((s) => s.configId === 'a').every((s) => s.failureClass === 'timeout' && s.attempts === 2)).toBe(true);
+  });
+
+  it('marks modes the testbed file lacks as unsupported without calling the testbed', async () => {
+    const c = campaign({ modes: ['ksm', 'uksm'] });
+    const { result, double, steps } = await run(c, {});
+    expect(result).toMatchObject({ outcome: 'complete', done: 2, failed: 2, unsupported: 2 });
+    expect(double.calls.ensureKernel).not.toContain('uksm');
+    expect(steps.filter((s) => s.kernelMode === 'uksm').every((s) => s.failureClass === 'unsupported' && s.attempts === 0)).toBe(true);
+  });
+
+  it('a step left running by a crash is re-run from scratch and its partial samples dropped', async () => {
+    const c = campaign();
+    const [step] = c.journal.steps();
+    const dead = c.journal.beginAttempt(step!.stepId);
+    c.store.addSamples(step!.stepId, dead, [{ instance: 'vm0', workload: 'cg', metric: 'runtime_s', value: 1, unit: 's', t: null, node: null }]);
+    const { result } = await run(c, {});
+    expect(result.done).toBe(4);
+    expect(c.store.rows().filter((r) => r.step === step!.stepId && r.metric === 'runtime_s').map((r) => r.value)).toEqual([101, 101]);
+    expect((c.store.db.prepare('SELECT COUNT(*) AS n FROM samples WHERE attempt_id = ?').get(dead) as { n: number }).n).toBe(0);
+    expect((c.store.db.prepare("SELECT outcome FROM attempts WHERE attempt_id = ?").get(dead) as { outcome: string }).outcome).toBe('interrupted');
+  });
+});

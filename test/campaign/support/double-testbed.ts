@@ -1,0 +1,58 @@
+/**
+ * TEST DOUBLE (not a testbed): a scripted Testbed for runner tests. It emits a few valid samples
+ * per step and fails or asks for a reboot exactly as a test scripts it.
+ */
+import type { Logger } from 'pino';
+import { HarnessError, type FailureClass } from '../../../src/core/errors.ts';
+import type { KernelMode, Scenario } from '../../../src/core/scenario.ts';
+import type { EnvironmentRecord, KernelState, StepContext, Testbed } from '../../../src/testbeds/types.ts';
+
+export interface DoubleScript {
+  /** configId|kernelMode → failure classes of the first attempts (then it succeeds). */
+  failures?: Record<string, FailureClass[]>;
+  /** Modes whose first ensureKernel answers 'rebooting'. */
+  rebootInto?: KernelMode[];
+  /** configId whose step never finishes on its own (for the timeout). */
+  hang?: string[];
+  /** configId whose step emits an unknown metric. */
+  badMetric?: string[];
+}
+
+export class DoubleTestbed implements Testbed {
+  readonly kind = 'model' as const;
+  readonly calls: { ensureKernel: KernelMode[]; run: string[] } = { ensureKernel: [], run: [] };
+  private mode: KernelMode = 'ksm-off';
+  private readonly rebooted = new Set<KernelMode>();
+
+  constructor(private readonly script: DoubleScript = {}) {}
+
+  async ensureKernel(mode: KernelMode, _log: Logger): Promise<KernelState> {
+    this.calls.ensureKernel.push(mode);
+    if (this.script.rebootInto?.includes(mode) && !this.rebooted.has(mode)) {
+      this.rebooted.add(mode);
+      return { status: 'rebooting', kernelRelease: 'old' };
+    }
+    this.mode = mode;
+    return { status: 'ready', kernelRelease: `double-${mode}` };
+  }
+
+  async describe(): Promise<EnvironmentRecord> {
+    return { testbed: 'model', host: 'double', kernelRelease: `double-${this.mode}`, bootId: null, numaNodes: 2, ksmKnobs: { run: this.mode === 'ksm-off' ? '0' : '1' }, details: {} };
+  }
+
+  async runScenario(s: Scenario, ctx: StepContext): Promise<void> {
+    const key = `${s.configId}|${s.kernelMode}`;
+    this.calls.run.push(key);
+    const attempt = this.calls.run.filter((k) => k === key).length;
+    for (const inst of s.instances) {
+      ctx.emit([{ instance: inst.name, workload: s.workloads[0]!.workload, metric: 'runtime_s', value: 100 + attempt, unit: 's', t: null, node: null }]);
+    }
+    ctx.emit([{ instance: 'host', workload: '', metric: 'memory_saved_gib', value: s.seed % 7, unit: 'GiB', t: null, node: null }]);
+    if (this.script.badMetric?.includes(s.configId)) ctx.emit([{ instance: 'host', workload: '', metric: 'made_up', value: 1, unit: 'x', t: null, node: null }]);
+    if (this.script.hang?.includes(s.configId)) await new Promise(() => {});
+    const failure = this.script.failures?.[key]?.[attempt - 1];
+    if (failure) throw new HarnessError(failure, `scripted ${failure} on attempt ${attempt}`);
+  }
+
+  async close(): Promise<void> {}
+}
