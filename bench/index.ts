@@ -4,6 +4,7 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { loadavg } from 'node:os';
 import { PAPER_WORKLOADS } from '../src/testbeds/model/index.ts';
 
 const run = promisify(execFile);
@@ -11,7 +12,7 @@ const child = fileURLToPath(new URL('./scenario-child.ts', import.meta.url));
 const runTs = fileURLToPath(new URL('../bin/run-ts.js', import.meta.url));
 
 interface Result {
-  kind: string; workload: string; mode: string; wallS: number; maxRssMiB: number; pagesVisited: number; comparisons: number; merges: number;
+  kind: string; workload: string; mode: string; wallS: number; cpuS: number; maxRssMiB: number; pagesVisited: number; comparisons: number; merges: number;
   simulatedS: number; oom: boolean; runtimes: (number | null)[]; savedGiB: number | null; comparisonsPerMerge: number | null; minFreeNode0GiB: number | null; savedAt900: number | null;
 }
 
@@ -35,7 +36,7 @@ async function pool(jobs: string[][]): Promise<Result[]> {
 
 const line = (r: Result) =>
   `${(r.kind === 'fig8' ? 'fig8' : r.workload).padEnd(13)} ${r.mode.padEnd(11)} visits ${(r.pagesVisited / 1e6).toFixed(1).padStart(6)} M  ` +
-  `${(r.pagesVisited / r.wallS / 1e6).toFixed(2).padStart(5)} M visits/s  wall ${r.wallS.toFixed(1).padStart(5)} s  peak RSS ${r.maxRssMiB.toFixed(0).padStart(5)} MiB  simulated ${r.simulatedS.toFixed(0)} s`;
+  `${(r.pagesVisited / r.wallS / 1e6).toFixed(2).padStart(5)} M visits/s  wall ${r.wallS.toFixed(1).padStart(5)} s (CPU ${r.cpuS.toFixed(1).padStart(5)} s)  peak RSS ${r.maxRssMiB.toFixed(0).padStart(5)} MiB  simulated ${r.simulatedS.toFixed(0)} s`;
 
 const modes = ['ksm-off', 'ksm', 'nuksm-fair'];
 console.log('(a) paper-scale fairness experiment (two 30 GiB VMs, 1000 pages / 100 ms, VM-1 60 s after VM-0)');
@@ -43,7 +44,7 @@ const t0 = Date.now();
 const a = await pool(PAPER_WORKLOADS.flatMap((w) => modes.map((m) => ['fairness', w, m])));
 const aWall = (Date.now() - t0) / 1000;
 a.forEach((r) => console.log('  ' + line(r)));
-console.log(`  total wall ${aWall.toFixed(1)} s (two scenarios at a time), peak RSS max ${Math.max(...a.map((r) => r.maxRssMiB)).toFixed(0)} MiB`);
+console.log(`  total wall ${aWall.toFixed(1)} s (two scenarios at a time; CPU ${a.reduce((x, r) => x + r.cpuS, 0).toFixed(1)} s in all; load average now ${loadavg()[0].toFixed(1)}), peak RSS max ${Math.max(...a.map((r) => r.maxRssMiB)).toFixed(0)} MiB`);
 console.log('  Table II from the model (fairness = min/max slowdown vs KSM off; perf = combined runtime nuKSM/KSM):');
 for (const w of PAPER_WORKLOADS) {
   const [off, ksm, nuksm] = modes.map((m) => a.find((r) => r.workload === w && r.mode === m)!);
@@ -63,4 +64,4 @@ b.forEach((r) => console.log('  ' + line(r)));
 for (const r of b) {
   console.log(`    ${r.mode.padEnd(11)} OOM ${r.oom ? `yes, at ${r.simulatedS.toFixed(0)} s` : 'no'}; min free node 0 ${r.minFreeNode0GiB?.toFixed(2)} GiB; saved at 900 s ${r.savedAt900?.toFixed(2) ?? '(stopped before)'} GiB, at end ${r.savedGiB?.toFixed(2)} GiB; comparisons per merged page ${r.comparisonsPerMerge?.toFixed(1)}`);
 }
-console.log(`  total wall ${bWall.toFixed(1)} s (both at once), peak RSS max ${Math.max(...b.map((r) => r.maxRssMiB)).toFixed(0)} MiB`);
+console.log(`  total wall ${bWall.toFixed(1)} s (both at once; CPU ${b.reduce((x, r) => x + r.cpuS, 0).toFixed(1)} s in all; load average now ${loadavg()[0].toFixed(1)}), peak RSS max ${Math.max(...b.map((r) => r.maxRssMiB)).toFixed(0)} MiB`);

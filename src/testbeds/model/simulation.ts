@@ -140,6 +140,10 @@ function modelConfig(scenario: Scenario, nodes: number): KsmModelConfig | null {
   }
 }
 
+function hogSpecPages(scenario: Scenario): number {
+  return scenario.memoryHog ? Math.round(scenario.memoryHog.maxGiB * PAGES_PER_GIB) : 0;
+}
+
 function numberParam(run: WorkloadRun | undefined, key: string): number | null {
   const v = run?.params[key];
   if (v === undefined) return null;
@@ -159,6 +163,17 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
   const sleepS = Math.max(scenario.ksm.sleepMillisecs, 1) / 1000;
   const monitors = new Set(scenario.monitors);
   const usableGiB = host.memoryGiBPerNode.map((g) => g - PLATFORM.hostReservedGiBPerNode);
+
+  // Every page of an mm sits on the mm's node and the model only reads these arrays: share one per node value.
+  const filled = new Map<number, Uint8Array>();
+  const constantBytes = (value: number, length: number): Uint8Array => {
+    let buf = filled.get(value);
+    if (!buf || buf.length < length) {
+      buf = new Uint8Array(length).fill(value);
+      filled.set(value, buf);
+    }
+    return buf.subarray(0, length);
+  };
 
   // ---------------------------------------------------------------- instances
   let nextUnique = UNIQUE_CONTENT_BASE;
@@ -206,7 +221,7 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
       totalPages,
       uniqueBase,
       contents: new Uint32Array(totalPages).fill(NOT_PRESENT),
-      nodes: new Uint8Array(totalPages).fill(spec.node),
+      nodes: new Uint8Array(0), // set below, once every instance's size is known
       active,
       mmId: -1,
       phase: 'pending',
@@ -224,6 +239,8 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
       progressAtLastSample: 0,
     };
   });
+  const largest = Math.max(0, ...instances.map((i) => i.totalPages), hogSpecPages(scenario));
+  for (const inst of instances) inst.nodes = constantBytes(inst.spec.node, Math.max(largest, 1)).subarray(0, inst.totalPages);
   const workloadInstances = instances.filter((i) => i.profile !== null);
 
   const contentOf = (inst: SimInstance, p: number): number => {
@@ -351,7 +368,8 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
     if (hog && hogSpec && to >= hogSpec.startAtS) {
       if (hog.mmId < 0) {
         hog.contents = new Uint32Array(hog.pages).fill(NOT_PRESENT);
-        hog.mmId = model.registerMm({ name: 'memhog', nice: 0, contents: hog.contents, nodes: new Uint8Array(hog.pages).fill(hog.node), active: new Uint8Array(hog.pages) });
+        // The hog never touches its pages again after the fill: none on the active list (shared zeros, never written).
+        hog.mmId = model.registerMm({ name: 'memhog', nice: 0, contents: hog.contents, nodes: constantBytes(hog.node, hog.pages), active: constantBytes(0, hog.pages) });
       }
       while (hog.nextStepT <= to && hog.allowed < hog.pages) {
         hog.allowed = Math.min(hog.pages, hog.allowed + Math.round(hogSpec.stepGiB * PAGES_PER_GIB));
