@@ -48,8 +48,9 @@ export async function startMemoryHog(
     async stop() {
       clearInterval(timer);
       await sample();
-      // The detached shell exec'd into numactl → python3: its pid is the hog's.
-      await exec.run(['sh', '-c', 'pid=$(cat "$0/pid") && pkill -KILL -P "$pid"; kill -KILL "$pid" 2>/dev/null; true', handle.dir], { timeoutMs: 10_000, allowFailure: true });
+      // The detached wrapper shell's child is the hog (sh → numactl → python3, by exec). Killing only
+      // the child lets the wrapper reap it and record its exit status.
+      await exec.run(['sh', '-c', 'pid=$(cat "$0/pid") && pkill -KILL -P "$pid"; true', handle.dir], { timeoutMs: 10_000, allowFailure: true });
     },
   };
 }
