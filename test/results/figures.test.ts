@@ -1,0 +1,144 @@
+/** Figure queries on hand-built sample sets: fairness, combined performance, placement shares, normalisation, CSV columns. */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createCampaign } from '../../src/campaign/campaign.ts';
+import type { InstanceSpec, Scenario } from '../../src/core/scenario.ts';
+import { exportFigures, FIGURE_DEFS, placementShares, table2, table3, type FigureInput } from '../../src/results/figures.ts';
+import { combinedPerformance, fairness, localShare } from '../../src/results/stats.ts';
+import type { ResultRow } from '../../src/results/store.ts';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const tmp = mkdtempSync(join(tmpdir(), 'nuksm-fig-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+function row(p: Partial<ResultRow> & Pick<ResultRow, 'config' | 'kernelMode' | 'instance' | 'metric' | 'value'>): ResultRow {
+  return { campaign: 'c', step: `${p.config}|${p.kernelMode}|${p.iteration ?? 1}`, experiment: 'e', iteration: 1, testbed: 'model', workload: 'w', unit: '', t: null, node: null, ...p };
+}
+
+const vm = (name: string, node: number, nice = 0): InstanceSpec => ({ name, kind: 'vm', node, vcpus: 4, memoryMiB: 1024, nice, template: 't', startAtS: 0 });
+function scenario(configId: string, instances: InstanceSpec[]): Scenario {
+  return {
+    campaign: 'c', experiment: 'e', configId, kernelMode: 'nuksm-priority', instances, workloads: [], memoryHog: null, monitors: [], iteration: 1, seed: 1,
+    ksm: { run: true, pagesToScan: 1, sleepMillisecs: 1, mergeAcrossNodes: true, maxPageSharing: 256, forestMibPerTree: null, extraKnobs: {} },
+    timeline: { staggerS: 0, mergeWait: { kind: 'fixed', seconds: 0 }, timedPhases: 'concurrent', samplePeriodS: 1, maxDurationS: 1 },
+  };
+}
+
+describe('derived metrics', () => {
+  it('fairness = min/max slowdown; combined performance = ratio of runtime sums; local share from per-node pages', () => {
+    expect(fairness([1, 1.25])).toBeCloseTo(0.8, 12);
+    expect(fairness([1.3, 1.3])).toBe(1);
+    expect(combinedPerformance([105, 110], [100, 125])).toBeCloseTo(215 / 225, 12);
+    expect(localShare(new Map([[0, 90], [1, 10]]), 0)).toBeCloseTo(90, 12);
+    expect(localShare(new Map([[0, 90], [1, 10]]), 1)).toBeCloseTo(10, 12);
+    expect(localShare(new Map([[0, 0]]), 0)).toBeNull();
+  });
+});
+
+describe('table2', () => {
+  const runtime = (config: string, kernelMode: string, instance: string, value: number, iteration = 1) => row({ config, kernelMode, instance, metric: 'runtime_s', unit: 's', value, iteration, step: `${config}|${kernelMode}|${iteration}` });
+  const saved = (config: string, kernelMode: string, value: number, iteration = 1) => row({ config, kernelMode, instance: 'host', workload: '', metric: 'memory_saved_gib', unit: 'GiB', value, iteration, step: `${config}|${kernelMode}|${iteration}` });
+  const rows: ResultRow[] = [
+    runtime('xsbench', 'ksm-off', 'vm0', 100), runtime('xsbench', 'ksm-off', 'vm1', 100),
+    runtime('xsbench', 'ksm', 'vm0', 100), runtime('xsbench', 'ksm', 'vm1', 120),
+    runtime('xsbench', 'ksm', 'vm0', 100, 2), runtime('xsbench', 'ksm', 'vm1', 130, 2), // mean 125
+    runtime('xsbench', 'nuksm-fair', 'vm0', 105), runtime('xsbench', 'nuksm-fair', 'vm1', 110),
+    saved('xsbench', 'ksm', 10.4), saved('xsbench', 'ksm', 10.6, 2), saved('xsbench', 'nuksm-fair', 10.7),
+    // cg lacks its nuKSM run: its nuKSM columns stay empty rather than invented
+    runtime('cg', 'ksm-off', 'vm0', 50), runtime('cg', 'ksm-off', 'vm1', 40), runtime('cg', 'ksm', 'vm0', 60), runtime('cg', 'ksm', 'vm1', 60),
+  ];
+  const input: FigureInput = { rows, scenarios: new Map() };
+
+  it('computes fairness, combined performance and memory saved per benchmark (means over iterations)', () => {
+    const t = table2(input);
+    expect(t.find((r) => r.benchmark === 'xsbench')).toEqual({
+      benchmark: 'xsbench',
+      fairness_ksm: 0.8, // slowdowns 1.0 and 1.25
+      fairness_nuksm: Number((1.05 / 1.1).toFixed(4)),
+      perf_nuksm_over_ksm: Number((215 / 225).toFixed(4)),
+      saved_gib_ksm: 10.5,
+      saved_gib_nuksm: 10.7,
+    });
+    // cg: slowdowns 1.2 and 1.5 → 0.8; no nuKSM rows → nulls
+    expect(t.find((r) => r.benchmark === 'cg')).toEqual({ benchmark: 'cg', fairness_ksm: 0.8, fairness_nuksm: null, perf_nuksm_over_ksm: null, saved_gib_ksm: null, saved_gib_nuksm: null });
+  });
+
+  it('Fig. 6a normalises to Instance-0 without KSM and reports the spread over iterations', () => {
+    const def = FIGURE_DEFS.find((d) => d.name === '6a')!;
+    const out = def.build(input);
+    const vm1ksm = out.find((r) => r.benchmark === 'xsbench' && r.kernel_mode === 'ksm' && r.instance === 'vm1')!;
+    expect(vm1ksm).toMatchObject({ runtime_s: 125, n: 2, normalized_runtime: 1.25, testbed: 'model' });
+    expect(vm1ksm.runtime_sd).toBeCloseTo(Math.SQRT2 * 5, 4);
+    expect(out.find((r) => r.benchmark === 'cg' && r.kernel_mode === 'ksm-off' && r.instance === 'vm1')!.normalized_runtime).toBe(0.8);
+    expect(Object.keys(out[0]!)).toEqual(def.columns);
+  });
+});
+
+describe('table3 and placement shares', () => {
+  const pages = (config: string, instance: string, node: number, value: number) => row({ config, kernelMode: 'nuksm-priority', instance, metric: 'ksm_pages_on_node', unit: 'pages', value, node, step: config });
+  const scenarios = new Map<string, Scenario>([
+    ['mysql/C-10:1', scenario('mysql/C-10:1', [vm('vm0', 0, -20), vm('vm1', 1, -11)])],
+    ['btree/C-10:1', scenario('btree/C-10:1', [vm('vm0', 0, -20), vm('vm1', 1, -11)])],
+    ['btree/C-1:1', scenario('btree/C-1:1', [vm('vm0', 0, -20), vm('vm1', 1, -20)])],
+  ]);
+  const rows: ResultRow[] = [
+    // mysql C-10:1: vm0's KSM pages 900 on node 0, 100 on node 1 → 90 % local; vm1 (node 1) → 10 %
+    pages('mysql/C-10:1', 'vm0', 0, 900), pages('mysql/C-10:1', 'vm0', 1, 100),
+    pages('mysql/C-10:1', 'vm1', 0, 900), pages('mysql/C-10:1', 'vm1', 1, 100),
+    // btree C-10:1: 92 % / 8 %
+    pages('btree/C-10:1', 'vm0', 0, 92), pages('btree/C-10:1', 'vm0', 1, 8),
+    pages('btree/C-10:1', 'vm1', 0, 92), pages('btree/C-10:1', 'vm1', 1, 8),
+    // btree C-1:1: no per-node counts, only the testbed's share → used as is
+    row({ config: 'btree/C-1:1', kernelMode: 'nuksm-priority', instance: 'vm0', metric: 'ksm_local_pct', unit: '%', value: 51, step: 'btree/C-1:1' }),
+    row({ config: 'btree/C-1:1', kernelMode: 'nuksm-priority', instance: 'vm1', metric: 'ksm_local_pct', unit: '%', value: 49, step: 'btree/C-1:1' }),
+  ];
+
+  it('computes shares from per-node page counts and the instance’s node', () => {
+    const shares = placementShares(rows, scenarios);
+    expect(shares.find((s) => s.step === 'mysql/C-10:1' && s.instance === 'vm0')!.value).toBeCloseTo(90, 10);
+    expect(shares.find((s) => s.step === 'mysql/C-10:1' && s.instance === 'vm1')!.value).toBeCloseTo(10, 10);
+    expect(shares.find((s) => s.step === 'btree/C-1:1' && s.instance === 'vm1')!.value).toBe(49);
+  });
+
+  it('one row per configuration in paper order, nice → snice, shares averaged over benchmarks', () => {
+    const t = table3({ rows, scenarios });
+    expect(t.map((r) => r.config)).toEqual(['C-10:1', 'C-5:1', 'C-1:1', 'C-1:5', 'C-1:10']);
+    expect(t[0]).toEqual({ config: 'C-10:1', nice_vm0: -20, nice_vm1: -11, snice_vm0: 1, snice_vm1: 10, local_pct_vm0: 91, local_pct_vm1: 9 });
+    expect(t[2]).toEqual({ config: 'C-1:1', nice_vm0: -20, nice_vm1: -20, snice_vm0: 1, snice_vm1: 1, local_pct_vm0: 51, local_pct_vm1: 49 });
+    expect(t[1]).toEqual({ config: 'C-5:1', nice_vm0: null, nice_vm1: null, snice_vm0: null, snice_vm1: null, local_pct_vm0: null, local_pct_vm1: null });
+  });
+});
+
+describe('export from the store', () => {
+  it('reads only valid attempts of this campaign and writes the exact table2 header', () => {
+    const c = createCampaign({ spec: join(ROOT, 'test', 'campaign', 'fixtures', 'small.yaml'), testbedFile: join(ROOT, 'experiments', 'testbeds', 'model.yaml'), resultsDir: tmp, campaignId: 'fig' });
+    const steps = c.journal.steps().filter((s) => s.configId === 'cg' && s.iteration === 1);
+    const values: Record<string, [number, number]> = { 'ksm-off': [100, 100], ksm: [100, 150], 'nuksm-fair': [110, 115] };
+    for (const s of steps) {
+      const abandoned = c.journal.beginAttempt(s.stepId);
+      c.store.addSamples(s.stepId, abandoned, [{ instance: 'vm0', workload: 'cg', metric: 'runtime_s', value: 9999, unit: 's', t: null, node: null }]);
+      const ok = c.journal.beginAttempt(s.stepId);
+      const [r0, r1] = values[s.kernelMode]!;
+      c.store.addSamples(s.stepId, ok, [
+        { instance: 'vm0', workload: 'cg', metric: 'runtime_s', value: r0, unit: 's', t: null, node: null },
+        { instance: 'vm1', workload: 'cg', metric: 'runtime_s', value: r1, unit: 's', t: null, node: null },
+        { instance: 'host', workload: '', metric: 'memory_saved_gib', value: 2.5, unit: 'GiB', t: null, node: null },
+      ]);
+      c.journal.completeStep(s.stepId, ok, {});
+    }
+    const written = exportFigures(c.store);
+    // Every figure the steps feed is written; without DRAM-locality samples 3b/6b hold only their header.
+    expect(written.map((w) => [w.name, w.rows])).toEqual([['3a', 6], ['3b', 0], ['6a', 6], ['6b', 0], ['table2', 1]]);
+    const csv = readFileSync(join(c.dir, 'figures', 'table2.csv'), 'utf8').trim().split('\n');
+    expect(csv[0]).toBe('benchmark,fairness_ksm,fairness_nuksm,perf_nuksm_over_ksm,saved_gib_ksm,saved_gib_nuksm');
+    expect(csv[1]).toBe(`cg,${Number((1 / 1.5).toFixed(4))},${Number((1.1 / 1.15).toFixed(4))},${Number((225 / 250).toFixed(4))},2.5,2.5`);
+    expect(readFileSync(join(c.dir, 'figures', '3a.csv'), 'utf8')).not.toContain('9999');
+    c.store.close();
+  });
+
+  it('table3.csv has exactly the documented columns', () => {
+    expect(FIGURE_DEFS.find((d) => d.name === 'table3')!.columns.join(',')).toBe('config,nice_vm0,nice_vm1,snice_vm0,snice_vm1,local_pct_vm0,local_pct_vm1');
+  });
+});
