@@ -239,9 +239,13 @@ class StepRun {
     const { domains, byInstance } = this.plan();
     const s = this.scenario;
     let primary: unknown = null;
-    let oomBefore = 0;
+    // null: the kernel log is not readable here (e.g. dmesg restricted), so no oom sample.
+    let oomBefore: number | null = null;
     try {
-      oomBefore = await this.countOomLines();
+      oomBefore = await this.countOomLines().catch((err: unknown) => {
+        this.log.warn({ err: String(err) }, 'kernel log not readable: OOM will not be detected');
+        return null;
+      });
       this.ksmSaved = await this.ksm.save();
       await this.ksm.unmerge();
       await this.ksm.setKnobs(ksmKnobsFor(s, this.file));
@@ -321,7 +325,8 @@ class StepRun {
     } catch (err) {
       primary = err;
     } finally {
-      const oom = await this.countOomLines().then((n) => (n > oomBefore ? 1 : 0), () => null);
+      const before = oomBefore;
+      const oom = before === null ? null : await this.countOomLines().then((n) => (n > before ? 1 : 0), () => null);
       if (oom !== null) this.ctx.emit([makeSample('host', '', 'oom', oom, null)]);
       const teardownError = await this.teardown();
       if (primary === null && teardownError !== null) primary = teardownError;
