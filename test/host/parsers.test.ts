@@ -62,12 +62,18 @@ describe('/proc parsers (captured on kernel 6.18)', () => {
   });
 
   it('KSM placement read-out: per-node KSM pages and the local share', () => {
-    const [p] = parseKsmPlacementOutput('{"pid":5,"presentPages":300,"presentWithoutPfn":0,"presentByNode":{"0":100,"1":200},"ksmMappedByNode":{"0":30,"1":90,"-1":1},"ksmDistinctByNode":{"0":30,"1":90}}\n');
+    const [p] = parseKsmPlacementOutput('{"pid":5,"nodes":[0,1],"presentPages":300,"presentWithoutPfn":0,"presentByNode":{"0":100,"1":200},"ksmMappedByNode":{"0":30,"1":90,"-1":1},"ksmDistinctByNode":{"0":30,"1":90}}\n');
     const samples = ksmPlacementSamples({ name: 'vm0', workload: 'btree', pid: 5, node: 0 }, p!, null);
     expect(samples.map((s) => [s.metric, s.node, s.value])).toEqual([
       ['ksm_pages_on_node', 0, 30],
       ['ksm_pages_on_node', 1, 90],
       ['ksm_local_pct', 0, 25],
+    ]);
+    // No KSM pages at all: zeros per node, and no local share (undefined, not 0 %).
+    const none = ksmPlacementSamples({ name: 'vm1', workload: 'btree', pid: 6, node: 1 }, { ...p!, nodes: [0, 1], ksmMappedByNode: {}, ksmDistinctByNode: {} }, 2);
+    expect(none.map((s) => [s.metric, s.node, s.value, s.t])).toEqual([
+      ['ksm_pages_on_node', 0, 0, 2],
+      ['ksm_pages_on_node', 1, 0, 2],
     ]);
   });
 });

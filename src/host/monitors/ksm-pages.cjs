@@ -10,6 +10,8 @@ const args = process.argv.slice(1).filter((a) => a !== '--' && !a.endsWith('.cjs
 const pageSize = Number(args[0]);
 const pids = args.slice(1).map(Number);
 
+let nodes = [];
+
 function nodeOfBlockMap() {
   const blockSize = parseInt(fs.readFileSync('/sys/devices/system/memory/block_size_bytes', 'utf8').trim(), 16);
   const map = new Map();
@@ -21,6 +23,7 @@ function nodeOfBlockMap() {
       if (b) map.set(Number(b[1]), Number(n[1]));
     }
   }
+  nodes = [...new Set(map.values())].sort((a, b) => a - b);
   return (pfn) => {
     const node = map.get(Math.floor((pfn * pageSize) / blockSize));
     return node === undefined ? -1 : node;
@@ -89,7 +92,7 @@ for (const pid of pids) {
   const { pfns, presentWithoutPfn } = presentPfns(pid);
   const unique = [...new Set(pfns)].sort((a, b) => a - b);
   const ksm = ksmFlags(flagsFd, unique);
-  const out = { pid, presentPages: pfns.length + presentWithoutPfn, presentWithoutPfn, presentByNode: {}, ksmMappedByNode: {}, ksmDistinctByNode: {} };
+  const out = { pid, nodes, presentPages: pfns.length + presentWithoutPfn, presentWithoutPfn, presentByNode: {}, ksmMappedByNode: {}, ksmDistinctByNode: {} };
   const add = (o, k) => (o[k] = (o[k] || 0) + 1);
   for (const pfn of pfns) {
     const node = nodeOf(pfn);

@@ -25,6 +25,8 @@ const SCRIPT = readFileSync(new URL('./ksm-pages.cjs', import.meta.url), 'utf8')
 
 export interface KsmPlacement {
   pid: number;
+  /** NUMA nodes with memory on the target. */
+  nodes: number[];
   presentPages: number;
   /** Present pages whose pfn read as 0 (no CAP_SYS_ADMIN, or special mappings). */
   presentWithoutPfn: number;
@@ -61,11 +63,14 @@ export async function readKsmPlacement(exec: Executor, pids: readonly number[], 
 export function ksmPlacementSamples(inst: MonitoredInstance, p: KsmPlacement, t: number | null): Sample[] {
   const out: Sample[] = [];
   let total = 0;
-  for (const [node, pages] of Object.entries(p.ksmMappedByNode).sort((a, b) => Number(a[0]) - Number(b[0]))) {
-    if (Number(node) < 0) continue;
-    out.push(makeSample(inst.name, inst.workload, 'ksm_pages_on_node', pages, t, Number(node)));
+  // Every node with memory gets a value (0 = none of this instance's KSM pages there).
+  const nodes = [...new Set([...(p.nodes ?? []), ...Object.keys(p.ksmMappedByNode).map(Number)])].filter((n) => n >= 0).sort((a, b) => a - b);
+  for (const node of nodes) {
+    const pages = p.ksmMappedByNode[String(node)] ?? 0;
+    out.push(makeSample(inst.name, inst.workload, 'ksm_pages_on_node', pages, t, node));
     total += pages;
   }
+  // No KSM pages: the local share is undefined, not 0 or 100.
   if (total > 0) out.push(makeSample(inst.name, inst.workload, 'ksm_local_pct', ((p.ksmMappedByNode[String(inst.node)] ?? 0) / total) * 100, t, inst.node));
   return out;
 }
