@@ -114,6 +114,8 @@ export class KsmModel {
   private sNextDup = new Int32Array(0); // next dup with the same content (max_page_sharing chain)
   private sOrigNodeCount = new Int32Array(0); // [s * nodes + n]: mappers whose own copy was on node n
   private sFree: number[] = [];
+  /** Live KSM pages per node. */
+  private ksmPagesOnNode: Int32Array;
   private sUsed = 0;
 
   // Presence filter over stable-tree contents (one bit per hashed content, ~16 bits per key, cache-resident):
@@ -138,6 +140,7 @@ export class KsmModel {
       throw new RangeError(`KsmModel: forestPagesPerTree must be >= 1 or null, got ${cfg.forestPagesPerTree}`);
     }
     this.nodes = cfg.nodes;
+    this.ksmPagesOnNode = new Int32Array(cfg.nodes);
     this.treeNids = cfg.mergeAcrossNodes ? 1 : cfg.nodes;
     this.rng = new SplitMix32(cfg.seed);
     for (let i = 0; i < this.treeNids; i++) {
@@ -573,6 +576,8 @@ export class KsmModel {
       }
       g = m.itemNext[p];
     }
+    this.ksmPagesOnNode[from]--;
+    this.ksmPagesOnNode[node]++;
     this.sNode[s] = node;
   }
 
@@ -597,6 +602,7 @@ export class KsmModel {
     }
     this.sAlive[s] = 1;
     this.sNode[s] = node;
+    this.ksmPagesOnNode[node]++;
     this.sNid[s] = nid;
     this.sContent[s] = content;
     this.sItems[s] = 0;
@@ -705,6 +711,7 @@ export class KsmModel {
     this.sItems[s] = 0;
     this.sHead[s] = NONE;
     this.sAlive[s] = 0;
+    this.ksmPagesOnNode[this.sNode[s]]--;
     this.sFree.push(s);
   }
 
@@ -826,11 +833,9 @@ export class KsmModel {
     return Array.from(this.liveMm(mmId).mergedPerNode);
   }
 
-  /** Live KSM pages per node (physical pages that replaced the merged copies). */
+  /** Live KSM pages per node (physical pages that replaced the merged copies); O(nodes). */
   ksmPagesPerNode(): number[] {
-    const perNode = new Array<number>(this.nodes).fill(0);
-    for (let s = 0; s < this.sUsed; s++) if (this.sAlive[s]) perNode[this.sNode[s]]++;
-    return perNode;
+    return Array.from(this.ksmPagesOnNode);
   }
 
   /** mm ids in scan order (the kernel's mm_slot list). */

@@ -30,11 +30,19 @@ describe('bookkeeping consistency under a random workload', () => {
       }
       runPasses(m, 2); // no writes since: every COW-broken item has been revisited
       let merged = 0;
+      const mappersOnNode = [0, 0, 0];
       for (const id of ids) {
         const recount = [0, 0, 0];
         for (let p = 0; p < pages; p++) if (m.isMerged(id, p)) recount[m.pageNode(id, p)]++;
         expect(m.mergedPagesPerNode(id)).toEqual(recount);
         merged += recount.reduce((a, b) => a + b, 0);
+        recount.forEach((n, node) => (mappersOnNode[node] += n));
+      }
+      // Each live KSM page on a node has at least two mappers there (one after COWs), none without mappers.
+      const ksmOnNode = m.ksmPagesPerNode();
+      for (let n = 0; n < 3; n++) {
+        expect(ksmOnNode[n]).toBeLessThanOrEqual(mappersOnNode[n]);
+        expect(ksmOnNode[n] > 0).toBe(mappersOnNode[n] > 0);
       }
       const c = m.counters();
       expect(merged).toBeGreaterThan(1000);
