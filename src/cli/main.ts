@@ -6,7 +6,7 @@ import { COMMANDS } from './commands/index.ts';
 import { EXIT } from './exit-codes.ts';
 
 export function buildCli(argv: string[]) {
-  let cli = yargs(argv).scriptName('nuksm').strict().demandCommand(1, 'give a command (see --help)').help().alias('h', 'help').version(false).wrap(Math.min(120, process.stdout.columns ?? 100));
+  let cli = yargs(argv).scriptName('nuksm').strict().demandCommand(1, 'give a command (see --help)').help().alias('h', 'help').version(false).exitProcess(false).wrap(Math.min(120, process.stdout.columns ?? 100));
   for (const c of COMMANDS) cli = cli.command(c);
   return cli;
 }
