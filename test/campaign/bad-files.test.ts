@@ -158,5 +158,9 @@ describe('bad spec and testbed files are rejected before anything runs', () => {
     expect(() => planCampaign({ spec: 'paper', testbedFile: join('experiments', 'testbeds', 'emulated.yaml'), experimentsDir: 'experiments' })).toThrowError(
       /fig3\.yaml: instances\[0\]\.memoryGiB: 30 GiB is more than node 0 has \(2 GiB/,
     );
+    for (const tb of ['model', 'physical-skylake', 'emulated']) {
+      const { plan } = planCampaign({ spec: 'smoke', testbedFile: join('experiments', 'testbeds', `${tb}.yaml`), experimentsDir: 'experiments' });
+      expect(plan.steps).toHaveLength(2);
+    }
   });
 });
