@@ -56,6 +56,17 @@ describe('model testbed (Testbed interface)', () => {
     expect(ksm.filter((s) => s.metric === 'runtime_s').every((s) => s.t === null)).toBe(true);
   });
 
+  it('sequential timed phases run one instance after the other, after a fixed merge wait', async () => {
+    const s = fairnessScenario('randomaccess', 'ksm-off', { footprintGiB: 0.5 });
+    const samples = await runOnTestbed({ ...s, timeline: { ...s.timeline, timedPhases: 'sequential', mergeWait: { kind: 'fixed', seconds: 100 } } });
+    const throughput = (vm: string) => samples.filter((x) => x.metric === 'throughput_ops' && x.instance === vm && x.value > 0).map((x) => x.t!);
+    expect(result(samples, 'vm0', 'runtime_s')).toBeCloseTo(600, 6); // KSM off: the profile's all-local runtime
+    expect(result(samples, 'vm1', 'runtime_s')).toBeCloseTo(600, 6);
+    expect(Math.min(...throughput('vm1'))).toBeGreaterThanOrEqual(Math.max(...throughput('vm0')));
+    // Set-up: VM-1 starts at 60 s, boots 20 s and populates 0.5 GiB at 0.5 GiB/s; then the 100 s wait.
+    expect(Math.min(...throughput('vm0'))).toBeGreaterThan(180);
+  });
+
   it('a step longer than maxDurationS fails with a timeout', async () => {
     const s = fairnessScenario('randomaccess', 'ksm', { footprintGiB: 0.5 });
     await expect(runOnTestbed({ ...s, timeline: { ...s.timeline, maxDurationS: 100 } })).rejects.toMatchObject({ failureClass: 'timeout' });
