@@ -4,18 +4,16 @@
  * what it started when any VM fails, so a failed step leaves no domain behind.
  */
 import { posix } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { HarnessError } from '../../core/errors.ts';
 import type { Executor } from '../exec/types.ts';
 import type { DomainSpec } from './domain-xml.ts';
 import type { Virsh } from './virsh.ts';
 
+// timers/promises removes its abort listener when the timer fires (no listener build-up on long polls).
 const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve, reject) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
-      clearTimeout(t);
-      reject(signal.reason ?? new Error('aborted'));
-    }, { once: true });
+  delay(ms, undefined, { signal }).catch(() => {
+    throw new HarnessError('timeout', 'aborted while waiting for a VM');
   });
 
 export interface VmTimeouts {

@@ -7,6 +7,7 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { HarnessError, failureClassOf } from '../../core/errors.ts';
 import type { Sample } from '../../core/sample.ts';
@@ -199,12 +200,8 @@ class StepRun {
   private async sleepUntil(tS: number): Promise<void> {
     const ms = tS * 1000 - (Date.now() - this.stepStartMs);
     if (ms <= 0) return;
-    await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(resolve, ms);
-      this.signal.addEventListener('abort', () => {
-        clearTimeout(t);
-        reject(new HarnessError('timeout', `step aborted while waiting to start an instance at t=${tS}s`));
-      }, { once: true });
+    await delay(ms, undefined, { signal: this.signal }).catch(() => {
+      throw new HarnessError('timeout', `step aborted while waiting to start an instance at t=${tS}s`);
     });
   }
 

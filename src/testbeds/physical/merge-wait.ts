@@ -3,6 +3,7 @@
  * less than epsilonPct over the last windowS (bounded by maxS). The artifact used fixed sleeps
  * only (artifact.md §5.4); converging saves hours when merging finishes early.
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import { HarnessError } from '../../core/errors.ts';
 import type { MergeWait } from '../../core/scenario.ts';
 
@@ -13,13 +14,8 @@ export interface MergeWaitResult {
 }
 
 const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve, reject) => {
-    if (signal?.aborted) return reject(new HarnessError('timeout', 'merge wait aborted'));
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
-      clearTimeout(t);
-      reject(new HarnessError('timeout', 'merge wait aborted'));
-    }, { once: true });
+  delay(ms, undefined, { signal }).catch(() => {
+    throw new HarnessError('timeout', 'merge wait aborted (step timeout or stop)');
   });
 
 /** True when the last windowS of history changed by less than epsilonPct (history: [seconds, pages]). */
