@@ -26,6 +26,7 @@ export function defaultKsmModelConfig(overrides: Partial<KsmModelConfig> = {}): 
     policy: 'ksm',
     forestPagesPerTree: null,
     seed: 1,
+    smartScan: false,
     ...overrides,
   };
 }
@@ -55,6 +56,9 @@ interface MmState {
   /** Next rmap_item (gid) in the same stable node's hlist, or NONE. */
   itemNext: Int32Array;
   mergedPages: number;
+  /** Smart scan (6.7+): rmap_item age and remaining skips; empty when smart scan is off. */
+  age: Uint8Array;
+  skips: Uint8Array;
   /** mergedPerNode[n]: pages of this mm that map a KSM page living on node n (kept up to date incrementally). */
   mergedPerNode: Int32Array;
 }
@@ -89,6 +93,8 @@ export class KsmModel {
   private nextGid = 0;
 
   private fullScans = 0;
+  /** pages_skipped (smart scan). */
+  pagesSkipped = 0;
   private pagesShared = 0;
   private pagesSharing = 0;
   private pagesUnshared = 0;
@@ -182,6 +188,8 @@ export class KsmModel {
       itemNext: new Int32Array(n),
       mergedPages: 0,
       mergedPerNode: new Int32Array(this.nodes),
+      age: new Uint8Array(this.cfg.smartScan ? n : 0),
+      skips: new Uint8Array(this.cfg.smartScan ? n : 0),
     });
     this.nextGid += n;
     if (this.nextGid > 0x7fffffff) throw new RangeError('KsmModel: more than 2^31 pages registered in total');
@@ -222,6 +230,8 @@ export class KsmModel {
     mm.oldChecksum = new Uint32Array(0);
     mm.stableOf = new Int32Array(0);
     mm.itemNext = new Int32Array(0);
+    mm.age = new Uint8Array(0);
+    mm.skips = new Uint8Array(0);
   }
 
   /**
@@ -264,6 +274,7 @@ export class KsmModel {
       }
       const contents = mm.contents;
       const flags = mm.flags;
+      const smartScan = mm.age.length !== 0;
       const end = mm.pages;
       while (addr < end && budget > 0) {
         if (contents[addr] === NOT_PRESENT) {
@@ -273,6 +284,9 @@ export class KsmModel {
         }
         if (flags[addr] & MAPS_KSM) {
           // Already a KSM page linked in its stable node: cmp_and_merge_page returns at once.
+        } else if (smartScan && this.smartScanSkips(mm, addr)) {
+          addr++; // skipped pages use no budget
+          continue;
         } else {
           this.visit(mm, addr);
         }
@@ -289,6 +303,32 @@ export class KsmModel {
       merges: this.totalMerges - merges0,
       passEnded,
     };
+  }
+
+  /** should_skip_rmap_item() (6.7+), for a page that is not a KSM page; the rmap_item exists from here on. */
+  private smartScanSkips(mm: MmState, p: number): boolean {
+    let f = mm.flags[p];
+    if (!(f & HAS_ITEM)) {
+      f |= HAS_ITEM;
+      mm.flags[p] = f;
+      this.rmapItems++;
+    }
+    const age = mm.age[p];
+    if (age !== 255) mm.age[p] = age + 1;
+    if (age < 3) return false;
+    if (mm.skips[p] === 0) {
+      mm.skips[p] = age <= 3 ? 1 : age <= 5 ? 2 : age <= 8 ? 4 : 8;
+      return false;
+    }
+    mm.skips[p]--;
+    this.pagesSkipped++;
+    // remove_rmap_item_from_tree()
+    if (f & UNSTABLE) {
+      mm.flags[p] = f & ~UNSTABLE;
+      this.pagesUnshared--;
+    }
+    if (mm.stableOf[p] !== NONE) this.removeItemFromStable(mm, p);
+    return true;
   }
 
   private startPass(): void {
@@ -724,6 +764,10 @@ export class KsmModel {
     if (f & HAS_ITEM) this.rmapItems--;
     mm.flags[p] = 0;
     mm.oldChecksum[p] = 0;
+    if (mm.age.length !== 0) {
+      mm.age[p] = 0; // a new rmap_item starts at age 0
+      mm.skips[p] = 0;
+    }
   }
 
   private growStable(cap: number): void {

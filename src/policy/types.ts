@@ -15,6 +15,11 @@ export interface KsmModelConfig {
   /** nuKSM forest: one stable+unstable tree per this many pages of registered memory; null = one tree (per node). */
   forestPagesPerTree: number | null;
   seed: number;
+  /**
+   * Linux 6.7+ smart scan (sysfs smart_scan, on by default in those kernels): a page that stayed unmerged
+   * for 3+ visits is skipped for 1, 2, 4 then 8 passes between visits. Optional; default false (v5.4).
+   */
+  smartScan?: boolean;
 }
 
 export interface MmRegistration {

@@ -252,3 +252,37 @@ describe('comparison order', () => {
     }
   });
 });
+
+describe('smart scan (Linux 6.7+, optional)', () => {
+  it('visits a page that stays unmerged at passes 1-4, 6, 9, 14, 23 (skips of 1, 2, 4, 8 passes)', () => {
+    const m = makeModel({ pagesToScan: 100, smartScan: true });
+    m.registerMm(mmOnNode('a', 0, [1]));
+    const visitedIn: number[] = [];
+    for (let pass = 1; pass <= 25; pass++) {
+      let visited = 0;
+      for (;;) {
+        const st = m.wake();
+        visited += st.pagesVisited;
+        if (st.passEnded) break;
+      }
+      if (visited > 0) visitedIn.push(pass);
+    }
+    expect(visitedIn).toEqual([1, 2, 3, 4, 6, 9, 14, 23]);
+    expect(m.pagesSkipped).toBe(25 - 8);
+  });
+
+  it('never skips KSM pages, and is off by default', () => {
+    const on = makeModel({ pagesToScan: 1000, smartScan: true });
+    const off = makeModel({ pagesToScan: 1000 });
+    for (const m of [on, off]) {
+      m.registerMm(mmOnNode('a', 0, [...range(10), ...range(10, 500)]));
+      m.registerMm(mmOnNode('b', 1, range(10)));
+      runPasses(m, 10);
+    }
+    expect(on.counters()).toMatchObject({ pagesShared: 10, pagesSharing: 10 });
+    expect(off.pagesSkipped).toBe(0);
+    // a's 10 unique pages are visited in passes 1-4, 6, 9 and skipped in passes 5, 7, 8, 10.
+    expect(on.pagesSkipped).toBe(40);
+    expect(on.totalPagesVisited).toBe(off.totalPagesVisited - on.pagesSkipped);
+  });
+});
