@@ -59,8 +59,14 @@ describe('nuKSM fair: N-way merge over 4 nodes', () => {
  * part-way through its first pass over the first, so it is inserted behind the cursor, i.e. ahead of the
  * first instance in the list; in the merging pass the first instance is scanned last and its copies win.
  */
-function twoInstances(policy: PlacementPolicy, secondRegistersMidPass: boolean, pages = 25_000): { model: KsmModel; first: number; second: number } {
-  const model = makeModel({ policy, pagesToScan: 1000, seed: 11 });
+type Kernel = { label: string; compareOrder: 'upto-6.10' | 'from-6.11'; smartScan: boolean };
+const KERNELS: Kernel[] = [
+  { label: '5.4 order', compareOrder: 'upto-6.10', smartScan: false },
+  { label: '6.12: checksum first + smart scan', compareOrder: 'from-6.11', smartScan: true },
+];
+
+function twoInstances(policy: PlacementPolicy, secondRegistersMidPass: boolean, kernel: Kernel, pages = 25_000): { model: KsmModel; first: number; second: number } {
+  const model = makeModel({ policy, pagesToScan: 1000, seed: 11, compareOrder: kernel.compareOrder, smartScan: kernel.smartScan });
   // Identical workloads: same contents, same hot set (30% of pages, the same ones in both instances).
   const active = Array.from({ length: pages }, (_, i) => (i % 10 < 3 ? 1 : 0));
   const first = model.registerMm(mmOnNode('instance-0', 0, range(pages), { active }));
@@ -72,21 +78,23 @@ function twoInstances(policy: PlacementPolicy, secondRegistersMidPass: boolean, 
 }
 
 describe('two identical instances, registered one after the other', () => {
-  it('KSM, ksmd started after both registered: >= 99% on the later-registered instance\'s node (as Linux 6.12 did)', () => {
-    const { model, first } = twoInstances('ksm', false);
-    expect(share(model.mergedPagesPerNode(first), 1)).toBeGreaterThanOrEqual(0.99);
-  });
-  it('KSM, second registered mid-pass (paper Fig. 2): >= 99% on the first instance\'s node', () => {
-    const { model, first } = twoInstances('ksm', true);
-    expect(share(model.mergedPagesPerNode(first), 0)).toBeGreaterThanOrEqual(0.99);
-  });
-  for (const mid of [false, true]) {
-    it(`nuKSM fair: 50% +- 2 pp on each node (${mid ? 'mid-pass' : 'late start'})`, () => {
-      const { model, first, second } = twoInstances('nuksm-fair', mid);
-      const s0 = share(model.mergedPagesPerNode(first), 0);
-      expect(Math.abs(s0 - 0.5)).toBeLessThanOrEqual(0.02);
-      expect(model.mergedPagesPerNode(second)).toEqual(model.mergedPagesPerNode(first));
+  for (const kernel of KERNELS) {
+    it(`KSM (${kernel.label}), ksmd started after both registered: >= 99% on the later-registered instance's node (as Linux 6.12 did)`, () => {
+      const { model, first } = twoInstances('ksm', false, kernel);
+      expect(share(model.mergedPagesPerNode(first), 1)).toBeGreaterThanOrEqual(0.99);
     });
+    it(`KSM (${kernel.label}), second registered mid-pass (paper Fig. 2): >= 99% on the first instance's node`, () => {
+      const { model, first } = twoInstances('ksm', true, kernel);
+      expect(share(model.mergedPagesPerNode(first), 0)).toBeGreaterThanOrEqual(0.99);
+    });
+    for (const mid of [false, true]) {
+      it(`nuKSM fair (${kernel.label}): 50% +- 2 pp on each node (${mid ? 'mid-pass' : 'late start'})`, () => {
+        const { model, first, second } = twoInstances('nuksm-fair', mid, kernel);
+        const s0 = share(model.mergedPagesPerNode(first), 0);
+        expect(Math.abs(s0 - 0.5)).toBeLessThanOrEqual(0.02);
+        expect(model.mergedPagesPerNode(second)).toEqual(model.mergedPagesPerNode(first));
+      });
+    }
   }
 });
 
