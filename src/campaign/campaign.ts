@@ -4,7 +4,7 @@
  * run or resume it with a JSON log file.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { execaSync } from 'execa';
 import pino, { type Logger } from 'pino';
@@ -118,14 +118,46 @@ export function campaignLogger(dir: string, level = process.env.NUKSM_LOG_LEVEL 
   return pino({ level, base: undefined }, pino.destination({ dest: join(dir, LOG_FILE), sync: true, append: true, mkdir: true }));
 }
 
+/**
+ * One runner per campaign at a time: a lock file holding the runner's pid. A lock left by a
+ * process that no longer exists (kill -9, reboot) is taken over.
+ */
+export function lockCampaign(dir: string): () => void {
+  const path = join(dir, 'runner.lock');
+  for (let i = 0; i < 2; i++) {
+    try {
+      writeFileSync(path, String(process.pid), { flag: 'wx' });
+      return () => rmSync(path, { force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const pid = Number(readFileSync(path, 'utf8'));
+      if (pid !== process.pid && isAlive(pid)) throw new HarnessError('config', `${dir}: the campaign is already being run by pid ${pid}`);
+      rmSync(path, { force: true });
+    }
+  }
+  throw new HarnessError('config', `${dir}: could not take the runner lock`);
+}
+
+function isAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 export async function executeCampaign(
   c: OpenCampaign,
   testbed: Testbed,
-  opts: Partial<Pick<RunOptions, 'retries' | 'retryDelayMs' | 'signal' | 'maxSteps' | 'log'>> & { onProgress?: (p: Progress) => void } = {},
+  opts: Partial<Pick<RunOptions, 'retries' | 'retryDelayMs' | 'signal' | 'maxSteps' | 'log' | 'stopGraceMs'>> & { onProgress?: (p: Progress) => void } = {},
 ): Promise<RunResult> {
   const log = opts.log ?? campaignLogger(c.dir);
   const plan = JSON.parse(readFileSync(join(c.dir, 'plan.json'), 'utf8')) as Plan & { specHash?: string };
-  return runCampaign({
+  const unlock = lockCampaign(c.dir);
+  try {
+    return await runCampaign({
     journal: c.journal,
     testbed,
     log,
@@ -135,8 +167,12 @@ export async function executeCampaign(
     retryDelayMs: opts.retryDelayMs,
     signal: opts.signal,
     maxSteps: opts.maxSteps,
+    stopGraceMs: opts.stopGraceMs,
     onProgress: opts.onProgress,
-  });
+    });
+  } finally {
+    unlock();
+  }
 }
 
 export { loadTestbedFile };

@@ -164,6 +164,11 @@ export class Journal {
     })();
   }
 
+  /** A step stopped on purpose (SIGINT/SIGTERM) goes back to pending: it is not a failure. */
+  requeue(stepId: string): void {
+    this.db.prepare("UPDATE steps SET state = 'pending' WHERE step_id = ? AND state = 'running'").run(stepId);
+  }
+
   counts(): Record<StepState, number> {
     const out: Record<StepState, number> = { pending: 0, running: 0, done: 0, failed: 0 };
     for (const r of this.db.prepare('SELECT state, COUNT(*) AS n FROM steps GROUP BY state').all() as { state: StepState; n: number }[]) out[r.state] = r.n;

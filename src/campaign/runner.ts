@@ -50,6 +50,8 @@ export interface RunOptions {
   onProgress?: (p: Progress) => void;
   /** Stop after this many steps (tests, `nuksm run --max-steps`). */
   maxSteps?: number;
+  /** After a stop signal, how long the testbed gets to clean up and return before the runner stops waiting. */
+  stopGraceMs?: number;
 }
 
 export type RunOutcome = 'complete' | 'rebooting' | 'stopped';
@@ -142,6 +144,11 @@ export async function runCampaign(opts: RunOptions): Promise<RunResult> {
       );
       log.info({ step: step.stepId }, 'step done');
     } catch (err) {
+      if (opts.signal?.aborted) {
+        journal.requeue(step.stepId);
+        log.warn({ step: step.stepId }, 'stopped during the step; it re-runs from scratch on resume');
+        return result('stopped');
+      }
       const cls = err instanceof StepAttemptError ? err.failureClass : failureClassOf(err);
       const message = err instanceof Error ? err.message : String(err);
       journal.failAttempt(step.stepId, null, cls, message, true);
@@ -173,7 +180,12 @@ async function runOneAttempt(step: JournalStep, attemptId: string, attemptNumber
         reject(new HarnessError('timeout', `step exceeded maxDurationS ${step.scenario.timeline.maxDurationS} s`));
       }, limitMs);
     });
-    await Promise.race([testbed.runScenario(step.scenario, { emit, log: log.child({ step: step.stepId, attempt: attemptNumber }), signal: controller.signal, rawDir }), timeout]);
+    const stopped = new Promise<never>((_, reject) => {
+      controller.signal.addEventListener('abort', () => {
+        setTimeout(() => reject(new HarnessError('timeout', 'the testbed did not return after the stop signal')), opts.stopGraceMs ?? 30_000).unref();
+      });
+    });
+    await Promise.race([testbed.runScenario(step.scenario, { emit, log: log.child({ step: step.stepId, attempt: attemptNumber }), signal: controller.signal, rawDir }), timeout, stopped]);
     open = false;
     const environment = await testbed.describe();
     journal.completeStep(step.stepId, attemptId, {

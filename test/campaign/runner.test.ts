@@ -120,4 +120,30 @@ describe('runner', () => {
     expect((c.store.db.prepare('SELECT COUNT(*) AS n FROM samples WHERE attempt_id = ?').get(dead) as { n: number }).n).toBe(0);
     expect((c.store.db.prepare("SELECT outcome FROM attempts WHERE attempt_id = ?").get(dead) as { outcome: string }).outcome).toBe('interrupted');
   });
+
+  it('a stop signal during a step puts it back to pending (not a failure) and nothing of it is kept', async () => {
+    const c = campaign();
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 100);
+    const result = await executeCampaign(c, new DoubleTestbed({ hang: ['a'] }), { retryDelayMs: 1, log: silent, signal: controller.signal, stopGraceMs: 50 });
+    expect(result.outcome).toBe('stopped');
+    const first = c.journal.steps()[0]!;
+    expect(first).toMatchObject({ state: 'pending', failureClass: null, attempts: 1 });
+    expect(c.store.rows()).toHaveLength(0);
+    expect((c.store.db.prepare('SELECT COUNT(*) AS n FROM samples').get() as { n: number }).n).toBe(0);
+  });
+
+  it('refuses a second runner on the same campaign while the first is alive', async () => {
+    const c = campaign();
+    const controller = new AbortController();
+    const first = executeCampaign(c, new DoubleTestbed({ hang: ['a'] }), { retryDelayMs: 1, log: silent, signal: controller.signal, stopGraceMs: 50 });
+    await new Promise((r) => setTimeout(r, 50));
+    const other = openCampaign(tmp, c.plan.campaign);
+    // Same process id here, so simulate another live runner by writing a live foreign pid.
+    const { writeFileSync: write } = await import('node:fs');
+    write(join(c.dir, 'runner.lock'), String(process.ppid));
+    await expect(executeCampaign(other, new DoubleTestbed(), { log: silent })).rejects.toThrow(/already being run by pid/);
+    controller.abort();
+    await first;
+  });
 });
