@@ -390,9 +390,7 @@ export class KsmModel {
     const map = this.unstableMap[nid];
     const gid = mm.base + p;
     const tGid = map.getOrInsert(content, gid);
-    if (tGid === NONE) {
-      this.unstableTreeSize[tree]++; // no match: the scanned page was inserted
-    } else {
+    if (tGid !== NONE) {
       const tMm = this.mmOfGid(tGid);
       const tp = tGid - tMm.base;
       if (tGid !== gid && tMm.alive && tMm.flags[tp] & UNSTABLE && tMm.contents[tp] === content) {
@@ -404,6 +402,8 @@ export class KsmModel {
       }
       map.set(content, gid); // the entry was stale (page changed, merged or gone): replace it in place
     }
+    // No match: the scanned page is now in the unstable tree.
+    this.unstableTreeSize[tree]++;
     flags[p] |= UNSTABLE;
     this.pagesUnshared++;
   }
