@@ -54,14 +54,16 @@ describe('planner', () => {
 
   it('estimates the merge wait as two KSM scans of the registered memory, capped at maxS', () => {
     const step = plan.steps.find((s) => s.scenario.configId === 'xsbench' && s.scenario.kernelMode === 'ksm')!;
-    // 2 VMs × 30 GiB = 15 728 640 pages; 1000 pages / 100 ms = 10 000 pages/s → 2 scans = 3146 s > maxS 1800.
-    expect(estimateMergeWaitS(step.scenario)).toBe(1800);
+    // 2 VMs × 30 GiB = 15 728 640 pages; 1000 pages / 100 ms = 10 000 pages/s → 2 scans = 3145.728 s (< maxS 5400).
+    expect(estimateMergeWaitS(step.scenario)).toBeCloseTo(3145.728, 6);
+    const capped = { ...step.scenario, timeline: { ...step.scenario.timeline, mergeWait: { kind: 'converged' as const, maxS: 1800, windowS: 60, epsilonPct: 1 } } };
+    expect(estimateMergeWaitS(capped)).toBe(1800);
     const small = { ...step.scenario, instances: step.scenario.instances.map((i) => ({ ...i, memoryMiB: 2048 })) };
     expect(estimateMergeWaitS(small)).toBeCloseTo((ESTIMATE.scansToConverge * 2 * 2 * 262144) / 10_000, 6);
     const off = plan.steps.find((s) => s.scenario.configId === 'xsbench' && s.scenario.kernelMode === 'ksm-off')!;
     expect(off.scenario.timeline.mergeWait).toEqual({ kind: 'fixed', seconds: 0 });
-    // start 60 + stagger 60 + prepare 60 + merge 1800 + timed 2400 + teardown 30
-    expect(step.estimateS).toBe(60 + 60 + 60 + 1800 + 2400 + 30);
+    // start 60 + stagger 60 + prepare 60 + merge 3145.728 + timed 2400 + teardown 30
+    expect(step.estimateS).toBeCloseTo(60 + 60 + 60 + 3145.728 + 2400 + 30, 6);
   });
 
   it('`nuksm plan paper --testbed physical-skylake.yaml` lists the reboots and an estimate well under the artifact’s ~80 h', () => {
