@@ -19,6 +19,8 @@ export class Virsh {
     try {
       res = await this.exec.run(argv, { timeoutMs: opts.timeoutMs ?? this.defaultTimeoutMs, allowFailure: true });
     } catch (err) {
+      // Timeouts and unreachable hosts already carry their class (executors throw HarnessErrors).
+      if (err instanceof HarnessError) throw err;
       throw new HarnessError('timeout', `virsh ${args.join(' ')} on ${this.exec.target}: ${(err as Error).message}`, { argv }, { cause: err });
     }
     if (res.exitCode !== 0 && !opts.allowFailure) {
