@@ -72,3 +72,14 @@ describe('model testbed (Testbed interface)', () => {
     await expect(runOnTestbed({ ...s, timeline: { ...s.timeline, maxDurationS: 100 } })).rejects.toMatchObject({ failureClass: 'timeout' });
   });
 });
+
+describe('model testbed from the repository testbed file', () => {
+  it('experiments/testbeds/model.yaml loads and runs a small step', async () => {
+    const { loadTestbedFile } = await import('../../src/campaign/testbed-file.ts');
+    const tb = await createModelTestbed(loadTestbedFile('experiments/testbeds/model.yaml'));
+    expect((await tb.describe()).numaNodes).toBe(2);
+    const samples: Sample[] = [];
+    await tb.runScenario(processScenario('nuksm-fair'), { emit: (s) => samples.push(...s), log, signal: new AbortController().signal, rawDir: '/nonexistent' });
+    expect(result(samples, 'host', 'ksm_pages_sharing')).toBeGreaterThan(0);
+  });
+});
