@@ -78,6 +78,75 @@ function newc(entries: CpioEntry[]): Buffer {
   return Buffer.concat(parts);
 }
 
+/** Shared libraries of a dynamically linked binary, from ldd (absolute paths). */
+function sharedLibs(binary: string): string[] {
+  const out = execFileSync('ldd', [binary], { encoding: 'utf8' });
+  return [...out.matchAll(/(\/\S+\.so[^\s]*)/g)].map((m) => m[1]).filter((v, i, a) => a.indexOf(v) === i);
+}
+
+export interface SshGuestFiles {
+  /** ssh-keygen'd host key (private) the guest's sshd uses; the test pins its .pub in known_hosts. */
+  hostKeyPath: string;
+  /** Public key allowed to log in as root. */
+  authorizedKey: string;
+}
+
+/**
+ * A guest that answers SSH: busybox, the host's OpenSSH sshd with its libraries, the virtio-net
+ * modules of the guest kernel (Debian's cloud kernel builds them as modules), QEMU user networking
+ * (10.0.2.15/24, the harness reaches sshd through a loopback port forward), root login by key only.
+ */
+export function buildSshInitramfs(path: string, kernel: string, files: SshGuestFiles, fillMiB = 16): string {
+  const release = /vmlinuz-(.+)$/.exec(kernel)?.[1];
+  const modRoot = join(kernel, '..', '..', 'lib', 'modules', release ?? '');
+  if (!release || !existsSync(modRoot)) throw new Error(`no modules for ${kernel} (expected ${modRoot})`);
+  const modules = ['virtio/virtio.ko', 'virtio/virtio_ring.ko', 'virtio/virtio_pci_modern_dev.ko', 'virtio/virtio_pci_legacy_dev.ko', 'virtio/virtio_pci.ko', '../net/core/failover.ko', 'net/net_failover.ko', 'net/virtio_net.ko'].map(
+    (m) => join(modRoot, 'kernel', 'drivers', m),
+  );
+  const init = [
+    '#!/bin/busybox sh',
+    '/bin/busybox --install -s /bin',
+    'mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev; mount -t tmpfs tmpfs /tmp; mount -t tmpfs tmpfs /run',
+    'mkdir -p /dev/pts /run/sshd /var/empty && mount -t devpts devpts /dev/pts',
+    // Load order by retry: a module whose dependencies are not in yet fails and is retried next pass.
+    `for pass in 1 2 3 4; do for m in /lib/nuksm-modules/*.ko; do insmod "$m" 2>/dev/null; done; done`,
+    'ip link set lo up; ip link set eth0 up; ip addr add 10.0.2.15/24 dev eth0; ip route add default via 10.0.2.2',
+    '/usr/sbin/sshd -e -f /etc/ssh/sshd_config',
+    `echo ${GUEST_UP_MARKER} $(uname -r) cpus=$(nproc) sshd`,
+    `yes nuksm-identical-page | head -c ${fillMiB * 1024 * 1024} > /tmp/fill`,
+    'echo NUKSM-GUEST-FILLED',
+    'while true; do sleep 3600; done',
+    '',
+  ].join('\n');
+  const sshdConfig = ['Port 22', 'HostKey /etc/ssh/ssh_host_key', 'PermitRootLogin prohibit-password', 'PasswordAuthentication no', 'KbdInteractiveAuthentication no', 'UsePAM no', 'AuthorizedKeysFile /root/.ssh/authorized_keys', 'StrictModes no', 'PidFile /run/sshd.pid', ''].join('\n');
+  const DIR = 0o040755;
+  const dirs = new Set<string>(['bin', 'dev', 'proc', 'sys', 'tmp', 'run', 'etc', 'etc/ssh', 'root', 'root/.ssh', 'usr', 'usr/sbin', 'lib', 'lib/nuksm-modules', 'var']);
+  const entries: CpioEntry[] = [];
+  const addFile = (dest: string, data: Buffer, mode = 0o100644) => {
+    const parts = dest.split('/');
+    for (let i = 1; i < parts.length; i++) dirs.add(parts.slice(0, i).join('/'));
+    entries.push({ name: dest, mode, data });
+  };
+  addFile('bin/busybox', readFileSync('/bin/busybox'), 0o100755);
+  addFile('init', Buffer.from(init), 0o100755);
+  addFile('usr/sbin/sshd', readFileSync('/usr/sbin/sshd'), 0o100755);
+  for (const lib of sharedLibs('/usr/sbin/sshd')) addFile(lib.replace(/^\//, ''), readFileSync(lib), 0o100755);
+  modules.forEach((m, i) => addFile(`lib/nuksm-modules/${i}.ko`, readFileSync(m)));
+  addFile('etc/passwd', Buffer.from('root:x:0:0:root:/root:/bin/sh\nsshd:x:100:65534::/run/sshd:/bin/false\n'));
+  addFile('etc/group', Buffer.from('root:x:0:\nnogroup:x:65534:\n'));
+  addFile('etc/shadow', Buffer.from('root:*:19000:0:99999:7:::\nsshd:*:19000:0:99999:7:::\n'), 0o100600);
+  addFile('etc/ssh/sshd_config', Buffer.from(sshdConfig));
+  addFile('etc/ssh/ssh_host_key', readFileSync(files.hostKeyPath), 0o100600);
+  addFile('root/.ssh/authorized_keys', Buffer.from(`${files.authorizedKey.trim()}\n`), 0o100600);
+  const archive = newc([
+    ...[...dirs].sort().map((name) => ({ name, mode: DIR })),
+    { name: 'dev/console', mode: 0o020600, rdevMajor: 5, rdevMinor: 1 },
+    ...entries,
+  ]);
+  writeFileSync(path, gzipSync(archive));
+  return path;
+}
+
 /**
  * The guest's /init: print a marker on the serial console, then fill `fillMiB` of tmpfs with the
  * same bytes in every guest (so KSM has identical pages to merge) and idle.

@@ -1,10 +1,12 @@
 /**
- * The physical driver's VM path against a real libvirtd, as far as this machine allows: a step
- * whose guest (TCG, busybox, no network) boots pinned to node 0 but never gets an address must
- * fail as 'guest-unreachable' within the boot timeout and leave nothing behind: no domain, KSM
- * knobs restored. (A full VM step needs a guest image with sshd; see docs/testbed-physical.md.)
+ * The physical driver's VM path against a real libvirtd:
+ * - two TCG guests (busybox + the host's sshd in an initramfs, QEMU user networking with a
+ *   loopback port forward) started by a step, pinned to node 0, placement verified, logged into
+ *   over SSH with checked host keys, monitored per QEMU process while KSM merges their identical
+ *   memory, then torn down. They run no benchmark: none of the five fits in an initramfs.
+ * - a guest that never gets an address fails as 'guest-unreachable' and leaves nothing behind.
  */
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,7 +22,8 @@ import { KsmControl } from '../../src/host/ksm/index.ts';
 import { Virsh } from '../../src/host/libvirt/index.ts';
 import { createPhysicalTestbed } from '../../src/testbeds/physical/index.ts';
 import { readHostNodes } from '../../src/testbeds/physical/topology.ts';
-import { buildInitramfs, ensureGuestKernel } from '../libvirt/guest-assets.ts';
+import { buildInitramfs, buildSshInitramfs, ensureGuestKernel } from '../libvirt/guest-assets.ts';
+import { freePort } from '../host/sshd-harness.ts';
 import { ensureLibvirtd, type StartedDaemons } from '../libvirt/daemons.ts';
 
 describeWith(['libvirtd', 'qemu', 'root', 'ksm'], 'physical testbed: VM step on a real libvirtd', () => {
@@ -39,6 +42,86 @@ describeWith(['libvirtd', 'qemu', 'root', 'ksm'], 'physical testbed: VM step on 
     if (work) rmSync(work, { recursive: true, force: true });
     await daemons?.stop();
   });
+
+  it('runs a step with two SSH-reachable guests pinned to node 0, monitored while KSM merges them', async () => {
+    const release = execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim();
+    const kernel = ensureGuestKernel();
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(work, 'guest_host_key')]);
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(work, 'client_key')]);
+    const initrd = buildSshInitramfs(join(work, 'ssh-initrd.gz'), kernel, { hostKeyPath: join(work, 'guest_host_key'), authorizedKey: readFileSync(join(work, 'client_key.pub'), 'utf8') });
+    const names = [0, 1].map((i) => `nuksm-pvm-${process.pid}-ssh${i}`);
+    const ports = new Map<string, number>();
+    const templatesDir = join(work, 'templates');
+    execFileSync('mkdir', ['-p', templatesDir]);
+    const base = readFileSync(join(import.meta.dirname, '../../vm-templates/tcg-kernel-boot.xml'), 'utf8');
+    const hostKeyType = readFileSync(join(work, 'guest_host_key.pub'), 'utf8').split(/\s+/).slice(0, 2).join(' ');
+    const knownHosts: string[] = [];
+    for (const name of names) {
+      const port = await freePort();
+      ports.set(name, port);
+      knownHosts.push(`[127.0.0.1]:${port} ${hostKeyType}`);
+      // QEMU user networking: no bridge or address on the host, sshd reachable on loopback only.
+      const forward = `user,id=nuksmnet,hostfwd=tcp:127.0.0.1:${port}-:22`;
+      writeFileSync(
+        join(templatesDir, `${name}.xml`),
+        base
+          .replace("<domain type='qemu'>", "<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>")
+          .replace('</domain>', `  <qemu:commandline><qemu:arg value='-netdev'/><qemu:arg value='${forward}'/><qemu:arg value='-device'/><qemu:arg value='virtio-net-pci,netdev=nuksmnet'/></qemu:commandline>\n</domain>`),
+      );
+    }
+    writeFileSync(join(work, 'guest_known_hosts'), `${knownHosts.join('\n')}\n`);
+    const file: TestbedFile = {
+      file: 'physical-vm.test.yaml',
+      name: 'this-host',
+      kind: 'physical',
+      host: { kind: 'local' },
+      nodes: await readHostNodes(exec),
+      kernels: { running: { bootEntry: 'current', release, ksmKnobs: {} } },
+      modes: { ksm: { kernel: 'running', ksmKnobs: {} } },
+      perfEventSet: 'none',
+      guests: { user: 'root', identityFile: join(work, 'client_key'), knownHostsFile: join(work, 'guest_known_hosts'), network: '', baseImage: '', overlayDir: join(work, 'overlays') },
+      libvirtUri: 'qemu:///system',
+      timeouts: { bootS: 90, sshConnectS: 10, commandS: 60, vmStartS: 60, vmShutdownS: 10 },
+      resume: 'none',
+      emulated: null,
+    };
+    const testbed = await createPhysicalTestbed(file, {
+      kernelBoot: { kernel, initrd, cmdline: 'console=ttyS0 panic=-1 quiet' },
+      templatesDir,
+      guestEndpoint: (inst) => ({ host: '127.0.0.1', port: ports.get(inst.name)! }),
+      hostWorkRoot: join(work, 'hostwork'),
+    });
+    const scenario: Scenario = {
+      campaign: 'test',
+      experiment: 'vm-path',
+      configId: 'two-guests',
+      kernelMode: 'ksm',
+      iteration: 0,
+      seed: 1,
+      memoryHog: null,
+      ksm: { run: true, pagesToScan: 1000, sleepMillisecs: 20, mergeAcrossNodes: true, maxPageSharing: 256, forestMibPerTree: null, extraKnobs: {} },
+      instances: names.map((name, i) => ({ name, kind: 'vm' as const, node: 0, vcpus: 1, memoryMiB: 256, nice: i === 1 ? -5 : 0, template: name, startAtS: 0 })),
+      workloads: [],
+      timeline: { staggerS: 0, mergeWait: { kind: 'converged', maxS: 60, windowS: 6, epsilonPct: 2 }, timedPhases: 'concurrent', samplePeriodS: 1, maxDurationS: 400 },
+      monitors: ['ksm', 'meminfo', 'ksmd-cpu', 'numa-placement'],
+    };
+    const ksm = new KsmControl(exec);
+    const before = await ksm.readKnobs();
+    const samples: Sample[] = [];
+    await testbed.runScenario(scenario, { emit: (s) => samples.push(...s), log: pino({ level: 'silent' }), signal: new AbortController().signal, rawDir: join(work, 'raw') });
+    await testbed.close();
+    const once = (metric: string, inst: string) => samples.filter((s) => s.metric === metric && s.instance === inst && s.t === null);
+    for (const name of names) {
+      expect(once('instance_mem_on_node_mib', name).find((s) => s.node === 0)!.value).toBeGreaterThan(32);
+      expect(once('instance_mem_off_node_pct', name)[0].value).toBeLessThanOrEqual(5);
+      expect(once('ksm_pages_on_node', name).find((s) => s.node === 0)!.value).toBeGreaterThan(0);
+      expect(once('ksm_local_pct', name)[0].value).toBe(100);
+    }
+    expect(samples.find((s) => s.metric === 'ksm_pages_sharing' && s.t === null)!.value).toBeGreaterThan(1000);
+    const left = await virsh.listAllDomains();
+    for (const name of names) expect(left).not.toContain(name);
+    expect(await ksm.readKnobs()).toEqual(before);
+  }, 400_000);
 
   it('fails an unreachable guest as guest-unreachable and tears the VM down', async () => {
     const release = execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim();

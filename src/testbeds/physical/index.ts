@@ -65,6 +65,11 @@ export interface PhysicalTestbedOptions {
   kernelBoot?: KernelBoot | null;
   /** Share of a VM's memory allowed off its node before the step fails (placement). */
   maxOffNodePct?: number;
+  /**
+   * Where the harness reaches a guest's sshd, instead of its libvirt-network address on port 22
+   * (e.g. a loopback port forward of QEMU user networking, as the tests use).
+   */
+  guestEndpoint?: (instance: InstanceSpec) => { host: string; port: number };
   /** Which variant's defaults fill parameters a scenario leaves out. */
   defaultVariant?: 'paper' | 'small';
   /** sha256 pins for workload cache files (see src/workloads/cache.ts). */
@@ -288,7 +293,7 @@ class StepRun {
 
       if (s.timeline.timedPhases === 'concurrent') {
         for (const item of items) await this.launchTimed(item);
-        const sampling = await this.startInstanceMonitors(items);
+        const sampling = await this.startInstanceMonitors(items, this.runtimes.filter((rt) => rt.vm && !items.some((i) => i.rt === rt)));
         try {
           await Promise.all(items.map((item) => this.waitTimed(item)));
         } finally {
@@ -383,15 +388,16 @@ class StepRun {
     }
     await vm.define();
     await vm.start(t.vmStartS * 1000);
-    const address = await vm.waitForAddress(t.bootS * 1000, this.signal);
-    await vm.waitForSsh(address, t.bootS * 1000, 22, this.signal);
+    const endpoint = this.opts.guestEndpoint?.(inst) ?? { host: await vm.waitForAddress(t.bootS * 1000, this.signal), port: 22 };
+    const address = endpoint.host;
+    await vm.waitForSsh(endpoint.host, t.bootS * 1000, endpoint.port, this.signal);
     const report = await verifyPlacement(virsh, spec, this.opts.maxOffNodePct ?? DEFAULT_MAX_OFF_NODE_PCT);
     this.log.info({ vm: inst.name, address, offNodePct: report.offNodePct, pid: report.readback.qemuPid }, 'VM up and placed');
     rt.qemuPid = report.readback.qemuPid;
     if (inst.nice !== 0) await reniceProcess(this.exec, rt.qemuPid, inst.nice);
     const guest = new SshExecutor({
-      host: address,
-      port: 22,
+      host: endpoint.host,
+      port: endpoint.port,
       username: guests.user,
       privateKeyPath: guests.identityFile,
       knownHostsFile: guests.knownHostsFile,
@@ -400,6 +406,9 @@ class StepRun {
       connectTimeoutMs: t.sshConnectS * 1000,
     });
     this.guestExecs.push(guest);
+    // Log in once now: a wrong key or host key fails the step here, not in the middle of a workload.
+    const guestKernel = (await guest.run(['uname', '-r'], { timeoutMs: t.sshConnectS * 1000 + 30_000 })).stdout.trim();
+    this.log.info({ vm: inst.name, guestKernel }, 'guest SSH login works');
     rt.exec = guest;
     return rt;
   }
@@ -487,13 +496,15 @@ class StepRun {
   }
 
   /** Per-instance monitors on the host PIDs (QEMU, or the process holding the instance's memory). */
-  private async startInstanceMonitors(items: readonly WorkloadInInstance[]): Promise<Sampling> {
+  /** `idleVms`: VMs running no workload in this step, still monitored (workload ''). */
+  private async startInstanceMonitors(items: readonly WorkloadInInstance[], idleVms: readonly InstanceRuntime[] = []): Promise<Sampling> {
     const want = new Set(this.scenario.monitors);
     const monitored: MonitoredInstance[] = [];
     for (const item of items) {
       const pid = item.rt.qemuPid ?? (await mainProcessOf(this.exec, item.rt.marker));
       monitored.push({ name: item.rt.spec.name, workload: item.workload.name, pid, node: item.rt.spec.node });
     }
+    for (const rt of idleVms) if (rt.qemuPid !== null) monitored.push({ name: rt.spec.name, workload: '', pid: rt.qemuPid, node: rt.spec.node });
     const monitors: Monitor[] = [];
     if (want.has('numa-placement')) {
       monitors.push(holdLast(new NumaPlacementMonitor(this.exec, monitored)));
