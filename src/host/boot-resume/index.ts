@@ -1,0 +1,163 @@
+/**
+ * Resume a campaign after the host boots: a systemd unit (and, for the paper's scalability flow,
+ * an @reboot cron entry) runs a guard script, which runs the resume command unless
+ *  - the stop file exists (the hooks remove themselves),
+ *  - the pause file exists (nothing runs this boot; remove the file to continue next boot),
+ *  - the campaign made no progress over the last `maxBootsWithoutProgress` boots (boot loop: the
+ *    guard writes a report file, stops and removes the hooks).
+ * Progress = the size+mtime of a progress file (the campaign journal), recorded at each boot.
+ * Everything goes through an Executor, so the same code installs hooks on a physical host or inside
+ * the emulated machine.
+ */
+import type { Executor } from '../exec/types.ts';
+import { shellJoin, shellQuote } from '../exec/quote.ts';
+
+export interface BootResumeSpec {
+  /** Short id, [A-Za-z0-9_-]; names the unit, cron file and state dir. */
+  id: string;
+  /** Command that resumes the campaign (argv). */
+  command: readonly string[];
+  /** File whose growth means progress (e.g. the campaign journal). */
+  progressFile: string;
+  /** Boots in a row without progress before the guard stops (default 3). */
+  maxBootsWithoutProgress?: number;
+  /** Which hook(s) to install. */
+  via: 'systemd' | 'cron' | 'both';
+  /** State dir root (default /var/lib/nuksm/resume). */
+  stateRoot?: string;
+  /** Working directory and extra environment of the resume command. */
+  cwd?: string;
+  env?: Record<string, string>;
+  /** Where the boot id is read (default /proc/sys/kernel/random/boot_id; tests simulate boots). */
+  bootIdFile?: string;
+}
+
+export interface BootResumePaths {
+  stateDir: string;
+  guard: string;
+  pauseFile: string;
+  stopFile: string;
+  /** Written when the guard stops because of a boot loop. */
+  reportFile: string;
+  /** One line per boot: time, decision. */
+  bootLog: string;
+  unitName: string;
+  unitFile: string;
+  cronFile: string;
+}
+
+const ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+export function bootResumePaths(spec: Pick<BootResumeSpec, 'id' | 'stateRoot'>): BootResumePaths {
+  if (!ID.test(spec.id)) throw new Error(`boot-resume id '${spec.id}' must match ${ID}`);
+  const stateDir = `${spec.stateRoot ?? '/var/lib/nuksm/resume'}/${spec.id}`;
+  return {
+    stateDir,
+    guard: `${stateDir}/guard.sh`,
+    pauseFile: `${stateDir}/pause`,
+    stopFile: `${stateDir}/stop`,
+    reportFile: `${stateDir}/boot-loop.report`,
+    bootLog: `${stateDir}/boots.log`,
+    unitName: `nuksm-resume-${spec.id}.service`,
+    unitFile: `/etc/systemd/system/nuksm-resume-${spec.id}.service`,
+    cronFile: `/etc/cron.d/nuksm-resume-${spec.id}`,
+  };
+}
+
+/** The guard script (POSIX sh). Runs the resume command at most once per boot, under a lock. */
+export function guardScript(spec: BootResumeSpec): string {
+  const p = bootResumePaths(spec);
+  const maxBoots = spec.maxBootsWithoutProgress ?? 3;
+  const env = Object.entries(spec.env ?? {}).map(([k, v]) => `export ${k}=${shellQuote(v)}`).join('\n');
+  return `#!/bin/sh
+# nuksm boot-resume guard for campaign hook '${spec.id}' (generated; see src/host/boot-resume).
+state=${shellQuote(p.stateDir)}
+log() { echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) boot=$boot $*" >> ${shellQuote(p.bootLog)}; }
+remove_hooks() {
+  systemctl disable ${shellQuote(p.unitName)} >/dev/null 2>&1
+  rm -f ${shellQuote(p.unitFile)} ${shellQuote(p.cronFile)}
+}
+boot=$(cat ${shellQuote(spec.bootIdFile ?? '/proc/sys/kernel/random/boot_id')} 2>/dev/null || echo unknown)
+exec 9>"$state/lock"
+flock -n 9 || exit 0
+# One run per boot, whichever hook (systemd or cron) comes first.
+[ "$(cat "$state/last-boot" 2>/dev/null)" = "$boot" ] && exit 0
+echo "$boot" > "$state/last-boot"
+if [ -e ${shellQuote(p.stopFile)} ]; then log "stop file present: removing hooks"; remove_hooks; exit 0; fi
+if [ -e ${shellQuote(p.pauseFile)} ]; then log "paused: not resuming this boot"; exit 0; fi
+progress=$(stat -c '%s:%Y' ${shellQuote(spec.progressFile)} 2>/dev/null || echo none)
+if [ "$(cat "$state/last-progress" 2>/dev/null)" = "$progress" ]; then
+  n=$(( $(cat "$state/boots-without-progress" 2>/dev/null || echo 0) + 1 ))
+else
+  n=0
+fi
+echo "$progress" > "$state/last-progress"
+echo "$n" > "$state/boots-without-progress"
+if [ "$n" -ge ${maxBoots} ]; then
+  echo "boot loop: $n boots in a row without progress in ${spec.progressFile} (last boot $boot); resume stopped, hooks removed" > ${shellQuote(p.reportFile)}
+  log "boot loop ($n boots without progress): stopping"
+  remove_hooks
+  exit 1
+fi
+log "resuming (boots without progress: $n)"
+${env}
+${spec.cwd ? `cd ${shellQuote(spec.cwd)} || exit 1` : ''}
+${shellJoin([...spec.command])} >> "$state/resume.log" 2>&1
+rc=$?
+log "resume command exited $rc"
+exit $rc
+`;
+}
+
+export function systemdUnit(spec: BootResumeSpec): string {
+  const p = bootResumePaths(spec);
+  return `[Unit]
+Description=nuksm: resume campaign ${spec.id} after boot
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=simple
+ExecStart=/bin/sh ${p.guard}
+Restart=no
+
+[Install]
+WantedBy=multi-user.target
+`;
+}
+
+export function cronEntry(spec: BootResumeSpec): string {
+  const p = bootResumePaths(spec);
+  return `# nuksm: resume campaign ${spec.id} after boot (generated)\nSHELL=/bin/sh\nPATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n@reboot root /bin/sh ${p.guard}\n`;
+}
+
+/** Install the guard and the hook(s) on the host behind exec. Idempotent. */
+export async function installBootResume(exec: Executor, spec: BootResumeSpec): Promise<BootResumePaths> {
+  const p = bootResumePaths(spec);
+  await exec.run(['mkdir', '-p', p.stateDir], { timeoutMs: 15_000 });
+  await exec.writeFile(p.guard, guardScript(spec));
+  await exec.run(['chmod', '755', p.guard], { timeoutMs: 15_000 });
+  if (spec.via !== 'cron') {
+    await exec.writeFile(p.unitFile, systemdUnit(spec));
+    await exec.run(['systemctl', 'daemon-reload'], { timeoutMs: 60_000 });
+    await exec.run(['systemctl', 'enable', p.unitName], { timeoutMs: 60_000 });
+  }
+  if (spec.via !== 'systemd') await exec.writeFile(p.cronFile, cronEntry(spec));
+  return p;
+}
+
+/** Remove the hooks (when the campaign ends); the state dir is kept for its logs. */
+export async function removeBootResume(exec: Executor, spec: Pick<BootResumeSpec, 'id' | 'stateRoot'>): Promise<void> {
+  const p = bootResumePaths(spec);
+  await exec.run(['sh', '-c', 'systemctl disable "$1" >/dev/null 2>&1; rm -f "$2" "$3"; systemctl daemon-reload >/dev/null 2>&1; true', 'sh', p.unitName, p.unitFile, p.cronFile], { timeoutMs: 60_000 });
+}
+
+export async function pauseBootResume(exec: Executor, spec: Pick<BootResumeSpec, 'id' | 'stateRoot'>, paused: boolean): Promise<void> {
+  const p = bootResumePaths(spec);
+  await exec.run(paused ? ['touch', p.pauseFile] : ['rm', '-f', p.pauseFile], { timeoutMs: 15_000 });
+}
+
+export async function stopBootResume(exec: Executor, spec: Pick<BootResumeSpec, 'id' | 'stateRoot'>): Promise<void> {
+  await exec.run(['touch', bootResumePaths(spec).stopFile], { timeoutMs: 15_000 });
+  await removeBootResume(exec, spec);
+}

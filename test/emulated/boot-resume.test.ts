@@ -1,0 +1,102 @@
+/**
+ * The boot-resume guard script, executed for real with sh: boots are simulated by changing the
+ * boot-id file, progress by growing the progress file. Hooks themselves (systemd, cron) are
+ * exercised inside the emulated machine by the system tests.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync, appendFileSync, utimesSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { bootResumePaths, cronEntry, guardScript, systemdUnit, type BootResumeSpec } from '../../src/host/boot-resume/index.ts';
+
+function setup(max = 3) {
+  const root = mkdtempSync(join(tmpdir(), 'nuksm-boot-resume-'));
+  const spec: BootResumeSpec = {
+    id: `t${process.pid}-${Math.floor(Math.random() * 1e6)}`,
+    command: ['sh', '-c', 'echo resumed >> "$1"', 'sh', join(root, 'runs')],
+    progressFile: join(root, 'journal'),
+    maxBootsWithoutProgress: max,
+    via: 'both',
+    stateRoot: join(root, 'state'),
+    bootIdFile: join(root, 'boot_id'),
+  };
+  const p = bootResumePaths(spec);
+  execFileSync('mkdir', ['-p', p.stateDir]);
+  writeFileSync(p.guard, guardScript(spec));
+  writeFileSync(spec.progressFile, 'step1\n');
+  let boots = 0;
+  const boot = (): number => {
+    boots++;
+    writeFileSync(spec.bootIdFile!, `00000000-0000-0000-0000-${String(boots).padStart(12, '0')}\n`);
+    return guard();
+  };
+  const guard = (): number => {
+    try {
+      execFileSync('sh', [p.guard], { stdio: 'ignore' });
+      return 0;
+    } catch (e) {
+      return (e as { status: number }).status;
+    }
+  };
+  const runs = () => (existsSync(join(root, 'runs')) ? readFileSync(join(root, 'runs'), 'utf8').trim().split('\n').length : 0);
+  const progress = (n: number) => {
+    appendFileSync(spec.progressFile, `step${n}\n`);
+    utimesSync(spec.progressFile, new Date(), new Date(Date.now() + n * 1000));
+  };
+  return { spec, p, boot, guard, runs, progress };
+}
+
+describe('boot-resume guard', () => {
+  it('resumes once per boot, whichever hook runs first', () => {
+    const t = setup();
+    expect(t.boot()).toBe(0);
+    expect(t.guard()).toBe(0); // the second hook (cron after systemd) in the same boot
+    expect(t.runs()).toBe(1);
+    t.progress(2);
+    expect(t.boot()).toBe(0);
+    expect(t.runs()).toBe(2);
+  });
+
+  it('stops after N boots without progress, writes a report and does not run again', () => {
+    const t = setup(2);
+    expect(t.boot()).toBe(0); // first boot: baseline
+    expect(t.boot()).toBe(0); // 1 boot without progress
+    expect(t.boot()).toBe(1); // 2 → boot loop
+    expect(readFileSync(t.p.reportFile, 'utf8')).toMatch(/boot loop: 2 boots in a row without progress/);
+    expect(t.runs()).toBe(2);
+  });
+
+  it('progress resets the boot-loop count', () => {
+    const t = setup(2);
+    for (let i = 0; i < 6; i++) {
+      t.progress(i + 2);
+      expect(t.boot()).toBe(0);
+    }
+    expect(t.runs()).toBe(6);
+    expect(existsSync(t.p.reportFile)).toBe(false);
+  });
+
+  it('pause file: nothing runs while it exists; stop file: nothing runs and the hooks are removed', () => {
+    const t = setup();
+    writeFileSync(t.p.pauseFile, '');
+    expect(t.boot()).toBe(0);
+    expect(t.runs()).toBe(0);
+    execFileSync('rm', [t.p.pauseFile]);
+    expect(t.boot()).toBe(0);
+    expect(t.runs()).toBe(1);
+    writeFileSync(t.p.stopFile, '');
+    t.progress(3);
+    expect(t.boot()).toBe(0);
+    expect(t.runs()).toBe(1);
+    expect(readFileSync(t.p.bootLog, 'utf8')).toMatch(/stop file present: removing hooks/);
+  });
+
+  it('generates a systemd unit and an @reboot cron entry that run the guard', () => {
+    const t = setup();
+    expect(systemdUnit(t.spec)).toContain(`ExecStart=/bin/sh ${t.p.guard}`);
+    expect(systemdUnit(t.spec)).toContain('WantedBy=multi-user.target');
+    expect(cronEntry(t.spec)).toMatch(new RegExp(`^@reboot root /bin/sh ${t.p.guard.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm'));
+    expect(() => bootResumePaths({ id: 'bad id; rm -rf /' })).toThrow(/must match/);
+  });
+});
