@@ -26,7 +26,7 @@ import { buildInitramfs, buildSshInitramfs, ensureGuestKernel } from '../libvirt
 import { freePort } from '../host/sshd-harness.ts';
 import { ensureLibvirtd, type StartedDaemons } from '../libvirt/daemons.ts';
 
-describeWith(['libvirtd', 'qemu', 'root', 'ksm'], 'physical testbed: VM step on a real libvirtd', () => {
+describeWith(['libvirtd', 'qemu', 'root', 'ksm', 'sshd'], 'physical testbed: VM step on a real libvirtd', () => {
   const exec = new LocalExecutor();
   const virsh = new Virsh(exec, 'qemu:///system');
   let daemons: StartedDaemons | null = null;
