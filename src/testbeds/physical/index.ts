@@ -211,8 +211,9 @@ class StepRun {
   }
 
   /** Everything that can be rejected before the host is touched. */
-  private plan(): { domains: DomainSpec[]; byInstance: Map<string, WorkloadRun[]> } {
+  private plan(): { domains: DomainSpec[]; byInstance: Map<string, WorkloadRun[]>; knobs: Record<string, string> } {
     const s = this.scenario;
+    const knobs = ksmKnobsFor(s, this.file);
     const names = new Set(s.instances.map((i) => i.name));
     for (const w of s.workloads) {
       if (!names.has(w.instance)) throw new HarnessError('config', `scenario ${s.configId}: workload ${w.workload} names unknown instance '${w.instance}'`);
@@ -234,11 +235,11 @@ class StepRun {
     });
     const byInstance = new Map<string, WorkloadRun[]>();
     for (const w of s.workloads) byInstance.set(w.instance, [...(byInstance.get(w.instance) ?? []), w]);
-    return { domains, byInstance };
+    return { domains, byInstance, knobs };
   }
 
   async run(): Promise<void> {
-    const { domains, byInstance } = this.plan();
+    const { domains, byInstance, knobs } = this.plan();
     const s = this.scenario;
     let primary: unknown = null;
     // null: the kernel log is not readable here (e.g. dmesg restricted), so no oom sample.
@@ -250,8 +251,8 @@ class StepRun {
       });
       this.ksmSaved = await this.ksm.save();
       await this.ksm.unmerge();
-      await this.ksm.setKnobs(ksmKnobsFor(s, this.file));
-      this.log.info({ knobs: ksmKnobsFor(s, this.file) }, 'KSM configured');
+      await this.ksm.setKnobs(knobs);
+      this.log.info({ knobs }, 'KSM configured');
 
       this.hostSampling = await startSampling(this.hostMonitors(), {
         periodMs: s.timeline.samplePeriodS * 1000,
@@ -320,10 +321,18 @@ class StepRun {
       await hostSampling.stop();
       this.log.info('host monitors stopped');
 
+      // Every instance's cleanup runs even if another's failed; the first failure fails the step.
+      let postError: unknown = null;
       for (const item of items) {
-        await this.runPostPhases(item);
+        try {
+          await this.runPostPhases(item);
+        } catch (err) {
+          postError ??= err;
+          continue;
+        }
         this.emitParsed(item);
       }
+      if (postError !== null) throw postError;
     } catch (err) {
       primary = err;
     } finally {
