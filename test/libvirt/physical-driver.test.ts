@@ -1,9 +1,12 @@
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { Scenario } from '../../src/core/scenario.ts';
 import type { TestbedFile } from '../../src/core/testbed-file.ts';
 import { findGrubEntry, parseGrubMenu } from '../../src/testbeds/physical/grub.ts';
 import { PhysicalTestbed } from '../../src/testbeds/physical/index.ts';
+import { expandHome } from '../../src/testbeds/physical/host.ts';
 import { FakeExecutor } from '../host/fake-executor.ts';
 import { wrapPhase } from '../../src/testbeds/physical/instances.ts';
 import { ksmKnobsFor } from '../../src/testbeds/physical/knobs.ts';
@@ -164,5 +167,13 @@ describe('ensureKernel (scripted host)', () => {
 
   it('rejects a mode the testbed does not configure', async () => {
     await expect(new PhysicalTestbed(file, host('5.4.0')).ensureKernel('uksm', log)).rejects.toThrowError(/modes\.uksm/);
+  });
+});
+
+describe('testbed file paths', () => {
+  it("expands '~/' in key and known_hosts paths", () => {
+    expect(expandHome('~/.ssh/nuksm_host')).toBe(join(homedir(), '.ssh/nuksm_host'));
+    expect(expandHome('/etc/ssh/key')).toBe('/etc/ssh/key');
+    expect(expandHome('~other/x')).toBe('~other/x');
   });
 });

@@ -9,7 +9,7 @@ import type { Executor } from '../../host/exec/types.ts';
 import { Virsh } from '../../host/libvirt/virsh.ts';
 import { eventSet, parseCpuinfo, parsePerfStatIntervals, perfEventArgs, selectEventSet, totalsByEvent, type PerfEventSet } from '../../host/perf/index.ts';
 import { findGrubEntry, grubNamesOf, parseGrubMenu } from './grub.ts';
-import { hostExecutor } from './host.ts';
+import { expandHome, hostExecutor } from './host.ts';
 import { compareNodes, readHostNodes } from './topology.ts';
 
 export type DoctorStatus = 'ok' | 'warn' | 'fail';
@@ -195,9 +195,9 @@ async function checkLibvirt(exec: Executor, file: TestbedFile): Promise<DoctorFi
 async function checkGuestKeys(local: Executor, file: TestbedFile): Promise<DoctorFinding[]> {
   if (!file.guests) return [];
   const findings: DoctorFinding[] = [];
-  const key = await sh(local, ['test', '-r', file.guests.identityFile]);
+  const key = await sh(local, ['test', '-r', expandHome(file.guests.identityFile)]);
   findings.push(key.code === 0 ? ok('guest-key', `guest SSH key ${file.guests.identityFile} readable`) : fail('guest-key', `guest SSH key ${file.guests.identityFile} is missing`, `ssh-keygen -t ed25519 -N '' -f ${file.guests.identityFile} and put the .pub into the base image's ~${file.guests.user}/.ssh/authorized_keys`));
-  const kh = await sh(local, ['test', '-s', file.guests.knownHostsFile]);
+  const kh = await sh(local, ['test', '-s', expandHome(file.guests.knownHostsFile)]);
   findings.push(
     kh.code === 0
       ? ok('guest-known-hosts', `guest known_hosts ${file.guests.knownHostsFile} present`)

@@ -36,7 +36,7 @@ import {
 import { PerfDramMonitor, eventSet } from '../../host/perf/index.ts';
 import { getWorkload, type Phase, type Workload, type WorkloadParams } from '../../workloads/index.ts';
 import type { EnvironmentRecord, KernelState, StepContext, Testbed } from '../types.ts';
-import { hostExecutor } from './host.ts';
+import { expandHome, hostExecutor } from './host.ts';
 import { killMarked, mainProcessOf, wrapPhase, type InstanceRuntime } from './instances.ts';
 import { ksmKnobsFor } from './knobs.ts';
 import { startMemoryHog, type MemoryHogRun } from './memhog.ts';
@@ -408,8 +408,8 @@ class StepRun {
       host: endpoint.host,
       port: endpoint.port,
       username: guests.user,
-      privateKeyPath: guests.identityFile,
-      knownHostsFile: guests.knownHostsFile,
+      privateKeyPath: expandHome(guests.identityFile),
+      knownHostsFile: expandHome(guests.knownHostsFile),
       hostKeyPolicy: 'strict',
       defaultTimeoutMs: t.commandS * 1000,
       connectTimeoutMs: t.sshConnectS * 1000,
