@@ -345,6 +345,7 @@ export async function buildEmulatedImage(opts: BuildEmulatedImageOptions = {}): 
     await buildLayer(join(baseDir, 'disk.raw'), dir, log);
     imageSeconds = (Date.now() - t0) / 1000;
     await writeFile(manifest, JSON.stringify({ key, baseKey, buildSeconds: imageSeconds, builtAt: new Date().toISOString() }, null, 2));
+    await pruneLayers(cacheDir, dir, log);
   }
   return {
     disk: join(dir, 'disk.raw'),
@@ -359,6 +360,20 @@ export async function buildEmulatedImage(opts: BuildEmulatedImageOptions = {}): 
     baseBuiltNow: baseSeconds > 0,
     buildSeconds: { base: baseSeconds, image: imageSeconds },
   };
+}
+
+/** Layers are rebuilt whenever the harness changes: drop ones untouched for a day (about 1 GB each). */
+async function pruneLayers(cacheDir: string, keep: string, log: (l: string) => void): Promise<void> {
+  const dayAgo = Date.now() - 24 * 3600 * 1000;
+  for (const name of await readdir(cacheDir)) {
+    const dir = join(cacheDir, name);
+    if (!name.startsWith('image-') || dir === keep) continue;
+    const m = await stat(join(dir, 'manifest.json')).catch(() => null);
+    if (m && m.mtimeMs < dayAgo) {
+      log(`pruning old image layer ${name}`);
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
 }
 
 async function nativeSourceHash(): Promise<string> {

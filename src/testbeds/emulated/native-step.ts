@@ -187,12 +187,8 @@ export async function runNativeStep(exec: Executor, scenario: Scenario, ctx: Ste
       samples.push(makeSample(r.spec.name, r.run.workload, 'runtime_s', res.runtimeS, null));
     }
     ctx.emit(samples);
-    await exec.run(['touch', ...running.map((r) => r.doneFile)], { timeoutMs: 15_000 });
-    for (const r of running) {
-      const done = await waitDetached(exec, r.handle, { timeoutMs: Math.min(remainingMs(), 120_000), pollMs: 500 });
-      if (done.exitCode !== 0) throw new HarnessError('benchmark-error', `instance ${r.spec.name} exited ${done.exitCode}: ${done.stderr.trim()}`);
-    }
-    // Host-wide once-per-run values at the end of the timed phase.
+    // Host-wide once-per-run values at the end of the timed phase, before the instances exit
+    // (their pages unmerge when they do).
     const c = await ksm.readCounters();
     const once: Sample[] = [
       makeSample('host', '', 'ksm_pages_sharing', c.pages_sharing, null),
@@ -202,6 +198,11 @@ export async function runNativeStep(exec: Executor, scenario: Scenario, ctx: Ste
       makeSample('host', '', 'oom', 0, null),
     ];
     ctx.emit(once);
+    await exec.run(['touch', ...running.map((r) => r.doneFile)], { timeoutMs: 15_000 });
+    for (const r of running) {
+      const done = await waitDetached(exec, r.handle, { timeoutMs: Math.min(remainingMs(), 120_000), pollMs: 500 });
+      if (done.exitCode !== 0) throw new HarnessError('benchmark-error', `instance ${r.spec.name} exited ${done.exitCode}: ${done.stderr.trim()}`);
+    }
   } finally {
     await hogSampling?.stop().catch(() => undefined);
     ctx.emit(await sampling.stop().catch(() => []));
