@@ -307,11 +307,56 @@ async function buildLayer(baseDisk: string, dir: string, log: (l: string) => voi
   await rename(disk, join(dir, 'disk.raw'));
 }
 
+/**
+ * One builder at a time per cache dir (test files and commands may start together): a lock
+ * directory holding the owner's pid; a lock whose owner is gone is taken over.
+ */
+async function withCacheLock<T>(cacheDir: string, log: (l: string) => void, fn: () => Promise<T>): Promise<T> {
+  const lock = join(cacheDir, '.build-lock');
+  const deadline = Date.now() + 40 * 60_000;
+  let told = false;
+  for (;;) {
+    try {
+      await mkdir(lock);
+      await writeFile(join(lock, 'pid'), String(process.pid));
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const owner = Number(await readFile(join(lock, 'pid'), 'utf8').catch(() => '0'));
+      const alive = owner > 0 && (() => {
+        try {
+          process.kill(owner, 0);
+          return true;
+        } catch {
+          return false;
+        }
+      })();
+      if (!alive && owner > 0) {
+        await rm(lock, { recursive: true, force: true });
+        continue;
+      }
+      if (Date.now() > deadline) throw new HarnessError('timeout', `image cache ${cacheDir} stayed locked by pid ${owner} for 40 min`);
+      if (!told) log(`waiting for another image build (pid ${owner}) to finish`);
+      told = true;
+      await new Promise((r) => setTimeout(r, 2_000));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    await rm(lock, { recursive: true, force: true });
+  }
+}
+
 /** Builds (or reuses) the emulated testbed image. Needs root, debootstrap, qemu-img, losetup. */
 export async function buildEmulatedImage(opts: BuildEmulatedImageOptions = {}): Promise<EmulatedImage> {
   const cacheDir = opts.cacheDir ?? DEFAULT_IMAGE_CACHE_DIR;
   const log = opts.log ?? (() => undefined);
   await mkdir(cacheDir, { recursive: true });
+  return withCacheLock(cacheDir, log, () => buildLocked(cacheDir, opts, log));
+}
+
+async function buildLocked(cacheDir: string, opts: BuildEmulatedImageOptions, log: (l: string) => void): Promise<EmulatedImage> {
   const probe = join(cacheDir, 'probe');
   const backports = await resolveBackportsKernel(probe, log);
   const baseKey = hash([RECIPE_VERSION, ...BASE_PACKAGES, GRUB_DEFAULTS, NETWORK_UNIT, backports ? `${backports.pkg}=${backports.version}` : 'no-backports', IMAGE_SIZE]);
