@@ -30,19 +30,32 @@ function nodeOfBlockMap() {
   };
 }
 
+// Mappings with resident pages only, from smaps: a process may reserve terabytes of PROT_NONE or
+// never-touched address space (mariadbd reserves ~8 TiB), and walking its pagemap takes minutes.
+function residentRanges(pid) {
+  const ranges = [];
+  let current = null;
+  for (const line of fs.readFileSync('/proc/' + pid + '/smaps', 'utf8').split('\n')) {
+    const head = /^([0-9a-f]+)-([0-9a-f]+)\s/.exec(line);
+    if (head) {
+      current = line.endsWith('[vsyscall]') ? null : [parseInt(head[1], 16) / pageSize, parseInt(head[2], 16) / pageSize];
+      continue;
+    }
+    const rss = /^Rss:\s+(\d+) kB/.exec(line);
+    if (rss && current && Number(rss[1]) > 0) ranges.push(current);
+  }
+  return ranges;
+}
+
 function presentPfns(pid) {
-  const maps = fs.readFileSync('/proc/' + pid + '/maps', 'utf8');
+  const ranges = residentRanges(pid);
   const fd = fs.openSync('/proc/' + pid + '/pagemap', 'r');
   const pfns = [];
   let presentWithoutPfn = 0;
   const CHUNK = 65536;
   const buf = Buffer.alloc(CHUNK * 8);
   try {
-    for (const line of maps.split('\n')) {
-      const m = /^([0-9a-f]+)-([0-9a-f]+)\s/.exec(line);
-      if (!m || line.endsWith('[vsyscall]')) continue;
-      const first = parseInt(m[1], 16) / pageSize;
-      const end = parseInt(m[2], 16) / pageSize;
+    for (const [first, end] of ranges) {
       for (let vpn = first; vpn < end; vpn += CHUNK) {
         const n = Math.min(CHUNK, end - vpn);
         let got;
