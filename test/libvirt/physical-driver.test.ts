@@ -11,7 +11,7 @@ import { FakeExecutor } from '../host/fake-executor.ts';
 import { wrapPhase } from '../../src/testbeds/physical/instances.ts';
 import { ksmKnobsFor } from '../../src/testbeds/physical/knobs.ts';
 import { registeredBytes } from '../../src/testbeds/physical/memhog.ts';
-import { hasConverged } from '../../src/testbeds/physical/merge-wait.ts';
+import { hasConverged, waitForMerge } from '../../src/testbeds/physical/merge-wait.ts';
 import { compareNodes } from '../../src/testbeds/physical/topology.ts';
 
 // Shape of an Ubuntu 16.04 grub.cfg with the artifact's kernels in the "Advanced options" submenu.
@@ -89,7 +89,25 @@ describe('merge convergence', () => {
     expect(hasConverged([[0, 100], [5, 5000]], 10, 1)).toBe(false); // window not covered yet
     expect(hasConverged([[0, 100], [5, 5000], [10, 9000], [20, 9050]], 10, 1)).toBe(true); // 0.56 % over the last 10 s
     expect(hasConverged([[0, 100], [10, 5000], [20, 9000]], 10, 1)).toBe(false);
-    expect(hasConverged([[0, 0], [10, 0]], 10, 1)).toBe(true); // KSM off: nothing to wait for
+    expect(hasConverged([[0, 0], [10, 0]], 10, 1)).toBe(true); // flat series
+  });
+
+  it('does not take the flat pages_sharing of the first passes for convergence', async () => {
+    // Each read is one poll; full_scans advances every 3 polls; merging starts after the 2nd pass.
+    let polls = 0;
+    const series = [0, 0, 0, 0, 0, 0, 500, 900, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000];
+    const read = async () => {
+      const i = Math.min(polls++, series.length - 1);
+      return { pagesSharing: series[i], fullScans: Math.floor(i / 3) };
+    };
+    const result = await waitForMerge({ kind: 'converged', maxS: 30, windowS: 0.4, epsilonPct: 1 }, read, { pollS: 0.2, ksmRunning: true });
+    expect(result.converged).toBe(true);
+    expect(result.pagesSharing).toBe(1000);
+  });
+
+  it('returns at once when KSM is off', async () => {
+    const result = await waitForMerge({ kind: 'converged', maxS: 30, windowS: 10, epsilonPct: 1 }, async () => ({ pagesSharing: 0, fullScans: 0 }), { pollS: 1, ksmRunning: false });
+    expect(result).toMatchObject({ converged: true, waitedS: 0 });
   });
 });
 

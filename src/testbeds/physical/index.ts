@@ -286,8 +286,12 @@ class StepRun {
       }
 
       this.checkAborted('merge wait');
-      const merged = await waitForMerge(s.timeline.mergeWait, async () => (await this.ksm.readCounters()).pages_sharing, {
+      const merged = await waitForMerge(s.timeline.mergeWait, async () => {
+        const c = await this.ksm.readCounters();
+        return { pagesSharing: c.pages_sharing, fullScans: c.full_scans };
+      }, {
         pollS: s.timeline.samplePeriodS,
+        ksmRunning: s.ksm.run,
         signal: this.signal,
       });
       this.log.info(merged, 'merge wait done');
