@@ -6,7 +6,7 @@
  * step resumes and completes once, with its free-memory, de-duplicated-memory, ksmd-CPU and hog
  * series recorded exactly once; the hooks are removed at the end.
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -17,6 +17,10 @@ import { installBootResume, removeBootResume, bootResumePaths, type BootResumeSp
 import { KernelControl } from '../../src/host/kernel/index.ts';
 import { buildEmulatedImage, GUEST_HARNESS_DIR, QemuMachine } from '../../src/testbeds/emulated/index.ts';
 import { describeWith } from '../support/components.ts';
+import { Journal } from '../../src/campaign/journal.ts';
+import { ResultsStore } from '../../src/results/store.ts';
+import { exportFigures } from '../../src/results/figures.ts';
+import { handPlan } from '../emulated/support/one-step-plan.ts';
 
 const say = (l: string) => process.stderr.write(`[emulated-resume] ${l}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -120,6 +124,31 @@ describeWith(['qemu', 'debootstrap', 'root', 'gcc'], 'emulated machine: @reboot 
     expect(Math.max(...series('hog_registered_gib').map((p) => p.value))).toBeCloseTo(32 / 1024, 6);
     expect(Math.max(...series('memory_saved_gib').map((p) => p.value))).toBeGreaterThan(0);
     for (const inst of ['p0', 'p1']) expect(samples.filter((s) => s.instance === inst && s.metric === 'runtime_s').length).toBe(1);
+
+    // The step's samples go into a results store as one done step and come out as the fig8 CSVs.
+    // (Here the test records the step; a campaign resumed inside the guest would do it itself.)
+    const store = new ResultsStore(join(work, 'results'));
+    try {
+      const journal = new Journal(store);
+      journal.create(handPlan('emulated-fig8', '(test)', [{ scenario: fig8, figures: ['8a', '8b', '8c'], kernel: 'backports' }]));
+      const stepId = journal.steps()[0]!.stepId;
+      const attempt = journal.beginAttempt(stepId);
+      store.addSamples(stepId, attempt, samples);
+      journal.completeStep(stepId, attempt, { test: 'emulated-resume' });
+      const written = exportFigures(store, join(work, 'figures'), ['8a', '8b', '8c']);
+      expect(written.map((w) => w.name)).toEqual(['8a', '8b', '8c']);
+      for (const w of written) {
+        const csv = readFileSync(w.path, 'utf8');
+        say(`${w.name}: ${w.rows} rows in ${w.path}; first: ${csv.split('\n')[1]}`);
+        expect(w.rows).toBeGreaterThanOrEqual(5);
+      }
+      expect(readFileSync(written[0]!.path, 'utf8')).toMatch(/hog_registered_gib/);
+      expect(readFileSync(written[0]!.path, 'utf8')).toMatch(/mem_free_gib/);
+      expect(readFileSync(written[1]!.path, 'utf8')).toMatch(/memory_saved_gib/);
+      expect(readFileSync(written[2]!.path, 'utf8')).toMatch(/ksmd_cpu_pct/);
+    } finally {
+      store.close();
+    }
 
     // Campaign over: hooks removed; a further boot runs nothing.
     await removeBootResume(exec, hook);

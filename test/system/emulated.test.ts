@@ -5,7 +5,7 @@
  * (almost) all merged pages on one node — on the backports 6.12 kernel and, after grub-reboot +
  * reboot + verification by the host kernel-control code, on the bookworm 6.1 kernel.
  */
-import { mkdtempSync, existsSync, readFileSync } from 'node:fs';
+import { mkdtempSync, existsSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -15,6 +15,11 @@ import type { Scenario } from '../../src/core/scenario.ts';
 import type { TestbedFile } from '../../src/core/testbed-file.ts';
 import { buildEmulatedImage, createEmulatedTestbed, imageKernels, type EmulatedImage, type EmulatedTestbed } from '../../src/testbeds/emulated/index.ts';
 import { describeWith } from '../support/components.ts';
+import { runCampaign } from '../../src/campaign/runner.ts';
+import { Journal } from '../../src/campaign/journal.ts';
+import { ResultsStore } from '../../src/results/store.ts';
+import { exportFigures } from '../../src/results/figures.ts';
+import { handPlan } from '../emulated/support/one-step-plan.ts';
 
 const log = pino({ level: 'silent' });
 const say = (l: string) => process.stderr.write(`[emulated] ${l}\n`);
@@ -94,16 +99,32 @@ describeWith(['qemu', 'debootstrap', 'root', 'gcc'], 'emulated two-node machine 
     expect(env.bootId).toMatch(/^[0-9a-f-]{36}$/);
   }, 120_000);
 
+  /** The step runs through the real campaign runner, journal and results store; 3a is exported. */
   async function placementRun(label: string): Promise<Sample[]> {
-    const samples: Sample[] = [];
-    const rawDir = join(work, 'raw', label);
-    const state = await testbed!.ensureKernel('ksm', log);
-    expect(state.status).toBe('ready');
-    const t0 = Date.now();
-    await testbed!.runScenario(scenario(label), { emit: (s) => samples.push(...s), log, signal: new AbortController().signal, rawDir });
-    say(`${label}: step took ${((Date.now() - t0) / 1000).toFixed(0)} s on ${state.kernelRelease}`);
-    expect(existsSync(join(rawDir, 'console.log'))).toBe(true);
-    return samples;
+    const dir = join(work, `campaign-${label}`);
+    const store = new ResultsStore(dir);
+    try {
+      const journal = new Journal(store);
+      journal.create(handPlan(`emulated-${label}`, file.file, [{ scenario: scenario(label), figures: ['3a'], kernel: file.modes.ksm!.kernel }]));
+      const t0 = Date.now();
+      const result = await runCampaign({ journal, testbed: testbed!, log, rawDir: join(dir, 'raw'), manifestBase: { test: 'emulated' } });
+      say(`${label}: campaign step took ${((Date.now() - t0) / 1000).toFixed(0)} s: ${JSON.stringify(result)}`);
+      expect(result.outcome).toBe('complete');
+      expect(result.done).toBe(1);
+      const rows = store.rows();
+      const written = exportFigures(store, join(dir, 'figures'), ['3a']);
+      expect(written.map((w) => w.name)).toEqual(['3a']);
+      const csv = readFileSync(written[0]!.path, 'utf8');
+      say(`${label}: ${written[0]!.path}:\n${csv.trim()}`);
+      expect(csv).toMatch(/^testbed,/);
+      expect(csv).toMatch(/emulated,.*p0/);
+      expect(csv).toMatch(/emulated,.*p1/);
+      const consoles = readdirSync(join(dir, 'raw'), { recursive: true }).map(String).filter((f) => f.endsWith('console.log'));
+      expect(consoles.length).toBeGreaterThan(0);
+      return rows.map((r) => ({ instance: r.instance, workload: r.workload, metric: r.metric, value: r.value, unit: r.unit, t: r.t, node: r.node }));
+    } finally {
+      store.close();
+    }
   }
 
   function checkCentralObservation(label: string, samples: Sample[]): void {
@@ -136,6 +157,7 @@ describeWith(['qemu', 'debootstrap', 'root', 'gcc'], 'emulated two-node machine 
     const other = Object.keys(file.kernels).find((k) => k !== file.modes.ksm!.kernel);
     expect(other, 'the image must carry two kernels (bookworm 6.1 and backports 6.12)').toBeDefined();
     const before = await testbed!.describe();
+    // The second campaign of the test needs the other kernel for the same mode.
     file.modes.ksm = { kernel: other!, ksmKnobs: {} };
     const samples = await placementRun('second-kernel');
     const after = await testbed!.describe();
