@@ -263,7 +263,8 @@ export function buildPlan(campaign: CampaignSpec, tb: TestbedFile, campaignId: s
     }
   }
   const pinMap = pinMapOf(steps, tb);
-  const reboots = tb.kind === 'physical' ? boots.length : 0;
+  // The model has nothing to boot; emulated and physical machines reboot into each kernel.
+  const reboots = tb.kind === 'model' ? 0 : boots.length;
   const stepsS = steps.reduce((s, st) => s + st.estimateS, 0);
   const rebootsS = reboots * tb.timeouts.bootS;
   return {

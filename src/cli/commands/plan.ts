@@ -27,7 +27,7 @@ export function formatPlan(plan: Plan): string {
   );
   const unsupported = plan.steps.filter((s) => s.unsupported);
   if (unsupported.length) out.push(`${unsupported.length} step(s) unsupported on this testbed (recorded as failure rows): ${unsupported[0]!.unsupported}\n`);
-  out.push(`Boots (${plan.reboots} reboot(s)${plan.testbed.kind === 'physical' ? '; the first only if the host runs another kernel' : '; this testbed does not reboot'})`);
+  out.push(`Boots (${plan.reboots} reboot(s)${plan.testbed.kind !== 'model' ? '; the first only if the machine runs another kernel' : '; this testbed does not reboot'})`);
   out.push(textTable(['boot', 'kernel', 'uname -r', 'GRUB entry', 'steps'], plan.boots.map((b) => [b.index, b.kernel, b.release, b.bootEntry, b.steps])));
   out.push('Pin map (instance → node / CPUs)');
   out.push(textTable(['experiment', 'config', 'instance', 'kind', 'node', 'cpus', 'GiB', 'nice'], plan.pinMap.map((p) => [p.experiment, p.configId, p.instance, p.kind, p.node, p.cpus.join(','), p.memoryGiB, p.nice])));
