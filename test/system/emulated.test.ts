@@ -20,6 +20,8 @@ import { Journal } from '../../src/campaign/journal.ts';
 import { ResultsStore } from '../../src/results/store.ts';
 import { exportFigures } from '../../src/results/figures.ts';
 import { handPlan } from '../emulated/support/one-step-plan.ts';
+import yargs from 'yargs';
+import { testbedBuildCommand } from '../../src/cli/commands/testbed-build.ts';
 
 const log = pino({ level: 'silent' });
 const say = (l: string) => process.stderr.write(`[emulated] ${l}\n`);
@@ -87,6 +89,19 @@ describeWith(['qemu', 'debootstrap', 'root', 'gcc'], 'emulated two-node machine 
     expect(again.builtNow).toBe(false);
     expect(again.baseBuiltNow).toBe(false);
     expect(again.baseKey).toBe(image.baseKey);
+    // The same through the CLI command module.
+    const out: string[] = [];
+    const write = process.stdout.write.bind(process.stdout);
+    process.stdout.write = ((chunk: string) => (out.push(String(chunk)), true)) as typeof process.stdout.write;
+    try {
+      await yargs([]).command(testbedBuildCommand).strict().parseAsync(['testbed', 'build', 'emulated', '--json']);
+    } finally {
+      process.stdout.write = write;
+    }
+    const viaCli = JSON.parse(out.join('')) as EmulatedImage;
+    expect(viaCli.key).toBe(again.key);
+    expect(viaCli.builtNow).toBe(false);
+    expect(viaCli.kernels.map((k) => k.release)).toEqual(image.kernels.map((k) => k.release));
     expect(existsSync(image.knownHostsFile)).toBe(true);
     expect(readFileSync(image.knownHostsFile, 'utf8')).toMatch(/^\[127\.0\.0\.1\]:\* ssh-ed25519 /);
   });

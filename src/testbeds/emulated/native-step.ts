@@ -101,6 +101,7 @@ export async function runNativeStep(exec: Executor, scenario: Scenario, ctx: Ste
     { periodMs: scenario.timeline.samplePeriodS * 1000, stepStartMs: stepStart, emit: ctx.emit, onError: (m, e) => ctx.log.warn({ monitor: m, err: String(e) }, 'monitor sample failed') },
   );
   let hogSampling: Awaited<ReturnType<typeof startSampling>> | null = null;
+  let samplingStopped = false;
   try {
     await ksm.setKnobs(nativeKsmKnobs(scenario, kernelKnobs));
     const order = [...scenario.instances].sort((a, b) => a.startAtS - b.startAtS);
@@ -187,17 +188,13 @@ export async function runNativeStep(exec: Executor, scenario: Scenario, ctx: Ste
       samples.push(makeSample(r.spec.name, r.run.workload, 'runtime_s', res.runtimeS, null));
     }
     ctx.emit(samples);
-    // Host-wide once-per-run values at the end of the timed phase, before the instances exit
-    // (their pages unmerge when they do).
-    const c = await ksm.readCounters();
-    const once: Sample[] = [
-      makeSample('host', '', 'ksm_pages_sharing', c.pages_sharing, null),
-      makeSample('host', '', 'ksm_pages_shared', c.pages_shared, null),
-      makeSample('host', '', 'ksm_full_scans', c.full_scans, null),
-      makeSample('host', '', 'memory_saved_gib', (c.pages_sharing * 4096) / 1024 ** 3, null),
-      makeSample('host', '', 'oom', 0, null),
-    ];
-    ctx.emit(once);
+    // Host-wide once-per-run values (the KSM monitor's counters at its stop) are taken at the end
+    // of the timed phase, before the instances exit: their pages unmerge when they do.
+    await hogSampling?.stop();
+    hogSampling = null;
+    ctx.emit(await sampling.stop());
+    samplingStopped = true;
+    ctx.emit([makeSample('host', '', 'oom', 0, null)]);
     await exec.run(['touch', ...running.map((r) => r.doneFile)], { timeoutMs: 15_000 });
     for (const r of running) {
       const done = await waitDetached(exec, r.handle, { timeoutMs: Math.min(remainingMs(), 120_000), pollMs: 500 });
@@ -205,7 +202,7 @@ export async function runNativeStep(exec: Executor, scenario: Scenario, ctx: Ste
     }
   } finally {
     await hogSampling?.stop().catch(() => undefined);
-    ctx.emit(await sampling.stop().catch(() => []));
+    if (!samplingStopped) ctx.emit(await sampling.stop().catch(() => []));
     await exec.run(['touch', `${workDir}/memhog.done`, ...running.map((r) => r.doneFile)], { timeoutMs: 15_000, allowFailure: true }).catch(() => undefined);
     await exec.run(['sh', '-c', `pkill -KILL -f '^${bin}' || true`], { timeoutMs: 15_000, allowFailure: true }).catch(() => undefined);
     await ksm.reset(saved).catch((e: unknown) => ctx.log.warn({ err: String(e) }, 'KSM knobs not restored'));
