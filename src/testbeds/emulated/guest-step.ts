@@ -10,7 +10,7 @@
  * step finished; its content is the step's wall seconds). A step interrupted by a power loss
  * restarts from the beginning on the next boot, after discarding the partial samples file.
  */
-import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
 import type { Scenario } from '../../core/scenario.ts';
@@ -34,17 +34,25 @@ async function main(): Promise<number> {
   if (existsSync(samplesFile)) renameSync(samplesFile, join(outDir, `samples.interrupted-${Date.now()}.jsonl`));
   const scenario = JSON.parse(readFileSync(scenarioFile, 'utf8')) as Scenario;
   const started = Date.now();
+  // fsync after each batch: the file is the boot-loop guard's progress signal and must survive
+  // a power cut like the journal would.
+  const fd = openSync(samplesFile, 'a');
   await runNativeStep(
     new LocalExecutor({ defaultTimeoutMs: 120_000 }),
     scenario,
     {
-      emit: (samples) => appendFileSync(samplesFile, samples.map((s) => JSON.stringify(s)).join('\n') + '\n'),
+      emit: (samples) => {
+        if (samples.length === 0) return;
+        writeSync(fd, samples.map((s) => JSON.stringify(s)).join('\n') + '\n');
+        fsyncSync(fd);
+      },
       log: pino({ level: 'info' }),
       signal: new AbortController().signal,
       rawDir: outDir,
     },
     {},
   );
+  closeSync(fd);
   writeFileSync(done, `${((Date.now() - started) / 1000).toFixed(1)}\n`);
   return 0;
 }
