@@ -6,7 +6,9 @@
  */
 
 /** Kernel modes an experiment can ask for. A testbed file maps each to a kernel + KSM knobs. */
-export const KERNEL_MODES = ['ksm-off', 'ksm', 'nuksm-fair', 'nuksm-priority', 'uksm'] as const;
+/** 'nuksm-forest' = nuKSM fair on the multi-tree kernel (nuKSM_MultiTree, Fig. 8); 'nuksm-fair' and
+ * 'nuksm-priority' run on the single-tree kernel (nuKSM_SingleTree) unless the spec sets a forest. */
+export const KERNEL_MODES = ['ksm-off', 'ksm', 'nuksm-fair', 'nuksm-priority', 'nuksm-forest', 'uksm'] as const;
 export type KernelMode = (typeof KERNEL_MODES)[number];
 
 export interface KsmSettings {

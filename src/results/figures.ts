@@ -30,7 +30,7 @@ export interface FigureDef {
 const RUNTIME_COLUMNS = ['testbed', 'benchmark', 'kernel_mode', 'instance', 'runtime_s', 'runtime_sd', 'n', 'normalized_runtime'];
 const LOCALITY_COLUMNS = ['testbed', 'benchmark', 'kernel_mode', 'instance', 'local_pct', 'remote_pct', 'local_pct_sd', 'n'];
 const SERIES_COLUMNS = ['testbed', 'config', 'kernel_mode', 'instance', 'iteration', 't', 'metric', 'unit', 'value'];
-const MODE_ORDER = ['ksm-off', 'ksm', 'nuksm-fair', 'nuksm-priority', 'uksm'];
+const MODE_ORDER = ['ksm-off', 'ksm', 'nuksm-fair', 'nuksm-priority', 'nuksm-forest', 'uksm'];
 export const TABLE3_ROWS = ['C-10:1', 'C-5:1', 'C-1:1', 'C-1:5', 'C-1:10'] as const;
 
 function groupBy<T>(xs: readonly T[], key: (x: T) => string): Map<string, T[]> {

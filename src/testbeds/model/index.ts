@@ -19,6 +19,7 @@ const RELEASES: Record<KernelMode, string> = {
   ksm: 'model-ksm',
   'nuksm-fair': 'model-nuksm',
   'nuksm-priority': 'model-nuksm',
+  'nuksm-forest': 'model-nuksm',
   uksm: 'model-uksm-unsupported',
 };
 

@@ -10,7 +10,7 @@ import { PLATFORM } from './profiles.ts';
 export const PAPER_WORKLOADS = ['xsbench', 'btree', 'mysql', 'cg', 'randomaccess'] as const;
 
 export function ksmSettingsFor(mode: KernelMode, pagesToScan: number, sleepMillisecs: number): KsmSettings {
-  const nuksm = mode === 'nuksm-fair' || mode === 'nuksm-priority';
+  const nuksm = mode.startsWith('nuksm');
   return {
     run: mode !== 'ksm-off',
     pagesToScan,

@@ -131,6 +131,9 @@ function modelConfig(scenario: Scenario, nodes: number): KsmModelConfig | null {
       return { ...base, policy: 'nuksm-fair', forestPagesPerTree: forest };
     case 'nuksm-priority':
       return { ...base, policy: 'nuksm-priority', forestPagesPerTree: forest };
+    case 'nuksm-forest':
+      // The multi-tree kernel always runs the forest: 100 MiB per tree unless the spec says otherwise.
+      return { ...base, policy: 'nuksm-fair', forestPagesPerTree: forest ?? (100 * 1024 * 1024) / 4096 };
     case 'uksm':
       throw new HarnessError(
         'unsupported',
