@@ -1,15 +1,20 @@
-// Compact open-addressing hash map uint32 key -> int32 value (values >= -1) on one interleaved typed array
-// ([generation, key, value] per slot, so a probe touches one cache line).
+// Compact open-addressing hash map uint32 key -> int32 value (values >= 0) on one interleaved typed array
+// ([key, value + 1] per slot, 8 bytes; value word 0 = empty slot, so a fresh array is an empty table).
 //
-// At paper scale the tables are far larger than the caches, so memory latency limits the model's speed.
-// Two choices follow from that:
+// At paper scale the tables are far larger than the caches (the unstable tree holds every unmerged page of
+// a pass: tens of millions at Fig. 8 scale), so both memory latency and memory size matter:
 // - The home slot keeps the low LOCAL_BITS of the key and mixes the rest: runs of consecutive content ids
 //   (the natural way to label pages) fill consecutive slots, so scanning an address range touches a few
 //   cache lines and TLB entries per 64 pages instead of one random line per page.
-// - On a collision the probe jumps to another randomly chosen block with the same low bits (rather than
-//   stepping linearly, which would make colliding runs of 64 walk through each other). Deletion therefore
-//   leaves a tombstone; tombstones are dropped when the table is rebuilt.
-// clear() is O(1) via the generation stamp, which makes the per-pass unstable-tree reset free.
+// - On a collision the probe first tries the other slots of the same 64-byte cache line (free, as the line is
+//   already loaded), then jumps to another randomly chosen block with the same low bits (rather than stepping
+//   linearly, which would make colliding runs of 64 walk through each other). Deletion therefore leaves a
+//   tombstone; tombstones are dropped when the table is rebuilt.
+// - The table fills up to MAX_LOAD = 80 % (the line probing keeps probes short there), so with 8-byte slots
+//   an entry costs 10-20 bytes (the former [generation, key, value] slots at <= 50 % load cost 24-48).
+//   The number of blocks stays a power of two: a non-power-of-two size (for 1.5x growth) needs a
+//   multiply-and-floor per probe, measured ~10 % slower per page visit at paper scale.
+// clear() zero-fills the table (O(capacity), once per scan pass; a few ms next to a pass of seconds).
 
 /** murmur3 fmix32. */
 export function mix32(x: number): number {
@@ -21,147 +26,171 @@ export function mix32(x: number): number {
   return x >>> 0;
 }
 
-const STRIDE = 3;
+const STRIDE = 2;
 const LOCAL_BITS = 6;
-const LOCAL_MASK = (1 << LOCAL_BITS) - 1;
-const TOMBSTONE = 0xfffffffe; // stored value of a deleted entry
+const BLOCK = 1 << LOCAL_BITS;
+const LOCAL_MASK = BLOCK - 1;
+const EMPTY = 0; // stored value word of a free slot
+const TOMBSTONE = 0xffffffff; // stored value word of a deleted entry (value + 1 never reaches it)
+const MAX_VALUE = 0x7fffffff;
 
 const BLOCK_ATTEMPTS = 8;
+/** Rebuild when live entries + tombstones would exceed this share of the slots. */
+const MAX_LOAD = 0.8;
 
-/**
- * Slot of the attempt-th probe for key. The first BLOCK_ATTEMPTS probes pick a random block from the key's
- * high bits and a position inside it from the low bits XOR that hash (keys of one run of 64 stay in one
- * block; keys sharing their low bits still spread over all positions). Later probes step linearly from the
- * last block probe, so a probe always reaches a free slot (the table is at most half full).
- */
-function probeSlot(key: number, attempt: number, mask: number): number {
-  const a = attempt < BLOCK_ATTEMPTS ? attempt : BLOCK_ATTEMPTS - 1;
-  const h = mix32(((key >>> LOCAL_BITS) + Math.imul(a, 0x9e3779b9)) | 0);
-  const slot = (h & ~LOCAL_MASK) | ((key ^ h) & LOCAL_MASK);
-  return (slot + (attempt - a)) & mask;
+const SLOTS_PER_LINE = 8; // 8 slots x 8 bytes: one 64-byte cache line
+const LINES_PER_BLOCK = BLOCK / SLOTS_PER_LINE;
+
+function badValue(value: number): never {
+  throw new RangeError(`U32IntMap: value ${value} out of 0..2^31-1`);
+}
+
+/** Blocks (a power of two) for `entries` entries at load at most `load`. */
+function blocksFor(entries: number, load: number): number {
+  let blocks = 2;
+  while (blocks * BLOCK * load < entries) blocks *= 2;
+  return blocks;
 }
 
 export class U32IntMap {
   private slots: Uint32Array;
-  private mask: number;
-  private gen = 1;
+  private blocks: number;
+  /** size + tombstones may grow to this before a rebuild. */
+  private limit: number;
   private tombstones = 0;
   size = 0;
 
   constructor(initialCapacity = 1024) {
-    let cap = 128;
-    while (cap < initialCapacity * 2) cap *= 2;
-    this.slots = new Uint32Array(cap * STRIDE);
-    this.mask = cap - 1;
+    this.blocks = blocksFor(initialCapacity, MAX_LOAD);
+    this.slots = new Uint32Array(this.blocks * BLOCK * STRIDE);
+    this.limit = Math.floor(this.blocks * BLOCK * MAX_LOAD);
   }
 
   /** Value for key, or -1. */
   get(key: number): number {
-    const slots = this.slots;
-    const mask = this.mask;
-    const gen = this.gen;
-    for (let attempt = 0; ; attempt++) {
-      const at = probeSlot(key, attempt, mask) * STRIDE;
-      if (slots[at] !== gen) return -1;
-      if (slots[at + 1] === key && slots[at + 2] !== TOMBSTONE) return slots[at + 2] | 0;
-    }
+    const at = this.find(key);
+    const stored = this.slots[at + 1];
+    return stored === EMPTY ? -1 : stored - 1;
   }
 
   /** Value for key if present; otherwise inserts (key, value) and returns -1. */
   getOrInsert(key: number, value: number): number {
-    if ((this.size + this.tombstones + 1) * 2 > this.mask + 1) this.rebuild();
+    if (!(value >= 0 && value <= MAX_VALUE)) badValue(value);
+    if (this.size + this.tombstones >= this.limit) this.rebuild(this.size + 1);
+    const at = this.find(key);
     const slots = this.slots;
-    const mask = this.mask;
-    const gen = this.gen;
-    for (let attempt = 0; ; attempt++) {
-      const at = probeSlot(key, attempt, mask) * STRIDE;
-      if (slots[at] !== gen) {
-        slots[at] = gen;
-        slots[at + 1] = key;
-        slots[at + 2] = value;
-        this.size++;
-        return -1;
-      }
-      if (slots[at + 1] === key && slots[at + 2] !== TOMBSTONE) return slots[at + 2] | 0;
-    }
+    const stored = slots[at + 1];
+    if (stored !== EMPTY) return stored - 1;
+    slots[at] = key;
+    slots[at + 1] = value + 1;
+    this.size++;
+    return -1;
   }
 
   set(key: number, value: number): void {
-    if ((this.size + this.tombstones + 1) * 2 > this.mask + 1) this.rebuild();
+    if (!(value >= 0 && value <= MAX_VALUE)) badValue(value);
+    if (this.size + this.tombstones >= this.limit) this.rebuild(this.size + 1);
+    const at = this.find(key);
     const slots = this.slots;
-    const mask = this.mask;
-    const gen = this.gen;
-    for (let attempt = 0; ; attempt++) {
-      const at = probeSlot(key, attempt, mask) * STRIDE;
-      if (slots[at] !== gen) {
-        slots[at] = gen;
-        slots[at + 1] = key;
-        slots[at + 2] = value;
-        this.size++;
-        return;
-      }
-      if (slots[at + 1] === key && slots[at + 2] !== TOMBSTONE) {
-        slots[at + 2] = value;
-        return;
-      }
+    if (slots[at + 1] === EMPTY) {
+      slots[at] = key;
+      this.size++;
     }
+    slots[at + 1] = value + 1;
   }
 
   delete(key: number): boolean {
+    const at = this.find(key);
+    if (this.slots[at + 1] === EMPTY) return false;
+    this.slots[at + 1] = TOMBSTONE;
+    this.size--;
+    this.tombstones++;
+    return true;
+  }
+
+  /**
+   * Array index of key's slot, or of the free slot where it would go. The first BLOCK_ATTEMPTS probes pick a
+   * random block from the key's high bits and a position inside it from the low bits XOR that hash (keys of one
+   * run of 64 stay in one block; keys sharing their low bits still spread over all positions), then try the
+   * other slots of that position's cache line. Then lines are stepped through linearly, so a free slot is
+   * always reached (the table is never full). Tombstones count as taken.
+   */
+  private find(key: number): number {
     const slots = this.slots;
-    const mask = this.mask;
-    const gen = this.gen;
-    for (let attempt = 0; ; attempt++) {
-      const at = probeSlot(key, attempt, mask) * STRIDE;
-      if (slots[at] !== gen) return false;
-      if (slots[at + 1] === key && slots[at + 2] !== TOMBSTONE) {
-        slots[at + 2] = TOMBSTONE;
-        this.size--;
-        this.tombstones++;
-        return true;
+    let line = 0;
+    let first = 0;
+    for (let a = 0; ; a++) {
+      if (a < BLOCK_ATTEMPTS) {
+        const h = mix32(((key >>> LOCAL_BITS) + Math.imul(a, 0x9e3779b9)) | 0);
+        const pos = (key ^ h) & LOCAL_MASK;
+        line = ((h >>> LOCAL_BITS) & (this.blocks - 1)) * LINES_PER_BLOCK + (pos >>> 3);
+        first = pos & (SLOTS_PER_LINE - 1);
+      } else {
+        line = (line + 1) & (this.blocks * LINES_PER_BLOCK - 1);
+        first = 0;
+      }
+      for (let j = 0; j < SLOTS_PER_LINE; j++) {
+        const at = (line * SLOTS_PER_LINE + (first ^ j)) * STRIDE;
+        const stored = slots[at + 1];
+        if (stored === EMPTY || (slots[at] === key && stored !== TOMBSTONE)) return at;
       }
     }
   }
 
   clear(): void {
-    this.gen = (this.gen + 1) >>> 0;
-    if (this.gen === 0) {
-      for (let at = 0; at < this.slots.length; at += STRIDE) this.slots[at] = 0;
-      this.gen = 1;
-    }
+    if (this.size + this.tombstones > 0) this.slots.fill(0);
     this.size = 0;
     this.tombstones = 0;
   }
 
   forEach(fn: (key: number, value: number) => void): void {
-    const { slots, gen } = this;
+    const slots = this.slots;
     for (let at = 0; at < slots.length; at += STRIDE) {
-      if (slots[at] === gen && slots[at + 2] !== TOMBSTONE) fn(slots[at + 1], slots[at + 2] | 0);
+      const stored = slots[at + 1];
+      if (stored !== EMPTY && stored !== TOMBSTONE) fn(slots[at], stored - 1);
     }
   }
 
   /**
-   * Makes room for `entries` entries without growing step by step (each doubling allocates and first-touches
-   * a fresh table, which dominates the cost of the first merging pass at paper scale).
+   * Empties the map and sizes it for `entries` entries (up to MAX_LOAD), growing or shrinking it. Called at the
+   * start of each scan pass, so the unstable tree neither grows step by step during the pass (each growth
+   * allocates a fresh table while the old one is still alive) nor keeps a previous, larger pass's table.
    */
-  reserve(entries: number): void {
-    if ((entries + this.tombstones) * 2 > this.mask + 1) this.rebuild(entries);
+  clearFor(entries: number): void {
+    const blocks = blocksFor(entries, MAX_LOAD);
+    // Keep the current table if it fits and is at most 2x too large (a fresh one costs a first touch of every page).
+    if (blocks <= this.blocks && blocks * 2 >= this.blocks) {
+      this.clear();
+      return;
+    }
+    this.slots = new Uint32Array(0); // drop the old table before allocating the new one
+    this.allocate(blocks);
   }
 
-  /** Re-inserts the live entries into a table for at least minEntries, doubling if needed; drops tombstones. */
-  private rebuild(minEntries = 0): void {
-    const old = this.slots;
-    const oldGen = this.gen;
-    let cap = this.mask + 1;
-    if ((this.size + 1) * 4 > cap) cap *= 2;
-    while (minEntries * 2 > cap) cap *= 2;
-    this.slots = new Uint32Array(cap * STRIDE);
-    this.mask = cap - 1;
-    this.gen = 1;
+  /** Bytes held by the table (for memory accounting in tests and benchmarks). */
+  get bytes(): number {
+    return this.slots.byteLength;
+  }
+
+  private allocate(blocks: number): void {
+    this.blocks = blocks;
+    this.slots = new Uint32Array(blocks * BLOCK * STRIDE);
+    this.limit = Math.floor(blocks * BLOCK * MAX_LOAD);
     this.size = 0;
     this.tombstones = 0;
+  }
+
+  /**
+   * Re-inserts the live entries into a table where they fill at most half of MAX_LOAD: the same size if
+   * tombstones filled it, else twice the size; drops tombstones.
+   */
+  private rebuild(minEntries: number): void {
+    const old = this.slots;
+    const blocks = Math.max(this.blocks, blocksFor(minEntries, MAX_LOAD / 2));
+    this.allocate(blocks);
     for (let at = 0; at < old.length; at += STRIDE) {
-      if (old[at] === oldGen && old[at + 2] !== TOMBSTONE) this.set(old[at + 1], old[at + 2] | 0);
+      const stored = old[at + 1];
+      if (stored !== EMPTY && stored !== TOMBSTONE) this.set(old[at], stored - 1);
     }
   }
 }

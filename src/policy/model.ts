@@ -35,6 +35,7 @@ export function defaultKsmModelConfig(overrides: Partial<KsmModelConfig> = {}): 
 const HAS_ITEM = 1; // an rmap_item exists (the page was visited at least once)
 const UNSTABLE = 2; // the rmap_item carries UNSTABLE_FLAG (counted in pages_unshared until revisited)
 const MAPS_KSM = 4; // the page currently maps a KSM page (cleared by a COW write)
+const IN_STABLE = 8; // the rmap_item is linked in a stable node's hlist (stableOf/itemNext are valid)
 
 const NONE = -1;
 
@@ -51,9 +52,12 @@ interface MmState {
   active: Uint8Array;
   flags: Uint8Array;
   oldChecksum: Uint32Array;
-  /** Stable node this page's rmap_item is linked in (may outlive a COW until the next visit), or NONE. */
+  /**
+   * Stable node this page's rmap_item is linked in (may outlive a COW until the next visit); valid where flags
+   * has IN_STABLE. Allocated at the mm's first merge: an mm that never merges (Fig. 8's memory hog) has none.
+   */
   stableOf: Int32Array;
-  /** Next rmap_item (gid) in the same stable node's hlist, or NONE. */
+  /** Next rmap_item (gid) in the same stable node's hlist, or NONE; valid where flags has IN_STABLE. */
   itemNext: Int32Array;
   mergedPages: number;
   /** Smart scan (6.7+): rmap_item age and remaining skips; empty when smart scan is off. */
@@ -171,7 +175,6 @@ export class KsmModel {
       if (reg.nodes[i] >= this.nodes) throw new RangeError(`KsmModel.registerMm(${reg.name}): page ${i} on node ${reg.nodes[i]} >= nodes`);
     }
     const id = this.mms.length;
-    const stableOf = new Int32Array(n).fill(NONE);
     this.mms.push({
       id,
       name: reg.name,
@@ -184,8 +187,8 @@ export class KsmModel {
       active: reg.active,
       flags: new Uint8Array(n),
       oldChecksum: new Uint32Array(n),
-      stableOf,
-      itemNext: new Int32Array(n),
+      stableOf: new Int32Array(0),
+      itemNext: new Int32Array(0),
       mergedPages: 0,
       mergedPerNode: new Int32Array(this.nodes),
       age: new Uint8Array(this.cfg.smartScan ? n : 0),
@@ -210,12 +213,12 @@ export class KsmModel {
   /** Process exit: every rmap_item of the mm is dropped and its KSM mappings released. */
   unregisterMm(mmId: number): void {
     const mm = this.liveMm(mmId);
-    const { flags, stableOf } = mm;
+    const flags = mm.flags;
     for (let p = 0; p < mm.pages; p++) {
       const f = flags[p];
       if (f === 0) continue;
       if (f & MAPS_KSM) this.unmapKsm(mm, p);
-      if (stableOf[p] !== NONE) this.removeItemFromStable(mm, p);
+      if (flags[p] & IN_STABLE) this.removeItemFromStable(mm, p); // re-read: unmapKsm may have freed the KSM page
       if (f & UNSTABLE) this.pagesUnshared--;
       if (f & HAS_ITEM) this.rmapItems--;
       flags[p] = 0;
@@ -327,7 +330,7 @@ export class KsmModel {
       mm.flags[p] = f & ~UNSTABLE;
       this.pagesUnshared--;
     }
-    if (mm.stableOf[p] !== NONE) this.removeItemFromStable(mm, p);
+    if (f & IN_STABLE) this.removeItemFromStable(mm, p);
     return true;
   }
 
@@ -337,8 +340,7 @@ export class KsmModel {
     // root_unstable_tree[nid] = RB_ROOT. Size the maps once for the pages that may be inserted this pass.
     const candidates = Math.max(0, this.rmapItems - this.pagesShared - this.pagesSharing);
     for (const m of this.unstableMap) {
-      m.clear();
-      m.reserve(Math.ceil(candidates / this.treeNids));
+      m.clearFor(Math.ceil(candidates / this.treeNids));
     }
     this.unstableTreeSize.fill(0);
     this.cursorPos = 0;
@@ -364,7 +366,7 @@ export class KsmModel {
       this.pagesUnshared--;
     }
     flags[p] = f;
-    if (mm.stableOf[p] !== NONE) this.removeItemFromStable(mm, p); // COW-broken since the last visit
+    if (f & IN_STABLE) this.removeItemFromStable(mm, p); // COW-broken since the last visit
 
     const content = mm.contents[p];
     const checksum = checksumOf(content);
@@ -637,7 +639,7 @@ export class KsmModel {
   private allocStable(content: number, nid: number, node: number, ownerGid: number): number {
     let s = this.sFree.pop();
     if (s === undefined) {
-      if (this.sUsed === this.sCap) this.growStable(this.sCap * 2);
+      if (this.sUsed === this.sCap) this.growStable(Math.ceil(this.sCap * 1.5)); // 1.5x: less slack at 10 M KSM pages
       s = this.sUsed++;
     }
     this.sAlive[s] = 1;
@@ -666,6 +668,10 @@ export class KsmModel {
 
   private appendItem(mm: MmState, p: number, s: number): void {
     const gid = mm.base + p;
+    if (mm.stableOf.length === 0) {
+      mm.stableOf = new Int32Array(mm.pages);
+      mm.itemNext = new Int32Array(mm.pages);
+    }
     mm.stableOf[p] = s;
     mm.itemNext[p] = this.sHead[s];
     this.sHead[s] = gid;
@@ -679,7 +685,7 @@ export class KsmModel {
     }
     this.sMappers[s]++;
     this.sOrigNodeCount[s * this.nodes + mm.regNodes[p]]++;
-    mm.flags[p] |= MAPS_KSM;
+    mm.flags[p] |= MAPS_KSM | IN_STABLE;
     mm.mergedPages++;
     mm.mergedPerNode[this.sNode[s]]++;
   }
@@ -716,6 +722,7 @@ export class KsmModel {
     }
     mm.stableOf[p] = NONE;
     mm.itemNext[p] = NONE;
+    mm.flags[p] &= ~IN_STABLE;
     if (this.sItems[s] === this.cfg.maxPageSharing && this.sAlive[s]) {
       // No longer full: back to the front of its chain.
       this.unlinkDup(s);
@@ -746,6 +753,7 @@ export class KsmModel {
       const next = m.itemNext[p];
       m.stableOf[p] = NONE;
       m.itemNext[p] = NONE;
+      m.flags[p] &= ~IN_STABLE;
       g = next;
     }
     this.sItems[s] = 0;
@@ -759,7 +767,7 @@ export class KsmModel {
   private dropItem(mm: MmState, p: number): void {
     const f = mm.flags[p];
     if (f & MAPS_KSM) this.unmapKsm(mm, p);
-    if (mm.stableOf[p] !== NONE) this.removeItemFromStable(mm, p);
+    if (mm.flags[p] & IN_STABLE) this.removeItemFromStable(mm, p);
     if (f & UNSTABLE) this.pagesUnshared--;
     if (f & HAS_ITEM) this.rmapItems--;
     mm.flags[p] = 0;

@@ -39,6 +39,32 @@ describe('U32IntMap', () => {
   });
 });
 
+describe('U32IntMap memory', () => {
+  it('holds N entries in at most 20 bytes each, and clearFor resizes an empty map to the coming pass', () => {
+    const map = new U32IntMap(16);
+    const n = 300_000;
+    for (let i = 0; i < n; i++) map.set(0x8000_0000 + i, i); // grows step by step (load <= 80 %, 8-byte slots)
+    expect(map.size).toBe(n);
+    expect(map.bytes / n).toBeLessThanOrEqual(20);
+    for (let i = 0; i < n; i += 997) expect(map.get(0x8000_0000 + i)).toBe(i);
+    map.clearFor(1000); // a much smaller pass: the big table is dropped
+    expect(map.size).toBe(0);
+    expect(map.get(0x8000_0000)).toBe(-1);
+    expect(map.bytes).toBeLessThanOrEqual(1000 * 20);
+    map.clearFor(n); // sized once for the whole pass: no growth while it fills
+    const sized = map.bytes;
+    for (let i = 0; i < n; i++) map.getOrInsert(i * 64, i);
+    expect(map.bytes).toBe(sized);
+    expect(sized / n).toBeLessThanOrEqual(20);
+  });
+
+  it('rejects values it cannot store', () => {
+    const map = new U32IntMap();
+    expect(() => map.set(1, -1)).toThrow(RangeError);
+    expect(() => map.getOrInsert(1, 2 ** 31)).toThrow(RangeError);
+  });
+});
+
 describe('max_page_sharing chains', () => {
   it('a full dup that loses a sharer takes sharers again before a newer dup', () => {
     const m = makeModel({ pagesToScan: 1000, maxPageSharing: 3 });
