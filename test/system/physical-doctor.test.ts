@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeWith } from '../support/components.ts';
 import type { TestbedFile } from '../../src/core/testbed-file.ts';
-import { doctorChecks as fromCli } from '../../src/cli/commands/doctor-checks.ts';
+import { genericChecks } from '../../src/cli/commands/doctor.ts';
 import { LocalExecutor } from '../../src/host/exec/index.ts';
 import { doctorChecks, formatFindings, type DoctorFinding } from '../../src/testbeds/physical/doctor.ts';
 import { readHostNodes } from '../../src/testbeds/physical/topology.ts';
@@ -73,11 +73,13 @@ describeWith(['root', 'ksm', 'libvirtd', 'qemu', 'perf', 'numactl'], 'doctor on 
     expect(find('perf')!.message).toMatch(/not supported here: local_dram, remote_dram/);
   });
 
-  it('formats a report and is reachable from the CLI module', () => {
+  it('formats a report, and `nuksm doctor` includes the physical checks after the generic ones', async () => {
     const text = formatFindings(findings);
     expect(text).toMatch(/^FAIL numa: /m);
     expect(text).toMatch(/^ {5}fix: /m);
     expect(text).toMatch(/^ok {3}ksm-files: /m);
-    expect(fromCli).toBe(doctorChecks);
+    const cli = await genericChecks(file, join(work, 'results'));
+    expect(cli.map((f) => f.check)).toEqual(expect.arrayContaining(['testbed file', 'testbed driver', 'results directory', 'numa', 'ksm-files']));
+    expect(cli.find((f) => f.check === 'numa')).toMatchObject({ status: 'fail', detail: expect.stringMatching(/fix: /) });
   });
 });

@@ -1,9 +1,10 @@
 /**
  * `nuksm doctor --testbed <file>`: generic checks (the file validates, the driver loads, the
- * results directory is writable, and for a local host: NUMA nodes and KSM in sysfs). Deeper
- * per-testbed checks (GRUB entries, libvirt, guest keys, perf) are added by the testbed drivers.
+ * results directory is writable), then the testbed's own checks: for a physical testbed the
+ * driver's deep checks (NUMA layout, KSM files, GRUB entries, libvirt, guest keys, perf events);
+ * for an emulated one on this machine, NUMA and KSM in sysfs.
  */
-import { accessSync, constants, existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync } from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
 import { loadTestbedFile, resultsRoot } from '../../campaign/campaign.ts';
 import type { TestbedFile } from '../../core/testbed-file.ts';
@@ -40,13 +41,12 @@ export async function genericChecks(tb: TestbedFile, resultsDir: string): Promis
   } catch (err) {
     out.push({ check: 'results directory', status: 'fail', detail: `${resultsDir}: ${(err as Error).message}` });
   }
-  if (tb.kind !== 'model' && tb.host.kind === 'local') {
-    const sysNodes = existsSync('/sys/devices/system/node') ? readdirSync('/sys/devices/system/node').filter((d) => /^node\d+$/.test(d)).length : 0;
-    if (tb.kind === 'physical') {
-      out.push({ check: 'NUMA nodes', status: sysNodes === tb.nodes.length ? 'ok' : 'fail', detail: `host has ${sysNodes} node(s), the file lists ${tb.nodes.length}` });
-    }
+  if (tb.kind === 'physical') {
+    const { doctorChecks } = await import('../../testbeds/physical/doctor.ts');
+    for (const f of await doctorChecks(tb)) out.push({ check: f.check, status: f.status, detail: f.fix ? `${f.message} — fix: ${f.fix}` : f.message });
+  } else if (tb.kind === 'emulated' && tb.host.kind === 'local') {
     const ksm = existsSync('/sys/kernel/mm/ksm/run');
-    out.push({ check: 'KSM in sysfs', status: ksm ? 'ok' : tb.kind === 'physical' ? 'fail' : 'warn', detail: ksm ? '/sys/kernel/mm/ksm present' : '/sys/kernel/mm/ksm/run missing (kernel without CONFIG_KSM?)' });
+    out.push({ check: 'KSM in sysfs', status: ksm ? 'ok' : 'warn', detail: ksm ? '/sys/kernel/mm/ksm present' : '/sys/kernel/mm/ksm/run missing (kernel without CONFIG_KSM?)' });
   }
   return out;
 }
