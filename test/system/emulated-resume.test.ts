@@ -1,7 +1,7 @@
 /**
  * Resume on reboot inside the emulated machine, for real: the scaled-down scalability flow (Fig. 8
  * shape: two identical node-bound instances + a memory hog adding unique KSM-registered memory on a
- * timer) is installed behind an @reboot cron entry with the boot-loop guard, the guest is rebooted
+ * timer) is installed behind an @reboot cron entry and a systemd unit with the boot-loop guard, the guest is rebooted
  * and the flow starts by itself; QEMU is then killed mid-step (power loss) and started again; the
  * step resumes and completes once, with its free-memory, de-duplicated-memory, ksmd-CPU and hog
  * series recorded exactly once; the hooks are removed at the end.
@@ -50,7 +50,8 @@ describeWith(['qemu', 'debootstrap', 'root', 'gcc'], 'emulated machine: @reboot 
     command: ['/usr/local/bin/node', `${GUEST_HARNESS_DIR}/bin/run-ts.js`, `${GUEST_HARNESS_DIR}/src/testbeds/emulated/guest-step.ts`, `${OUT}/scenario.json`, OUT],
     progressFile: `${OUT}/samples.jsonl`,
     maxBootsWithoutProgress: 3,
-    via: 'cron',
+    // Both hooks: the guard must run the flow once per boot although both fire.
+    via: 'both',
     cwd: GUEST_HARNESS_DIR,
   };
   const paths = bootResumePaths(hook);
@@ -89,6 +90,7 @@ describeWith(['qemu', 'debootstrap', 'root', 'gcc'], 'emulated machine: @reboot 
     await exec.writeFile(`${OUT}/scenario.json`, JSON.stringify(fig8));
     await installBootResume(exec, hook);
     expect(await cat(paths.cronFile)).toContain('@reboot root /bin/sh');
+    expect((await exec.run(['systemctl', 'is-enabled', paths.unitName], { timeoutMs: 30_000, allowFailure: true })).stdout.trim()).toBe('enabled');
 
     // Reboot: the flow must start by itself from the @reboot entry.
     const kernel = new KernelControl(exec, { downTimeoutMs: 120_000, upTimeoutMs: 300_000, pollMs: 3_000 });
@@ -153,5 +155,6 @@ describeWith(['qemu', 'debootstrap', 'root', 'gcc'], 'emulated machine: @reboot 
     // Campaign over: hooks removed; a further boot runs nothing.
     await removeBootResume(exec, hook);
     expect((await exec.run(['test', '-e', paths.cronFile], { timeoutMs: 15_000, allowFailure: true })).exitCode).not.toBe(0);
+    expect((await exec.run(['test', '-e', paths.unitFile], { timeoutMs: 15_000, allowFailure: true })).exitCode).not.toBe(0);
   }, 1_800_000);
 });
