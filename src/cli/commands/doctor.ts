@@ -8,6 +8,7 @@ import { accessSync, constants, existsSync, mkdirSync } from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
 import { loadTestbedFile, resultsRoot } from '../../campaign/campaign.ts';
 import type { TestbedFile } from '../../core/testbed-file.ts';
+import { loadTestbedDriver } from '../../testbeds/index.ts';
 import { EXIT } from '../exit-codes.ts';
 import { textTable } from '../format.ts';
 import { withJson, withResultsDir } from '../options.ts';
@@ -24,15 +25,13 @@ export interface Finding {
   detail: string;
 }
 
-const DRIVER_FILES: Record<TestbedFile['kind'], string> = { model: 'model/index.ts', emulated: 'emulated/index.ts', physical: 'physical/index.ts' };
-
 export async function genericChecks(tb: TestbedFile, resultsDir: string): Promise<Finding[]> {
   const out: Finding[] = [{ check: 'testbed file', status: 'ok', detail: `${tb.file}: ${tb.kind}, ${tb.nodes.length} node(s), modes ${Object.keys(tb.modes).join(', ') || 'none'}` }];
   try {
-    await import(`../../testbeds/${DRIVER_FILES[tb.kind]}`);
-    out.push({ check: 'testbed driver', status: 'ok', detail: `src/testbeds/${DRIVER_FILES[tb.kind]} loads` });
+    const driver = await loadTestbedDriver(tb.kind, tb.file);
+    out.push({ check: 'testbed driver', status: 'ok', detail: `${driver.path} loads` });
   } catch (err) {
-    out.push({ check: 'testbed driver', status: 'fail', detail: `src/testbeds/${DRIVER_FILES[tb.kind]}: ${(err as Error).message}` });
+    out.push({ check: 'testbed driver', status: 'fail', detail: (err as Error).message });
   }
   try {
     mkdirSync(resultsDir, { recursive: true });
