@@ -117,12 +117,13 @@ export class KsmModel {
   private sNode = new Uint8Array(0); // node of the physical KSM page
   private sNid = new Uint8Array(0); // tree nid it is linked in
   private sContent = new Uint32Array(0);
-  private sItems = new Int32Array(0); // rmap_hlist_len
-  private sMappers = new Int32Array(0); // pages that currently map it
+  // Counts bounded by max_page_sharing (mappers <= items <= max_page_sharing): 16 bits unless it is above 65535.
+  private sItems: Uint16Array | Int32Array = new Int32Array(0); // rmap_hlist_len
+  private sMappers: Uint16Array | Int32Array = new Int32Array(0); // pages that currently map it
   private sHead = new Int32Array(0); // first rmap_item gid
   private sOwner = new Int32Array(0); // gid whose physical copy the KSM page is
   private sNextDup = new Int32Array(0); // next dup with the same content (max_page_sharing chain)
-  private sOrigNodeCount = new Int32Array(0); // [s * nodes + n]: mappers whose own copy was on node n
+  private sOrigNodeCount: Uint16Array | Int32Array = new Int32Array(0); // [s * nodes + n]: mappers whose own copy was on node n
   private sFree: number[] = [];
   /** Live KSM pages per node. */
   private ksmPagesOnNode: Int32Array;
@@ -779,7 +780,7 @@ export class KsmModel {
   }
 
   private growStable(cap: number): void {
-    const grow = <T extends Uint8Array | Int32Array | Uint32Array>(a: T, make: (n: number) => T, per = 1): T => {
+    const grow = <T extends Uint8Array | Uint16Array | Int32Array | Uint32Array>(a: T, make: (n: number) => T, per = 1): T => {
       const b = make(cap * per);
       b.set(a);
       return b;
@@ -788,12 +789,13 @@ export class KsmModel {
     this.sNode = grow(this.sNode, (n) => new Uint8Array(n));
     this.sNid = grow(this.sNid, (n) => new Uint8Array(n));
     this.sContent = grow(this.sContent, (n) => new Uint32Array(n));
-    this.sItems = grow(this.sItems, (n) => new Int32Array(n));
-    this.sMappers = grow(this.sMappers, (n) => new Int32Array(n));
+    const counts = (n: number): Uint16Array | Int32Array => (this.cfg.maxPageSharing <= 0xffff ? new Uint16Array(n) : new Int32Array(n));
+    this.sItems = grow(this.sItems, counts);
+    this.sMappers = grow(this.sMappers, counts);
     this.sHead = grow(this.sHead, (n) => new Int32Array(n));
     this.sOwner = grow(this.sOwner, (n) => new Int32Array(n));
     this.sNextDup = grow(this.sNextDup, (n) => new Int32Array(n));
-    this.sOrigNodeCount = grow(this.sOrigNodeCount, (n) => new Int32Array(n), this.nodes);
+    this.sOrigNodeCount = grow(this.sOrigNodeCount, counts, this.nodes);
     this.sCap = cap;
   }
 
