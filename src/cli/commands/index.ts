@@ -8,6 +8,7 @@ import { resumeCommand } from './resume.ts';
 import { runCommand } from './run.ts';
 import { startCommand } from './start.ts';
 import { statusCommand } from './status.ts';
+import { testbedBuildCommand } from './testbed-build.ts';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const COMMANDS: CommandModule<object, any>[] = [planCommand, runCommand, resumeCommand, statusCommand, exportCommand, doctorCommand, startCommand, parseCommand];
+export const COMMANDS: CommandModule<object, any>[] = [planCommand, runCommand, resumeCommand, statusCommand, exportCommand, doctorCommand, startCommand, parseCommand, testbedBuildCommand];
