@@ -80,6 +80,20 @@ describe('max_page_sharing chains', () => {
   });
 });
 
+describe('KSM-page counts wider than 16 bits', () => {
+  it('max_page_sharing above 65535 (32-bit counts) merges and counts like the default', () => {
+    for (const maxPageSharing of [256, 100_000]) {
+      const m = makeModel({ pagesToScan: 1000, maxPageSharing });
+      const a = m.registerMm(mmOnNode('a', 0, new Array(300).fill(7)));
+      runPasses(m, 2);
+      expect(m.counters()).toMatchObject({ pagesShared: maxPageSharing === 256 ? 2 : 1, pagesSharing: maxPageSharing === 256 ? 298 : 299 });
+      m.writePage(a, 0, 8); // COW: one mapper fewer
+      runPasses(m, 1);
+      expect(m.mergedPages(a)).toBe(299);
+    }
+  });
+});
+
 describe('unregistering the mm under the scan cursor', () => {
   it('continues the pass with the next mm', () => {
     const m = makeModel({ pagesToScan: 5 });
