@@ -29,7 +29,7 @@ export interface FigureDef {
 
 const RUNTIME_COLUMNS = ['testbed', 'benchmark', 'kernel_mode', 'instance', 'runtime_s', 'runtime_sd', 'n', 'normalized_runtime'];
 const LOCALITY_COLUMNS = ['testbed', 'benchmark', 'kernel_mode', 'instance', 'local_pct', 'remote_pct', 'local_pct_sd', 'n'];
-const SERIES_COLUMNS = ['testbed', 'config', 'kernel_mode', 'instance', 'iteration', 't', 'metric', 'unit', 'value'];
+const SERIES_COLUMNS = ['testbed', 'config', 'kernel_mode', 'instance', 'node', 'iteration', 't', 'metric', 'unit', 'value'];
 const MODE_ORDER = ['ksm-off', 'ksm', 'nuksm-fair', 'nuksm-priority', 'nuksm-forest', 'uksm'];
 export const TABLE3_ROWS = ['C-10:1', 'C-5:1', 'C-1:1', 'C-1:5', 'C-1:10'] as const;
 
@@ -103,8 +103,8 @@ function localityTable(rows: readonly ResultRow[]): Row[] {
 function seriesTable(rows: readonly ResultRow[], metrics: readonly string[]): Row[] {
   return rows
     .filter((r) => r.t !== null && metrics.includes(r.metric))
-    .sort((a, b) => a.config.localeCompare(b.config) || MODE_ORDER.indexOf(a.kernelMode) - MODE_ORDER.indexOf(b.kernelMode) || a.instance.localeCompare(b.instance) || a.iteration - b.iteration || a.metric.localeCompare(b.metric) || a.t! - b.t!)
-    .map((r) => ({ testbed: r.testbed, config: r.config, kernel_mode: r.kernelMode, instance: r.instance, iteration: r.iteration, t: r.t, metric: r.metric, unit: r.unit, value: round(r.value, 6) }));
+    .sort((a, b) => a.config.localeCompare(b.config) || MODE_ORDER.indexOf(a.kernelMode) - MODE_ORDER.indexOf(b.kernelMode) || a.instance.localeCompare(b.instance) || a.iteration - b.iteration || a.metric.localeCompare(b.metric) || (a.node ?? -1) - (b.node ?? -1) || a.t! - b.t!)
+    .map((r) => ({ testbed: r.testbed, config: r.config, kernel_mode: r.kernelMode, instance: r.instance, node: r.node, iteration: r.iteration, t: r.t, metric: r.metric, unit: r.unit, value: round(r.value, 6) }));
 }
 
 /**

@@ -142,3 +142,17 @@ describe('export from the store', () => {
     expect(FIGURE_DEFS.find((d) => d.name === 'table3')!.columns.join(',')).toBe('config,nice_vm0,nice_vm1,snice_vm0,snice_vm1,local_pct_vm0,local_pct_vm1');
   });
 });
+
+describe('time-series figures', () => {
+  it('8a keeps host-wide and per-node values apart with a node column', () => {
+    const rows = [
+      row({ config: 'x', kernelMode: 'ksm', instance: 'host', metric: 'mem_free_gib', value: 181, t: 10 }),
+      row({ config: 'x', kernelMode: 'ksm', instance: 'host', metric: 'mem_free_gib', value: 1, t: 10, node: 0 }),
+      row({ config: 'x', kernelMode: 'ksm', instance: 'host', metric: 'mem_free_gib', value: 180, t: 10, node: 1 }),
+    ];
+    const def = FIGURE_DEFS.find((d) => d.name === '8a')!;
+    expect(def.columns).toContain('node');
+    const out = def.build({ rows, scenarios: new Map() } satisfies FigureInput);
+    expect(out.map((r) => [r.node, r.value])).toEqual([[null, 181], [0, 1], [1, 180]]);
+  });
+});
