@@ -20,7 +20,7 @@ import { QemuMachine } from './qemu.ts';
 
 export { buildEmulatedImage, grubKernels, DEFAULT_IMAGE_CACHE_DIR, GUEST_HARNESS_DIR, GUEST_NATIVE_BIN_DIR, type EmulatedImage, type EmulatedKernel, type BuildEmulatedImageOptions } from './image.ts';
 export { QemuMachine, qemuArgv, type MachineShape, type QemuMachineOptions } from './qemu.ts';
-export { runNativeStep, nativeKsmKnobs, GUEST_STEP_ROOT } from './native-step.ts';
+export { runNativeStep, GUEST_STEP_ROOT } from './native-step.ts';
 
 export interface EmulatedTestbedOptions {
   /** A built image; default: buildEmulatedImage({ cacheDir: file.emulated.imageCacheDir }). */

@@ -6,6 +6,7 @@
  * pagemap+kpageflags) while the data is still mapped → results → teardown (processes killed,
  * KSM knobs restored with an unmerge). Host time series run the whole step.
  */
+import { stepKsmKnobs } from '../../host/ksm/step-knobs.ts';
 import type { Sample } from '../../core/sample.ts';
 import { HarnessError } from '../../core/errors.ts';
 import type { InstanceSpec, Scenario, WorkloadRun } from '../../core/scenario.ts';
@@ -33,19 +34,6 @@ export const GUEST_STEP_ROOT = '/var/lib/nuksm/steps';
 const sanitize = (s: string) => s.replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 60);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** KSM knobs written for a step (generic settings; run last). */
-export function nativeKsmKnobs(scenario: Scenario, kernelKnobs: Record<string, string>): Record<string, string> {
-  const k = scenario.ksm;
-  return {
-    pages_to_scan: String(k.pagesToScan),
-    sleep_millisecs: String(k.sleepMillisecs),
-    merge_across_nodes: k.mergeAcrossNodes ? '1' : '0',
-    max_page_sharing: String(k.maxPageSharing),
-    ...kernelKnobs,
-    ...k.extraKnobs,
-    run: k.run ? '1' : '0',
-  };
-}
 
 interface Running {
   spec: InstanceSpec;
@@ -103,7 +91,7 @@ export async function runNativeStep(exec: Executor, scenario: Scenario, ctx: Ste
   let hogSampling: Awaited<ReturnType<typeof startSampling>> | null = null;
   let samplingStopped = false;
   try {
-    await ksm.setKnobs(nativeKsmKnobs(scenario, kernelKnobs));
+    await ksm.setKnobs(stepKsmKnobs(scenario.ksm, kernelKnobs));
     const order = [...scenario.instances].sort((a, b) => a.startAtS - b.startAtS);
     for (const spec of order) {
       if (spec.kind !== 'process') throw new HarnessError('unsupported', `emulated testbed: instance ${spec.name} is a '${spec.kind}'; only bare-metal processes run in the emulated machine`);

@@ -7,22 +7,12 @@
 import { ConfigError } from '../../core/errors.ts';
 import type { Scenario } from '../../core/scenario.ts';
 import type { TestbedFile } from '../../core/testbed-file.ts';
+import { stepKsmKnobs } from '../../host/ksm/step-knobs.ts';
 
 export function ksmKnobsFor(scenario: Scenario, file: TestbedFile): Record<string, string> {
   const mode = file.modes[scenario.kernelMode];
   if (!mode) throw new ConfigError(file.file, `modes.${scenario.kernelMode}`, `kernel mode '${scenario.kernelMode}' is not configured for this testbed`);
   const kernel = file.kernels[mode.kernel];
   if (!kernel) throw new ConfigError(file.file, `modes.${scenario.kernelMode}.kernel`, `kernel '${mode.kernel}' is not in kernels`);
-  const k = scenario.ksm;
-  return {
-    pages_to_scan: String(k.pagesToScan),
-    sleep_millisecs: String(k.sleepMillisecs),
-    merge_across_nodes: k.mergeAcrossNodes ? '1' : '0',
-    max_page_sharing: String(k.maxPageSharing),
-    ...kernel.ksmKnobs,
-    ...mode.ksmKnobs,
-    ...k.extraKnobs,
-    // run last: written after the other knobs by KsmControl's ordering.
-    run: k.run ? '1' : '0',
-  };
+  return stepKsmKnobs(scenario.ksm, { ...kernel.ksmKnobs, ...mode.ksmKnobs });
 }
