@@ -11,7 +11,7 @@ import { FakeExecutor } from '../host/fake-executor.ts';
 import { wrapPhase } from '../../src/testbeds/physical/instances.ts';
 import { ksmKnobsFor } from '../../src/testbeds/physical/knobs.ts';
 import { registeredBytes } from '../../src/testbeds/physical/memhog.ts';
-import { hasConverged, waitForMerge } from '../../src/testbeds/physical/merge-wait.ts';
+import { hasConverged, waitForMerge } from '../../src/host/ksm/merge-wait.ts';
 import { compareNodes } from '../../src/testbeds/physical/topology.ts';
 
 // Shape of an Ubuntu 16.04 grub.cfg with the artifact's kernels in the "Advanced options" submenu.

@@ -7,6 +7,7 @@
  * KSM knobs restored with an unmerge). Host time series run the whole step.
  */
 import { stepKsmKnobs } from '../../host/ksm/step-knobs.ts';
+import { waitForMerge } from '../../host/ksm/merge-wait.ts';
 import type { Sample } from '../../core/sample.ts';
 import { HarnessError } from '../../core/errors.ts';
 import type { InstanceSpec, Scenario, WorkloadRun } from '../../core/scenario.ts';
@@ -197,22 +198,14 @@ export async function runNativeStep(exec: Executor, scenario: Scenario, ctx: Ste
   }
 }
 
+/** The shared merge wait (host/ksm/merge-wait.ts), bounded by what is left of the step's time. */
 async function mergeWait(ksm: KsmControl, scenario: Scenario, remainingMs: () => number): Promise<void> {
   const w = scenario.timeline.mergeWait;
-  if (w.kind === 'fixed') {
-    await sleep(Math.min(w.seconds * 1000, remainingMs()));
-    return;
-  }
-  const started = Date.now();
-  const history: [number, number][] = [];
-  for (;;) {
-    const t = (Date.now() - started) / 1000;
-    history.push([t, (await ksm.readCounters()).pages_sharing]);
-    if (t >= w.maxS) return;
-    // Converged: pages_sharing moved by at most epsilonPct over the last windowS seconds.
-    const before = history.filter(([ts]) => ts <= t - w.windowS).pop();
-    const now = history[history.length - 1]![1];
-    if (before && now > 0 && Math.abs(now - before[1]) <= (w.epsilonPct / 100) * now) return;
-    await sleep(Math.min(2_000, remainingMs()));
-  }
+  const capS = remainingMs() / 1000;
+  const bounded = w.kind === 'fixed' ? { ...w, seconds: Math.min(w.seconds, capS) } : { ...w, maxS: Math.min(w.maxS, capS) };
+  const progress = async () => {
+    const c = await ksm.readCounters();
+    return { pagesSharing: c.pages_sharing, fullScans: c.full_scans };
+  };
+  await waitForMerge(bounded, progress, { pollS: 2, ksmRunning: scenario.ksm.run });
 }

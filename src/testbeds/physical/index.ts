@@ -40,13 +40,13 @@ import { expandHome, hostExecutor } from './host.ts';
 import { killMarked, mainProcessOf, wrapPhase, type InstanceRuntime } from './instances.ts';
 import { ksmKnobsFor } from './knobs.ts';
 import { startMemoryHog, type MemoryHogRun } from './memhog.ts';
-import { waitForMerge } from './merge-wait.ts';
+import { waitForMerge } from '../../host/ksm/merge-wait.ts';
 import { readHostNodes } from './topology.ts';
 
 export { doctorChecks, formatFindings, type DoctorFinding, type DoctorStatus } from './doctor.ts';
 export { readHostNodes, compareNodes } from './topology.ts';
 export { ksmKnobsFor } from './knobs.ts';
-export { waitForMerge, hasConverged } from './merge-wait.ts';
+export { waitForMerge, hasConverged } from '../../host/ksm/merge-wait.ts';
 
 export interface PhysicalTestbedOptions {
   /** Executor for the host; default from the testbed file (local or SSH). */
