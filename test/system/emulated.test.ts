@@ -147,6 +147,8 @@ describeWith(['qemu', 'debootstrap', 'root', 'gcc'], 'emulated two-node machine 
     const rows = ['p0', 'p1'].map((inst) => ({ inst, n0: onNode(inst, 0), n1: onNode(inst, 1) }));
     const sharing = samples.find((s) => s.metric === 'ksm_pages_sharing' && s.t === null)?.value ?? 0;
     say(`${label}: KSM pages per node p0=${JSON.stringify(rows[0])} p1=${JSON.stringify(rows[1])}, pages_sharing=${sharing}`);
+    const series = (metric: string) => samples.filter((s) => s.metric === metric && s.t !== null && s.node === null).map((s) => `${s.t!.toFixed(0)}:${s.value}`).join(' ');
+    say(`${label}: pages_sharing series ${series('ksm_pages_sharing')}; full_scans ${series('ksm_full_scans')}`);
     // 16 MiB of identical content per instance = 4096 pages; most must be merged.
     expect(sharing).toBeGreaterThan(3000);
     const total = rows.reduce((a, r) => a + r.n0 + r.n1, 0);
