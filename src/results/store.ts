@@ -17,7 +17,7 @@ import type { Sample } from '../core/sample.ts';
 export const STORE_FILE = 'campaign.sqlite';
 
 /** One stored sample with the step's columns joined in (the long format of docs/figures.md). */
-export interface ResultRow {
+export interface ResultRow extends Sample {
   campaign: string;
   step: string;
   experiment: string;
@@ -25,13 +25,6 @@ export interface ResultRow {
   kernelMode: string;
   testbed: string;
   config: string;
-  instance: string;
-  workload: string;
-  metric: string;
-  value: number;
-  unit: string;
-  t: number | null;
-  node: number | null;
 }
 
 const SCHEMA = `
