@@ -11,13 +11,12 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeWith } from '../support/components.ts';
+import { thisHostTestbedFile } from '../support/this-host.ts';
 import type { Sample } from '../../src/core/sample.ts';
 import type { Scenario } from '../../src/core/scenario.ts';
-import type { TestbedFile } from '../../src/core/testbed-file.ts';
 import { LocalExecutor } from '../../src/host/exec/index.ts';
 import { KsmControl } from '../../src/host/ksm/index.ts';
 import { createPhysicalTestbed } from '../../src/testbeds/physical/index.ts';
-import { readHostNodes } from '../../src/testbeds/physical/topology.ts';
 import type { Testbed } from '../../src/testbeds/types.ts';
 import { TestSshd, freePort } from '../host/sshd-harness.ts';
 
@@ -35,21 +34,11 @@ describeWith(['sshd', 'root', 'ksm', 'mariadb', 'sysbench', 'numactl'], 'physica
     await sshd.start();
     const knownHosts = join(work, 'known_hosts');
     writeFileSync(knownHosts, `${sshd.knownHostsLine()}\n`);
-    const file: TestbedFile = {
+    const file = await thisHostTestbedFile({
       file: 'physical-ssh.test.yaml',
       name: 'loopback',
-      kind: 'physical',
       host: { kind: 'ssh', host: '127.0.0.1', port: sshd.port, user: sshd.user, identityFile: sshd.clientKeyPath, knownHostsFile: knownHosts, pinHostKeyOnFirstUse: false },
-      nodes: await readHostNodes(new LocalExecutor()),
-      kernels: { running: { bootEntry: 'current', release: execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim(), ksmKnobs: {} } },
-      modes: { ksm: { kernel: 'running', ksmKnobs: {} } },
-      perfEventSet: 'none',
-      guests: null,
-      libvirtUri: 'qemu:///system',
-      timeouts: { bootS: 120, sshConnectS: 10, commandS: 60, vmStartS: 60, vmShutdownS: 30 },
-      resume: 'none',
-      emulated: null,
-    };
+    });
     testbed = await createPhysicalTestbed(file, { hostWorkRoot: join(work, 'hostwork'), hostInstallRoot: join(work, 'install'), defaultVariant: 'small' });
     knobsBefore = await ksm.readKnobs();
     const inst = (name: string, startAtS: number) => ({ name, kind: 'process' as const, node: 0, vcpus: 1, memoryMiB: 512, nice: 0, template: null, startAtS });

@@ -16,12 +16,11 @@ import { describeWith } from '../support/components.ts';
 import { HarnessError } from '../../src/core/errors.ts';
 import type { Sample } from '../../src/core/sample.ts';
 import type { Scenario } from '../../src/core/scenario.ts';
-import type { TestbedFile } from '../../src/core/testbed-file.ts';
 import { LocalExecutor } from '../../src/host/exec/index.ts';
 import { KsmControl } from '../../src/host/ksm/index.ts';
 import { Virsh } from '../../src/host/libvirt/index.ts';
 import { createPhysicalTestbed } from '../../src/testbeds/physical/index.ts';
-import { readHostNodes } from '../../src/testbeds/physical/topology.ts';
+import { thisHostTestbedFile } from '../support/this-host.ts';
 import { buildInitramfs, buildSshInitramfs, ensureGuestKernel } from '../libvirt/guest-assets.ts';
 import { freePort } from '../host/sshd-harness.ts';
 import { ensureLibvirtd, type StartedDaemons } from '../libvirt/daemons.ts';
@@ -44,7 +43,6 @@ describeWith(['libvirtd', 'qemu', 'root', 'ksm', 'sshd'], 'physical testbed: VM 
   });
 
   it('runs a step with two SSH-reachable guests pinned to node 0, monitored while KSM merges them', async () => {
-    const release = execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim();
     const kernel = ensureGuestKernel();
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(work, 'guest_host_key')]);
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(work, 'client_key')]);
@@ -70,21 +68,11 @@ describeWith(['libvirtd', 'qemu', 'root', 'ksm', 'sshd'], 'physical testbed: VM 
       );
     }
     writeFileSync(join(work, 'guest_known_hosts'), `${knownHosts.join('\n')}\n`);
-    const file: TestbedFile = {
+    const file = await thisHostTestbedFile({
       file: 'physical-vm.test.yaml',
-      name: 'this-host',
-      kind: 'physical',
-      host: { kind: 'local' },
-      nodes: await readHostNodes(exec),
-      kernels: { running: { bootEntry: 'current', release, ksmKnobs: {} } },
-      modes: { ksm: { kernel: 'running', ksmKnobs: {} } },
-      perfEventSet: 'none',
       guests: { user: 'root', identityFile: join(work, 'client_key'), knownHostsFile: join(work, 'guest_known_hosts'), network: '', baseImage: '', overlayDir: join(work, 'overlays') },
-      libvirtUri: 'qemu:///system',
       timeouts: { bootS: 90, sshConnectS: 10, commandS: 60, vmStartS: 60, vmShutdownS: 10 },
-      resume: 'none',
-      emulated: null,
-    };
+    });
     const testbed = await createPhysicalTestbed(file, {
       kernelBoot: { kernel, initrd, cmdline: 'console=ttyS0 panic=-1 quiet' },
       templatesDir,
@@ -124,23 +112,12 @@ describeWith(['libvirtd', 'qemu', 'root', 'ksm', 'sshd'], 'physical testbed: VM 
   }, 400_000);
 
   it('fails an unreachable guest as guest-unreachable and tears the VM down', async () => {
-    const release = execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim();
-    const file: TestbedFile = {
+    const file = await thisHostTestbedFile({
       file: 'physical-vm.test.yaml',
-      name: 'this-host',
-      kind: 'physical',
-      host: { kind: 'local' },
-      nodes: await readHostNodes(exec),
-      kernels: { running: { bootEntry: 'current', release, ksmKnobs: {} } },
-      modes: { ksm: { kernel: 'running', ksmKnobs: {} } },
-      perfEventSet: 'none',
       // No network: the guest boots but never has an address.
       guests: { user: 'root', identityFile: join(work, 'key'), knownHostsFile: join(work, 'known_hosts'), network: '', baseImage: '', overlayDir: join(work, 'overlays') },
-      libvirtUri: 'qemu:///system',
       timeouts: { bootS: 8, sshConnectS: 5, commandS: 60, vmStartS: 60, vmShutdownS: 10 },
-      resume: 'none',
-      emulated: null,
-    };
+    });
     const kernelBoot = { kernel: ensureGuestKernel(), initrd: buildInitramfs(join(work, 'initrd.gz'), 8), cmdline: 'console=ttyS0 panic=-1 quiet' };
     const testbed = await createPhysicalTestbed(file, { kernelBoot, hostWorkRoot: join(work, 'hostwork') });
     const name = `nuksm-pvm-${process.pid}`;

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeWith } from '../support/components.ts';
+import { thisHostTestbedFile } from '../support/this-host.ts';
 import { HarnessError } from '../../src/core/errors.ts';
 import { metricDef } from '../../src/core/metrics.ts';
 import type { Sample } from '../../src/core/sample.ts';
@@ -19,7 +20,6 @@ import type { TestbedFile } from '../../src/core/testbed-file.ts';
 import { LocalExecutor } from '../../src/host/exec/index.ts';
 import { KsmControl } from '../../src/host/ksm/index.ts';
 import { createPhysicalTestbed } from '../../src/testbeds/physical/index.ts';
-import { readHostNodes } from '../../src/testbeds/physical/topology.ts';
 import type { Testbed } from '../../src/testbeds/types.ts';
 
 describeWith(['root', 'ksm', 'mariadb', 'sysbench', 'numactl'], 'physical testbed: bare-metal MySQL instances on this host', () => {
@@ -69,22 +69,12 @@ describeWith(['root', 'ksm', 'mariadb', 'sysbench', 'numactl'], 'physical testbe
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'nuksm-physical-'));
     const release = execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim();
-    file = {
+    file = await thisHostTestbedFile({
       file: 'physical.test.yaml',
-      name: 'this-host',
-      kind: 'physical',
-      host: { kind: 'local' },
-      nodes: await readHostNodes(exec),
-      kernels: { running: { bootEntry: 'current', release, ksmKnobs: {} } },
       modes: { ksm: { kernel: 'running', ksmKnobs: {} }, 'ksm-off': { kernel: 'running', ksmKnobs: {} } },
       // This machine is an AMD EPYC VM without a virtual PMU: the events are "not supported".
       perfEventSet: 'zen4',
-      guests: null,
-      libvirtUri: 'qemu:///system',
-      timeouts: { bootS: 120, sshConnectS: 10, commandS: 60, vmStartS: 60, vmShutdownS: 30 },
-      resume: 'none',
-      emulated: null,
-    };
+    });
     testbed = await createPhysicalTestbed(file, { hostWorkRoot: join(work, 'hostwork'), hostInstallRoot: join(work, 'install'), defaultVariant: 'small' });
     knobsBefore = await ksm.readKnobs();
     await testbed.runScenario(scenario(), ctx(samples));
