@@ -1,6 +1,6 @@
 /**
  * The planner: experiment specs × testbed file → ordered steps (experiment × kernel mode ×
- * configuration × iteration). Identical steps requested by several experiments (Fig. 3 and
+ * configuration × kernel of the mode × iteration). Identical steps requested by several experiments (Fig. 3 and
  * Fig. 6 both need KSM-off and KSM runs of the same benchmarks) run once and feed every figure.
  * Steps are grouped by kernel so each kernel is booted once (or once per iteration with ABBA
  * interleaving). The wall-time estimate is documented in docs/campaigns.md.
@@ -24,7 +24,7 @@ export const ESTIMATE = {
 export interface PlannedStep {
   stepId: string;
   seq: number;
-  /** Content hash of what the step runs; equal keys are one step. */
+  /** Content hash of what the step runs (plus the kernel when its mode runs on several); equal keys are one step. */
   key: string;
   scenario: Scenario;
   experiments: string[];
@@ -208,13 +208,10 @@ export function buildPlan(campaign: CampaignSpec, tb: TestbedFile, campaignId: s
   }
   const iterationsOf = new Map(campaign.specs.map((s) => [s.name, s.iterations]));
   const drafts = [...byKey.values()];
-  const kernelOf = (mode: KernelMode) => tb.modes[mode]?.kernel ?? null;
-  // Kernels in the order the specs first ask for them.
+  const kernelsOf = (mode: KernelMode): string[] => tb.modes[mode]?.kernels ?? [];
+  // Kernels in the order the specs first ask for them (a mode's kernels in the file's list order).
   const kernels: string[] = [];
-  for (const d of drafts) {
-    const k = kernelOf(d.mode);
-    if (k && !kernels.includes(k)) kernels.push(k);
-  }
+  for (const d of drafts) for (const k of kernelsOf(d.mode)) if (!kernels.includes(k)) kernels.push(k);
   const maxIterations = Math.max(...drafts.map((d) => Math.max(...d.experiments.map((e) => iterationsOf.get(e) ?? 1))));
   type Slot = { kernel: string | null; iteration: number | null };
   const slots: Slot[] = [];
@@ -231,7 +228,12 @@ export function buildPlan(campaign: CampaignSpec, tb: TestbedFile, campaignId: s
   for (const slot of slots) {
     let boot: PlannedBoot | null = null;
     for (const d of drafts) {
-      if (kernelOf(d.mode) !== slot.kernel) continue;
+      const modeKernels = kernelsOf(d.mode);
+      if (slot.kernel === null ? modeKernels.length > 0 : !modeKernels.includes(slot.kernel)) continue;
+      // A mode on several kernels is several steps: the kernel is part of their key and id. A mode
+      // on one kernel keeps the content key and id it always had (and so the same seeds).
+      const several = slot.kernel !== null && modeKernels.length > 1;
+      const key = several ? sha(`${d.key}/kernel/${slot.kernel}`).slice(0, 16) : d.key;
       const iterations = Math.max(...d.experiments.map((e) => iterationsOf.get(e) ?? 1));
       const its = slot.iteration === null ? Array.from({ length: iterations }, (_, i) => i + 1) : slot.iteration <= iterations ? [slot.iteration] : [];
       for (const iteration of its) {
@@ -246,11 +248,14 @@ export function buildPlan(campaign: CampaignSpec, tb: TestbedFile, campaignId: s
         }
         if (boot) boot.steps++;
         const seq = steps.length + 1;
+        // Seeded by the content key, not the per-kernel key: the kernels of one mode see the same
+        // workload inputs (common random numbers), so they differ only by the kernel.
         const scenario: Scenario = { ...d.scenario, campaign: campaignId, iteration, seed: seedFor(campaign.seed, d.key, iteration) };
+        const safe = (x: string) => x.replace(/[^A-Za-z0-9_.-]/g, '_');
         steps.push({
-          stepId: `${String(seq).padStart(4, '0')}-${d.scenario.experiment}-${d.scenario.configId.replace(/[^A-Za-z0-9_.-]/g, '_')}-${d.mode}-i${iteration}`,
+          stepId: `${String(seq).padStart(4, '0')}-${d.scenario.experiment}-${safe(d.scenario.configId)}-${d.mode}-i${iteration}${several ? `-${safe(slot.kernel!)}` : ''}`,
           seq,
-          key: d.key,
+          key,
           scenario,
           experiments: d.experiments,
           figures: d.figures,

@@ -79,9 +79,10 @@ export async function runCampaign(opts: RunOptions): Promise<RunResult> {
   const maxRetries = Math.max(...Object.values(retries));
   const reset = journal.recoverInterrupted();
   if (reset.length) log.warn({ steps: reset }, 'steps interrupted by a crash or kill are re-run from scratch');
-  // The mode last made ready: testbeds may set mode-specific state in ensureKernel (knobs), so it
-  // is called whenever the mode changes; a reboot only happens when the kernel differs.
-  let modeReady: string | null = null;
+  // The (mode, kernel) pair last made ready: testbeds may set mode-specific state in ensureKernel
+  // (knobs), so it is called whenever the mode or the kernel changes (a mode may run on several
+  // kernels); a reboot only happens when the kernel differs.
+  let readyFor: string | null = null;
   let ran = 0;
   const startedAt = Date.now();
   let estimateDoneS = 0;
@@ -109,16 +110,17 @@ export async function runCampaign(opts: RunOptions): Promise<RunResult> {
       log.warn({ step: step.stepId }, 'unsupported on this testbed; recorded as a failure row');
       continue;
     }
-    if (modeReady !== step.kernelMode) {
-      const state = await testbed.ensureKernel(step.scenario.kernelMode, log);
+    const wanted = `${step.kernelMode}@${step.kernel}`;
+    if (readyFor !== wanted) {
+      const state = await testbed.ensureKernel(step.scenario.kernelMode, log, step.kernel);
       if (state.status === 'rebooting') {
         log.info({ step: step.stepId, kernel: step.kernel }, 'rebooting into the next kernel; the campaign resumes after boot');
         return result('rebooting');
       }
-      modeReady = step.kernelMode;
+      readyFor = wanted;
     }
 
-    log.info({ step: step.stepId, experiment: step.experiment, config: step.configId, mode: step.kernelMode, iteration: step.iteration }, 'step start');
+    log.info({ step: step.stepId, experiment: step.experiment, config: step.configId, mode: step.kernelMode, kernel: step.kernel, iteration: step.iteration }, 'step start');
     let lastAttempt: string | null = null;
     try {
       await pRetry(

@@ -42,7 +42,11 @@ const kernelSchema = z
   })
   .strict();
 
-const modeSchema = z.object({ kernel: z.string().min(1), ksmKnobs: knobs }).strict();
+/** `kernel: name` or `kernel: [name, …]` → `kernels: [name, …]` (one representation inside). */
+const modeSchema = z
+  .object({ kernel: z.union([z.string().min(1), z.array(z.string().min(1)).min(1, 'a mode needs at least one kernel')]), ksmKnobs: knobs })
+  .strict()
+  .transform(({ kernel, ksmKnobs }) => ({ kernels: typeof kernel === 'string' ? [kernel] : kernel, ksmKnobs }));
 
 const guestsSchema = z
   .object({
@@ -91,8 +95,11 @@ export const testbedFileSchema = z
   })
   .strict();
 
-/** Checks zod cannot express; each names the offending key. */
-export function checkTestbedFile(tb: TestbedFile): void {
+/**
+ * Checks zod cannot express; each names the offending key. `listed`: modes whose YAML `kernel`
+ * was a list (their errors name `modes.<m>.kernel[i]`, a single name `modes.<m>.kernel`).
+ */
+export function checkTestbedFile(tb: TestbedFile, listed: ReadonlySet<string> = new Set()): void {
   const f = tb.file;
   const ids = new Set<number>();
   const cpuOwner = new Map<number, number>();
@@ -107,9 +114,14 @@ export function checkTestbedFile(tb: TestbedFile): void {
   });
   for (const [mode, spec] of Object.entries(tb.modes)) {
     if (!spec) continue;
-    if (!(spec.kernel in tb.kernels)) {
-      throw new ConfigError(f, `modes.${mode}.kernel`, `kernel '${spec.kernel}' has no entry under 'kernels' (no boot entry); known: ${Object.keys(tb.kernels).join(', ') || 'none'}`);
-    }
+    spec.kernels.forEach((kernel, i) => {
+      // A single name is `modes.<m>.kernel`; a list entry is `modes.<m>.kernel[i]`.
+      const key = listed.has(mode) || spec.kernels.length > 1 ? `modes.${mode}.kernel[${i}]` : `modes.${mode}.kernel`;
+      if (!Object.hasOwn(tb.kernels, kernel)) {
+        throw new ConfigError(f, key, `kernel '${kernel}' has no entry under 'kernels' (no boot entry); known: ${Object.keys(tb.kernels).join(', ') || 'none'}`);
+      }
+      if (spec.kernels.indexOf(kernel) !== i) throw new ConfigError(f, key, `kernel '${kernel}' listed twice`);
+    });
   }
   if (tb.kind === 'physical' && tb.guests === null) {
     throw new ConfigError(f, 'guests', "a physical testbed needs 'guests' (SSH access to the VMs)");
@@ -125,7 +137,8 @@ export function checkTestbedFile(tb: TestbedFile): void {
 export function parseTestbedFile(file: string, data: unknown): TestbedFile {
   const parsed = parseWith(file, testbedFileSchema, data);
   const tb: TestbedFile = { file, ...parsed } as TestbedFile;
-  checkTestbedFile(tb);
+  const rawModes = (data as { modes?: Record<string, { kernel?: unknown } | null> }).modes ?? {};
+  checkTestbedFile(tb, new Set(Object.keys(rawModes).filter((m) => Array.isArray(rawModes[m]?.kernel))));
   return tb;
 }
 

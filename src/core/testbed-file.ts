@@ -34,8 +34,12 @@ export interface KernelSpec {
 }
 
 export interface ModeSpec {
-  /** Name of an entry in `kernels`. */
-  kernel: string;
+  /**
+   * Names of entries in `kernels` the mode runs on (the YAML `kernel:` takes one name or a
+   * non-empty list). Usually one; several when the same mode is compared across kernels (the
+   * emulated testbed runs stock KSM on both Debian kernels). The planner makes one step per kernel.
+   */
+  kernels: string[];
   /** Extra KSM knobs for this mode on top of the kernel's. */
   ksmKnobs: Record<string, string>;
 }

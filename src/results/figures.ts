@@ -27,9 +27,11 @@ export interface FigureDef {
   build(input: FigureInput): Row[];
 }
 
-const RUNTIME_COLUMNS = ['testbed', 'benchmark', 'kernel_mode', 'instance', 'runtime_s', 'runtime_sd', 'n', 'normalized_runtime'];
-const LOCALITY_COLUMNS = ['testbed', 'benchmark', 'kernel_mode', 'instance', 'local_pct', 'remote_pct', 'local_pct_sd', 'n'];
-const SERIES_COLUMNS = ['testbed', 'config', 'kernel_mode', 'instance', 'node', 'iteration', 't', 'metric', 'unit', 'value'];
+// `kernel` (the step's testbed-file kernel key) follows `kernel_mode` everywhere: a mode may run
+// on several kernels, and rows of different kernels are never averaged together.
+const RUNTIME_COLUMNS = ['testbed', 'benchmark', 'kernel_mode', 'kernel', 'instance', 'runtime_s', 'runtime_sd', 'n', 'normalized_runtime'];
+const LOCALITY_COLUMNS = ['testbed', 'benchmark', 'kernel_mode', 'kernel', 'instance', 'local_pct', 'remote_pct', 'local_pct_sd', 'n'];
+const SERIES_COLUMNS = ['testbed', 'config', 'kernel_mode', 'kernel', 'instance', 'node', 'iteration', 't', 'metric', 'unit', 'value'];
 const MODE_ORDER = ['ksm-off', 'ksm', 'nuksm-fair', 'nuksm-priority', 'nuksm-forest', 'uksm'];
 export const TABLE3_ROWS = ['C-10:1', 'C-5:1', 'C-1:1', 'C-1:5', 'C-1:10'] as const;
 
@@ -44,43 +46,72 @@ function groupBy<T>(xs: readonly T[], key: (x: T) => string): Map<string, T[]> {
   return m;
 }
 
-/** Once-per-run values of one metric, as lists over iterations, by config|mode|instance. */
-function perRun(rows: readonly ResultRow[], metric: string): Map<string, number[]> {
-  const out = new Map<string, number[]>();
+/** Once-per-run values of one metric, as lists over iterations, by config|mode|kernel|instance. */
+interface PerRun {
+  values: Map<string, number[]>;
+  /** Kernels in the order their rows come (plan order): the fallback order of `pick`. */
+  kernels: string[];
+}
+
+const runKey = (config: string, mode: string, kernel: string, instance: string) => `${config}|${mode}|${kernel}|${instance}`;
+
+function perRun(rows: readonly ResultRow[], metric: string): PerRun {
+  const values = new Map<string, number[]>();
   for (const r of rows) {
     if (r.metric !== metric || r.t !== null) continue;
-    const k = `${r.config}|${r.kernelMode}|${r.instance}`;
-    out.set(k, [...(out.get(k) ?? []), r.value]);
+    const k = runKey(r.config, r.kernelMode, r.kernel, r.instance);
+    values.set(k, [...(values.get(k) ?? []), r.value]);
   }
-  return out;
+  return { values, kernels: kernelsOf(rows) };
+}
+
+/**
+ * Values of config|mode|instance on `kernel` when it has them, else on the first kernel (plan
+ * order) that has them: a reference (KSM off, stock KSM, C-1:1) may run on another kernel than
+ * the row it normalises (on the Skylake file nuKSM runs on its own kernel).
+ */
+function pick(p: PerRun, config: string, mode: string, instance: string, kernel?: string): number[] {
+  const own = kernel === undefined ? undefined : p.values.get(runKey(config, mode, kernel, instance));
+  if (own?.length) return own;
+  for (const k of p.kernels) {
+    const v = p.values.get(runKey(config, mode, k, instance));
+    if (v?.length) return v;
+  }
+  return [];
 }
 
 const instancesOf = (rows: readonly ResultRow[]) => [...new Set(rows.filter((r) => r.instance !== 'host').map((r) => r.instance))].sort();
 const configsOf = (rows: readonly ResultRow[]) => [...new Set(rows.map((r) => r.config))].sort();
 const modesOf = (rows: readonly ResultRow[]) => [...new Set(rows.map((r) => r.kernelMode))].sort((a, b) => MODE_ORDER.indexOf(a) - MODE_ORDER.indexOf(b));
+const kernelsOf = (rows: readonly ResultRow[]) => [...new Set(rows.map((r) => r.kernel))];
 const testbedOf = (rows: readonly ResultRow[]) => rows[0]?.testbed ?? '';
 
+type Reference = (config: string, kernel: string, instance: string, byKey: PerRun) => number | null;
+
 /** Runtime of each instance, normalised to a reference (default: the first instance with KSM off, as Figs. 3a/6a). */
-function runtimeTable(rows: readonly ResultRow[], reference: (config: string, instance: string, byKey: Map<string, number[]>) => number | null): Row[] {
+function runtimeTable(rows: readonly ResultRow[], reference: Reference): Row[] {
   const byKey = perRun(rows, 'runtime_s');
   const out: Row[] = [];
   for (const config of configsOf(rows)) {
     for (const mode of modesOf(rows)) {
-      for (const instance of instancesOf(rows)) {
-        const s = summarize(byKey.get(`${config}|${mode}|${instance}`) ?? []);
-        if (!s) continue;
-        const ref = reference(config, instance, byKey);
-        out.push({ testbed: testbedOf(rows), benchmark: config, kernel_mode: mode, instance, runtime_s: round(s.mean), runtime_sd: round(s.sd), n: s.n, normalized_runtime: ref ? round(s.mean / ref) : null });
+      for (const kernel of byKey.kernels) {
+        for (const instance of instancesOf(rows)) {
+          const s = summarize(byKey.values.get(runKey(config, mode, kernel, instance)) ?? []);
+          if (!s) continue;
+          const ref = reference(config, kernel, instance, byKey);
+          out.push({ testbed: testbedOf(rows), benchmark: config, kernel_mode: mode, kernel, instance, runtime_s: round(s.mean), runtime_sd: round(s.sd), n: s.n, normalized_runtime: ref ? round(s.mean / ref) : null });
+        }
       }
     }
   }
   return out;
 }
 
-const firstInstanceWithoutKsm = (rows: readonly ResultRow[]) => (config: string, _instance: string, byKey: Map<string, number[]>) => {
-  const first = instancesOf(rows)[0];
-  return summarize(byKey.get(`${config}|ksm-off|${first}`) ?? [])?.mean ?? null;
-};
+/** Instance 0 with KSM off on the same kernel, else on any kernel that ran KSM off. */
+const firstInstanceWithoutKsm =
+  (rows: readonly ResultRow[]): Reference =>
+  (config, kernel, _instance, byKey) =>
+    summarize(pick(byKey, config, 'ksm-off', instancesOf(rows)[0] ?? '', kernel))?.mean ?? null;
 
 function localityTable(rows: readonly ResultRow[]): Row[] {
   const local = perRun(rows, 'local_access_pct');
@@ -88,12 +119,14 @@ function localityTable(rows: readonly ResultRow[]): Row[] {
   const out: Row[] = [];
   for (const config of configsOf(rows)) {
     for (const mode of modesOf(rows)) {
-      for (const instance of instancesOf(rows)) {
-        const k = `${config}|${mode}|${instance}`;
-        const l = summarize(local.get(k) ?? []);
-        const r = summarize(remote.get(k) ?? []);
-        if (!l && !r) continue;
-        out.push({ testbed: testbedOf(rows), benchmark: config, kernel_mode: mode, instance, local_pct: round(l?.mean), remote_pct: round(r?.mean), local_pct_sd: round(l?.sd), n: l?.n ?? r?.n ?? 0 });
+      for (const kernel of kernelsOf(rows)) {
+        for (const instance of instancesOf(rows)) {
+          const k = runKey(config, mode, kernel, instance);
+          const l = summarize(local.values.get(k) ?? []);
+          const r = summarize(remote.values.get(k) ?? []);
+          if (!l && !r) continue;
+          out.push({ testbed: testbedOf(rows), benchmark: config, kernel_mode: mode, kernel, instance, local_pct: round(l?.mean), remote_pct: round(r?.mean), local_pct_sd: round(l?.sd), n: l?.n ?? r?.n ?? 0 });
+        }
       }
     }
   }
@@ -101,10 +134,11 @@ function localityTable(rows: readonly ResultRow[]): Row[] {
 }
 
 function seriesTable(rows: readonly ResultRow[], metrics: readonly string[]): Row[] {
+  const kernels = kernelsOf(rows);
   return rows
     .filter((r) => r.t !== null && metrics.includes(r.metric))
-    .sort((a, b) => a.config.localeCompare(b.config) || MODE_ORDER.indexOf(a.kernelMode) - MODE_ORDER.indexOf(b.kernelMode) || a.instance.localeCompare(b.instance) || a.iteration - b.iteration || a.metric.localeCompare(b.metric) || (a.node ?? -1) - (b.node ?? -1) || a.t! - b.t!)
-    .map((r) => ({ testbed: r.testbed, config: r.config, kernel_mode: r.kernelMode, instance: r.instance, node: r.node, iteration: r.iteration, t: r.t, metric: r.metric, unit: r.unit, value: round(r.value, 6) }));
+    .sort((a, b) => a.config.localeCompare(b.config) || MODE_ORDER.indexOf(a.kernelMode) - MODE_ORDER.indexOf(b.kernelMode) || kernels.indexOf(a.kernel) - kernels.indexOf(b.kernel) || a.instance.localeCompare(b.instance) || a.iteration - b.iteration || a.metric.localeCompare(b.metric) || (a.node ?? -1) - (b.node ?? -1) || a.t! - b.t!)
+    .map((r) => ({ testbed: r.testbed, config: r.config, kernel_mode: r.kernelMode, kernel: r.kernel, instance: r.instance, node: r.node, iteration: r.iteration, t: r.t, metric: r.metric, unit: r.unit, value: round(r.value, 6) }));
 }
 
 /**
@@ -130,23 +164,27 @@ export function table2(input: FigureInput): Row[] {
   const { rows } = input;
   const runtimes = perRun(rows, 'runtime_s');
   const saved = perRun(rows, 'memory_saved_gib');
-  const meanOf = (k: string) => summarize(runtimes.get(k) ?? [])?.mean ?? null;
   const out: Row[] = [];
   for (const benchmark of configsOf(rows)) {
     const instances = instancesOf(rows.filter((r) => r.config === benchmark));
-    const runtimesFor = (mode: string) => instances.map((i) => meanOf(`${benchmark}|${mode}|${i}`));
-    const off = runtimesFor('ksm-off');
+    // One kernel per mode (the model and Skylake files have one): a mode's first kernel in plan
+    // order, so two kernels are never averaged; the KSM-off baseline prefers that same kernel.
+    const kernelOf = (mode: string) => runtimes.kernels.find((k) => instances.some((i) => runtimes.values.get(runKey(benchmark, mode, k, i))?.length));
+    const runtimesFor = (mode: string, kernel = kernelOf(mode)) => instances.map((i) => summarize(pick(runtimes, benchmark, mode, i, kernel))?.mean ?? null);
     const ksm = runtimesFor('ksm');
     const nu = runtimesFor('nuksm-fair');
     const complete = (xs: (number | null)[]): xs is number[] => xs.length > 0 && xs.every((x) => x !== null);
-    const fair = (xs: (number | null)[]) => (complete(xs) && complete(off) ? fairness(xs.map((x, i) => slowdown(x, off[i]!))) : null);
+    const fair = (mode: string, xs: (number | null)[]) => {
+      const off = runtimesFor('ksm-off', kernelOf(mode));
+      return complete(xs) && complete(off) ? fairness(xs.map((x, i) => slowdown(x, off[i]!))) : null;
+    };
     out.push({
       benchmark,
-      fairness_ksm: round(fair(ksm)),
-      fairness_nuksm: round(fair(nu)),
+      fairness_ksm: round(fair('ksm', ksm)),
+      fairness_nuksm: round(fair('nuksm-fair', nu)),
       perf_nuksm_over_ksm: complete(nu) && complete(ksm) ? round(combinedPerformance(nu, ksm)) : null,
-      saved_gib_ksm: round(summarize(saved.get(`${benchmark}|ksm|host`) ?? [])?.mean),
-      saved_gib_nuksm: round(summarize(saved.get(`${benchmark}|nuksm-fair|host`) ?? [])?.mean),
+      saved_gib_ksm: round(summarize(pick(saved, benchmark, 'ksm', 'host', kernelOf('ksm')))?.mean),
+      saved_gib_nuksm: round(summarize(pick(saved, benchmark, 'nuksm-fair', 'host', kernelOf('nuksm-fair')))?.mean),
     });
   }
   return out;
@@ -184,22 +222,25 @@ function fig7(input: FigureInput): Row[] {
     const benchmark = config.includes('/') ? config.slice(0, config.lastIndexOf('/')) : config;
     const scenario = input.scenarios.get(rows.find((r) => r.config === config)!.step);
     for (const mode of modesOf(rows)) {
-      for (const instance of instancesOf(rows)) {
-        const s = summarize(byKey.get(`${config}|${mode}|${instance}`) ?? []);
-        if (!s) continue;
-        const ref = summarize(byKey.get(`${benchmark}/C-1:1|${mode}|${instance}`) ?? [])?.mean;
-        out.push({
-          testbed: testbedOf(rows),
-          benchmark,
-          config: labelOf(config),
-          kernel_mode: mode,
-          instance,
-          nice: scenario?.instances.find((i) => i.name === instance)?.nice ?? null,
-          runtime_s: round(s.mean),
-          runtime_sd: round(s.sd),
-          n: s.n,
-          normalized_to_c1_1: ref ? round(s.mean / ref) : null,
-        });
+      for (const kernel of byKey.kernels) {
+        for (const instance of instancesOf(rows)) {
+          const s = summarize(byKey.values.get(runKey(config, mode, kernel, instance)) ?? []);
+          if (!s) continue;
+          const ref = summarize(pick(byKey, `${benchmark}/C-1:1`, mode, instance, kernel))?.mean;
+          out.push({
+            testbed: testbedOf(rows),
+            benchmark,
+            config: labelOf(config),
+            kernel_mode: mode,
+            kernel,
+            instance,
+            nice: scenario?.instances.find((i) => i.name === instance)?.nice ?? null,
+            runtime_s: round(s.mean),
+            runtime_sd: round(s.sd),
+            n: s.n,
+            normalized_to_c1_1: ref ? round(s.mean / ref) : null,
+          });
+        }
       }
     }
   }
@@ -220,7 +261,7 @@ export const FIGURE_DEFS: FigureDef[] = [
   { name: '6a', source: '6a', columns: RUNTIME_COLUMNS, build: ({ rows }) => runtimeTable(rows, firstInstanceWithoutKsm(rows)) },
   { name: '6b', source: '6b', columns: LOCALITY_COLUMNS, build: ({ rows }) => localityTable(rows) },
   { name: 'table2', source: 'table2', columns: ['benchmark', 'fairness_ksm', 'fairness_nuksm', 'perf_nuksm_over_ksm', 'saved_gib_ksm', 'saved_gib_nuksm'], build: table2 },
-  { name: '7', source: '7', columns: ['testbed', 'benchmark', 'config', 'kernel_mode', 'instance', 'nice', 'runtime_s', 'runtime_sd', 'n', 'normalized_to_c1_1'], build: fig7 },
+  { name: '7', source: '7', columns: ['testbed', 'benchmark', 'config', 'kernel_mode', 'kernel', 'instance', 'nice', 'runtime_s', 'runtime_sd', 'n', 'normalized_to_c1_1'], build: fig7 },
   { name: 'table3', source: 'table3', columns: ['config', 'nice_vm0', 'nice_vm1', 'snice_vm0', 'snice_vm1', 'local_pct_vm0', 'local_pct_vm1'], build: table3 },
   { name: '8a', source: '8a', columns: SERIES_COLUMNS, build: ({ rows }) => seriesTable(rows, ['mem_free_gib', 'hog_registered_gib']) },
   { name: '8b', source: '8b', columns: SERIES_COLUMNS, build: ({ rows }) => seriesTable(rows, ['memory_saved_gib']) },
@@ -229,8 +270,8 @@ export const FIGURE_DEFS: FigureDef[] = [
     name: '9',
     source: '9',
     columns: RUNTIME_COLUMNS,
-    // Normalised to the same instance under stock KSM.
-    build: ({ rows }) => runtimeTable(rows, (config, instance, byKey) => summarize(byKey.get(`${config}|ksm|${instance}`) ?? [])?.mean ?? null),
+    // Normalised to the same instance under stock KSM (on the same kernel when it ran KSM, else on the kernel that did).
+    build: ({ rows }) => runtimeTable(rows, (config, kernel, instance, byKey) => summarize(pick(byKey, config, 'ksm', instance, kernel))?.mean ?? null),
   },
 ];
 

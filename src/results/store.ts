@@ -23,6 +23,8 @@ export interface ResultRow extends Sample {
   experiment: string;
   iteration: number;
   kernelMode: string;
+  /** The step's kernel: its testbed-file `kernels` key (a mode may run on several kernels). */
+  kernel: string;
   testbed: string;
   config: string;
 }
@@ -49,7 +51,7 @@ CREATE INDEX IF NOT EXISTS samples_by_attempt ON samples (attempt_id);
 CREATE TABLE IF NOT EXISTS manifests (step_id TEXT PRIMARY KEY, attempt_id TEXT NOT NULL, manifest_json TEXT NOT NULL);
 CREATE VIEW IF NOT EXISTS results AS
   SELECT c.id AS campaign, s.step_id AS step, s.experiment, s.iteration, s.kernel_mode AS kernelMode,
-         c.testbed_kind AS testbed, s.config_id AS config, x.instance, x.workload, x.metric, x.value, x.unit, x.t, x.node
+         COALESCE(s.kernel, '') AS kernel, c.testbed_kind AS testbed, s.config_id AS config, x.instance, x.workload, x.metric, x.value, x.unit, x.t, x.node
   FROM samples x JOIN steps s ON s.step_id = x.step_id AND s.valid_attempt = x.attempt_id AND s.state = 'done'
   CROSS JOIN campaign c;
 `;
@@ -75,6 +77,9 @@ export class ResultsStore {
     // FULL: a committed step survives a power cut or a reboot, not only a killed process.
     this.db.pragma('synchronous = FULL');
     this.db.pragma('busy_timeout = 5000');
+    // A store made before the view had the kernel column: the view holds no data, rebuild it.
+    const viewColumns = this.db.prepare("SELECT name FROM pragma_table_info('results')").all() as { name: string }[];
+    if (viewColumns.length > 0 && !viewColumns.some((c) => c.name === 'kernel')) this.db.exec('DROP VIEW results');
     this.db.exec(SCHEMA);
     this.insertSample = this.db.prepare(
       'INSERT INTO samples (attempt_id, step_id, instance, workload, metric, value, unit, t, node) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',

@@ -38,8 +38,13 @@ export interface KernelState {
  */
 export interface Testbed {
   readonly kind: TestbedKind;
-  /** Make the host run the kernel a mode needs (one-shot boot selection + verification). */
-  ensureKernel(mode: KernelMode, log: Logger): Promise<KernelState>;
+  /**
+   * Make the host run the kernel a step needs (one-shot boot selection + verification) and set
+   * the mode's state. `kernel`: the step's testbed-file `kernels` key (one of `modes.<mode>.kernel`;
+   * a mode may name several); when absent, the mode's first kernel. The runner calls it whenever
+   * the (mode, kernel) pair changes.
+   */
+  ensureKernel(mode: KernelMode, log: Logger, kernel?: string): Promise<KernelState>;
   /** The environment as read back right now (kernel, KSM knobs, NUMA layout). */
   describe(): Promise<EnvironmentRecord>;
   /** Run one step and emit its samples; throws HarnessError with a failure class on failure. */

@@ -91,6 +91,10 @@ const CASES: Case[] = [
   { kind: 'memory hog on a missing node', mutate: { spec: (s) => (s.configurations[0].memoryHog = { node: 3, stepGiB: 1, everyS: 5, maxGiB: 4 }) }, file: 'spec', key: 'configurations[0].memoryHog.node', why: /node 3/ },
   { kind: 'unknown figure', mutate: { spec: (s) => (s.figures = ['5']) }, file: 'spec', key: 'figures[0]', why: /3a/ },
   { kind: 'mode whose kernel has no boot entry', mutate: { testbed: (t) => (t.modes['nuksm-fair'] = { kernel: 'nuKSM' }) }, file: 'testbed', key: 'modes.nuksm-fair.kernel', why: /no entry under 'kernels'/ },
+  { kind: 'a mode whose kernel list names a kernel without boot entry', mutate: { testbed: (t) => (t.modes.ksm = { kernel: ['v54', 'v61'] }) }, file: 'testbed', key: 'modes.ksm.kernel[1]', why: /'v61' has no entry under 'kernels'/ },
+  { kind: 'a one-kernel list naming a missing kernel', mutate: { testbed: (t) => (t.modes.ksm = { kernel: ['v61'] }) }, file: 'testbed', key: 'modes.ksm.kernel[0]', why: /'v61' has no entry under 'kernels'/ },
+  { kind: 'a kernel listed twice for one mode', mutate: { testbed: (t) => ((t.kernels.v61 = { bootEntry: 'Linux 6.1', release: '6.1.0' }), (t.modes.ksm = { kernel: ['v54', 'v61', 'v54'] })) }, file: 'testbed', key: 'modes.ksm.kernel[2]', why: /listed twice/ },
+  { kind: 'an empty kernel list', mutate: { testbed: (t) => (t.modes.ksm = { kernel: [] }) }, file: 'testbed', key: 'modes.ksm.kernel', why: /at least one kernel/ },
   { kind: 'kernel with an empty boot entry', mutate: { testbed: (t) => (t.kernels.v54.bootEntry = '') }, file: 'testbed', key: 'kernels.v54.bootEntry', why: /boot entry/ },
   { kind: 'duplicate node ids', mutate: { testbed: (t) => (t.nodes[1].id = 0) }, file: 'testbed', key: 'nodes[1].id', why: /duplicate node/ },
   { kind: 'a CPU in two nodes', mutate: { testbed: (t) => (t.nodes[1].cpus[0] = 3) }, file: 'testbed', key: 'nodes[1].cpus[0]', why: /already listed in node 0/ },
@@ -158,9 +162,10 @@ describe('bad spec and testbed files are rejected before anything runs', () => {
     expect(() => planCampaign({ spec: 'paper', testbedFile: join('experiments', 'testbeds', 'emulated.yaml'), experimentsDir: 'experiments' })).toThrowError(
       /fig3\.yaml: instances\[0\]\.memoryGiB: 30 GiB is more than node 0 has \(2 GiB/,
     );
-    for (const tb of ['model', 'physical-skylake', 'emulated']) {
+    // The emulated file runs stock KSM on both of its kernels: one more step.
+    for (const [tb, steps] of [['model', 2], ['physical-skylake', 2], ['emulated', 3]] as const) {
       const { plan } = planCampaign({ spec: 'smoke', testbedFile: join('experiments', 'testbeds', `${tb}.yaml`), experimentsDir: 'experiments' });
-      expect(plan.steps).toHaveLength(2);
+      expect(plan.steps, tb).toHaveLength(steps);
     }
   });
 });

@@ -1,9 +1,12 @@
 /** The planner: step expansion, sharing across figures, kernel grouping, ABBA, estimate, and `nuksm plan` output. */
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { planCampaign } from '../../src/campaign/campaign.ts';
 import { ESTIMATE, estimateMergeWaitS } from '../../src/campaign/plan.ts';
+import { loadTestbedFile } from '../../src/campaign/testbed-file.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const PHYSICAL = join(ROOT, 'experiments', 'testbeds', 'physical-skylake.yaml');
@@ -80,5 +83,73 @@ describe('planner', () => {
     const json = JSON.parse(execFileSync(process.execPath, [join(ROOT, 'bin', 'nuksm.js'), 'plan', 'paper', '--testbed', PHYSICAL, '--json'], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 }));
     expect(json.reboots).toBe(3);
     expect(json.estimate.totalS / 3600).toBeCloseTo(hours, 1);
+  });
+});
+
+describe('a mode on several kernels', () => {
+  const EMULATED = join(ROOT, 'experiments', 'testbeds', 'emulated.yaml');
+  const idOf = (s: { stepId: string }) => s.stepId.slice(5); // without the sequence number
+
+  it('the shipped emulated file runs stock KSM on both Debian kernels and KSM off on bookworm', () => {
+    const tb = loadTestbedFile(EMULATED);
+    expect(tb.modes.ksm!.kernels).toEqual(['bookworm', 'backports']);
+    expect(tb.modes['ksm-off']!.kernels).toEqual(['bookworm']);
+  });
+
+  it('makes one step per kernel of the mode, grouped so each kernel is booted once', () => {
+    const { plan } = planCampaign({ spec: 'smoke', testbedFile: EMULATED, experimentsDir: EXP, iterations: 2, campaignId: 'k' });
+    expect(plan.steps.map((s) => [idOf(s), s.kernel, s.boot])).toEqual([
+      ['smoke-randomaccess-ksm-off-i1', 'bookworm', 0],
+      ['smoke-randomaccess-ksm-off-i2', 'bookworm', 0],
+      ['smoke-randomaccess-ksm-i1-bookworm', 'bookworm', 0],
+      ['smoke-randomaccess-ksm-i2-bookworm', 'bookworm', 0],
+      ['smoke-randomaccess-ksm-i1-backports', 'backports', 1],
+      ['smoke-randomaccess-ksm-i2-backports', 'backports', 1],
+    ]);
+    expect(plan.boots.map((b) => [b.kernel, b.steps])).toEqual([['bookworm', 4], ['backports', 2]]);
+    expect(plan.reboots).toBe(2);
+    // Ids and keys are distinct; the per-kernel keys differ from each other and from the KSM-off step.
+    expect(new Set(plan.steps.map((s) => s.stepId)).size).toBe(6);
+    const keyOf = (kernel: string, mode = 'ksm') => new Set(plan.steps.filter((s) => s.kernel === kernel && s.scenario.kernelMode === mode).map((s) => s.key));
+    expect(keyOf('bookworm').size).toBe(1);
+    expect([...keyOf('bookworm')][0]).not.toBe([...keyOf('backports')][0]);
+    expect(new Set(plan.steps.map((s) => s.key)).size).toBe(3);
+    // Both kernels' KSM runs of one iteration get the same seed (same workload inputs).
+    const seed = (kernel: string, it: number) => plan.steps.find((s) => s.kernel === kernel && s.scenario.kernelMode === 'ksm' && s.scenario.iteration === it)!.scenario.seed;
+    expect(seed('bookworm', 1)).toBe(seed('backports', 1));
+    expect(seed('bookworm', 1)).not.toBe(seed('bookworm', 2));
+  });
+
+  it('ABBA boots each kernel once per slot; adjacent equal kernels share a boot', () => {
+    const { plan } = planCampaign({ spec: 'smoke', testbedFile: EMULATED, experimentsDir: EXP, iterations: 3, interleave: 'abba', campaignId: 'a' });
+    expect(plan.boots.map((b) => [b.kernel, b.steps])).toEqual([['bookworm', 2], ['backports', 2], ['bookworm', 4], ['backports', 1]]);
+    for (const b of plan.boots) expect(plan.steps.filter((s) => s.boot === b.index).every((s) => s.kernel === b.kernel)).toBe(true);
+    expect(plan.steps.filter((s) => s.boot === 1).map(idOf)).toEqual(['smoke-randomaccess-ksm-i1-backports', 'smoke-randomaccess-ksm-i2-backports']);
+    expect(plan.steps.map((s) => s.boot)).toEqual([...plan.steps.map((s) => s.boot)].sort());
+  });
+
+  it('adding a second kernel to one mode leaves the steps of the other mode as they were', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nuksm-kern-'));
+    try {
+      const one = join(dir, 'emulated-one-kernel.yaml');
+      writeFileSync(one, readFileSync(EMULATED, 'utf8').replace('ksm: { kernel: [bookworm, backports] }', 'ksm: { kernel: bookworm }'));
+      expect(loadTestbedFile(one).modes.ksm!.kernels).toEqual(['bookworm']);
+      const single = planCampaign({ spec: 'smoke', testbedFile: one, experimentsDir: EXP, campaignId: 'x' }).plan;
+      const several = planCampaign({ spec: 'smoke', testbedFile: EMULATED, experimentsDir: EXP, campaignId: 'x' }).plan;
+      expect(single.steps.map((s) => s.stepId)).toEqual(['0001-smoke-randomaccess-ksm-off-i1', '0002-smoke-randomaccess-ksm-i1']);
+      const off = (p: typeof single) => p.steps.find((s) => s.scenario.kernelMode === 'ksm-off')!;
+      expect(off(several)).toEqual(off(single));
+      const ksmKeys = several.steps.filter((s) => s.scenario.kernelMode === 'ksm').map((s) => s.key);
+      expect(ksmKeys).toHaveLength(2);
+      expect(ksmKeys).not.toContain(single.steps[1]!.key);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('single-kernel plans keep their step ids, keys, kernels, boots and seeds (paper on the Skylake file)', () => {
+    const { plan } = planCampaign({ spec: 'paper', testbedFile: PHYSICAL, experimentsDir: EXP, campaignId: 'p' });
+    const before = JSON.parse(readFileSync(join(import.meta.dirname, 'fixtures', 'paper-skylake-steps.json'), 'utf8'));
+    expect(plan.steps.map((s) => ({ stepId: s.stepId, key: s.key, kernel: s.kernel, boot: s.boot, seed: s.scenario.seed }))).toEqual(before);
   });
 });

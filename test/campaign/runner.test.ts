@@ -14,7 +14,7 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const silent = pino({ level: 'silent' });
 
 let n = 0;
-function campaign(opts: { maxDurationS?: number; modes?: string[] } = {}) {
+function campaign(opts: { maxDurationS?: number; modes?: string[]; testbedFile?: string } = {}) {
   const spec = join(tmp, `spec${n}.yaml`);
   writeFileSync(
     spec,
@@ -34,7 +34,7 @@ function campaign(opts: { maxDurationS?: number; modes?: string[] } = {}) {
       ],
     }),
   );
-  return createCampaign({ spec, testbedFile: join(ROOT, 'experiments', 'testbeds', 'model.yaml'), resultsDir: tmp, campaignId: `c${n++}` });
+  return createCampaign({ spec, testbedFile: opts.testbedFile ?? join(ROOT, 'experiments', 'testbeds', 'model.yaml'), resultsDir: tmp, campaignId: `c${n++}` });
 }
 
 async function run(c: ReturnType<typeof campaign>, script: DoubleScript, double = new DoubleTestbed(script)) {
@@ -107,6 +107,37 @@ describe('runner', () => {
     expect(result).toMatchObject({ outcome: 'complete', done: 2, failed: 2, unsupported: 2 });
     expect(double.calls.ensureKernel).not.toContain('uksm');
     expect(steps.filter((s) => s.kernelMode === 'uksm').every((s) => s.failureClass === 'unsupported' && s.attempts === 0)).toBe(true);
+  });
+
+  it('passes the step kernel to ensureKernel and calls it again when only the kernel changes', async () => {
+    const testbedFile = join(tmp, 'two-kernels.yaml');
+    writeFileSync(
+      testbedFile,
+      stringify({
+        name: 'two-kernels',
+        kind: 'model',
+        nodes: [
+          { id: 0, cpus: [0, 1], memoryGiB: 16 },
+          { id: 1, cpus: [2, 3], memoryGiB: 16 },
+        ],
+        kernels: { old: { bootEntry: 'Linux old', release: '6.1' }, new: { bootEntry: 'Linux new', release: '6.12' } },
+        modes: { 'ksm-off': { kernel: 'old' }, ksm: { kernel: ['old', 'new'] } },
+      }),
+    );
+    const c = campaign({ testbedFile });
+    const { result, double, steps } = await run(c, { rebootIntoKernel: ['new'] });
+    // Stops to reboot before the first step on the second kernel of the same mode (step 4 → 5:
+    // same mode, only the kernel differs). The mode alternates on 'old' (configs a, b).
+    expect(result).toMatchObject({ outcome: 'rebooting', done: 4, pending: 2 });
+    expect(c.journal.steps().map((s) => s.stepId.slice(5))).toEqual(['t-a-ksm-off-i1', 't-a-ksm-i1-old', 't-b-ksm-off-i1', 't-b-ksm-i1-old', 't-a-ksm-i1-new', 't-b-ksm-i1-new']);
+    expect(double.calls.ensure).toEqual(['ksm-off@old', 'ksm@old', 'ksm-off@old', 'ksm@old', 'ksm@new']);
+    expect(steps.filter((s) => s.state === 'pending').map((s) => [s.kernelMode, s.kernel])).toEqual([['ksm', 'new'], ['ksm', 'new']]);
+    // After the reboot (resume): the runner asks for that kernel again, once, and finishes.
+    const resumed = await run(c, {}, double);
+    expect(resumed.result).toMatchObject({ outcome: 'complete', done: 6, failed: 0 });
+    expect(double.calls.ensure).toEqual(['ksm-off@old', 'ksm@old', 'ksm-off@old', 'ksm@old', 'ksm@new', 'ksm@new']);
+    expect(double.calls.run.filter((k) => k === 'a|ksm')).toHaveLength(2); // once per kernel
+    expect(new Set(resumed.steps.map((s) => s.kernel))).toEqual(new Set(['old', 'new']));
   });
 
   it('a step left running by a crash is re-run from scratch and its partial samples dropped', async () => {

@@ -60,7 +60,7 @@ describe('KSM knobs of a step', () => {
   const file = {
     file: 'tb.yaml',
     kernels: { nuksm: { bootEntry: 'x', release: '5.4.0nuKSMSingleTree+', ksmKnobs: { smart_ksm: '1' } } },
-    modes: { 'nuksm-fair': { kernel: 'nuksm', ksmKnobs: { smart_ksm_nodelist: '15' } } },
+    modes: { 'nuksm-fair': { kernels: ['nuksm'], ksmKnobs: { smart_ksm_nodelist: '15' } } },
   } as unknown as TestbedFile;
   const scenario = {
     kernelMode: 'nuksm-fair',
@@ -151,7 +151,7 @@ describe('ensureKernel (scripted host)', () => {
       v54: { bootEntry: 'Advanced options for Ubuntu>Ubuntu, with Linux 5.4.0', release: '5.4.0', ksmKnobs: {} },
       nuksm: { bootEntry: 'Advanced options for Ubuntu>Ubuntu, with Linux 5.4.0nuKSMSingleTree+', release: '5.4.0nuKSMSingleTree+', ksmKnobs: { smart_ksm: '1' } },
     },
-    modes: { ksm: { kernel: 'v54', ksmKnobs: {} }, 'nuksm-fair': { kernel: 'nuksm', ksmKnobs: {} } },
+    modes: { ksm: { kernels: ['v54', 'nuksm'], ksmKnobs: {} }, 'nuksm-fair': { kernels: ['nuksm'], ksmKnobs: {} } },
     timeouts: { bootS: 60, sshConnectS: 5, commandS: 30, vmStartS: 30, vmShutdownS: 30 },
   } as unknown as TestbedFile;
   const log = pino({ level: 'silent' });
@@ -185,6 +185,25 @@ describe('ensureKernel (scripted host)', () => {
 
   it('rejects a mode the testbed does not configure', async () => {
     await expect(new PhysicalTestbed(file, host('5.4.0')).ensureKernel('uksm', log)).rejects.toThrowError(/modes\.uksm/);
+  });
+
+  it('boots the step\'s kernel when the mode has several (else the mode\'s first), and rejects a kernel not of the mode', async () => {
+    const onV54 = host('5.4.0');
+    expect(await new PhysicalTestbed(file, onV54).ensureKernel('ksm', log, 'nuksm')).toEqual({ status: 'rebooting', kernelRelease: '5.4.0' });
+    expect(onV54.calls.find((c) => c[0] === 'grub-reboot')).toEqual(['grub-reboot', 'Advanced options for Ubuntu>Ubuntu, with Linux 5.4.0nuKSMSingleTree+']);
+    const onNuksm = new PhysicalTestbed(file, host('5.4.0nuKSMSingleTree+'));
+    expect(await onNuksm.ensureKernel('ksm', log, 'nuksm')).toEqual({ status: 'ready', kernelRelease: '5.4.0nuKSMSingleTree+' });
+    expect(onNuksm.kernelKey).toBe('nuksm');
+    const first = host('5.4.0nuKSMSingleTree+');
+    expect(await new PhysicalTestbed(file, first).ensureKernel('ksm', log)).toEqual({ status: 'rebooting', kernelRelease: '5.4.0nuKSMSingleTree+' }); // v54, the first
+    await expect(new PhysicalTestbed(file, host('5.4.0')).ensureKernel('nuksm-fair', log, 'v54')).rejects.toThrowError(/modes\.nuksm-fair\.kernel: kernel 'v54' is not one of this mode's kernels/);
+  });
+
+  it('a step\'s KSM knobs are those of the kernel it runs on', () => {
+    const scenario = { kernelMode: 'ksm', ksm: { run: true, pagesToScan: 100, sleepMillisecs: 20, mergeAcrossNodes: true, maxPageSharing: 256, forestMibPerTree: null, extraKnobs: {} } } as unknown as Scenario;
+    expect(ksmKnobsFor(scenario, file, 'nuksm')).toMatchObject({ smart_ksm: '1' });
+    expect(ksmKnobsFor(scenario, file, 'v54')).not.toHaveProperty('smart_ksm');
+    expect(ksmKnobsFor(scenario, file)).not.toHaveProperty('smart_ksm');
   });
 });
 

@@ -1,20 +1,22 @@
 /** Figure queries on hand-built sample sets: fairness, combined performance, placement shares, normalisation, CSV columns. */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { createCampaign } from '../../src/campaign/campaign.ts';
 import type { InstanceSpec, Scenario } from '../../src/core/scenario.ts';
 import { exportFigures, FIGURE_DEFS, placementShares, table2, table3, type FigureInput } from '../../src/results/figures.ts';
 import { combinedPerformance, fairness, localShare } from '../../src/results/stats.ts';
-import type { ResultRow } from '../../src/results/store.ts';
+import Database from 'better-sqlite3';
+import { ResultsStore, STORE_FILE, type ResultRow } from '../../src/results/store.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const tmp = mkdtempSync(join(tmpdir(), 'nuksm-fig-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 function row(p: Partial<ResultRow> & Pick<ResultRow, 'config' | 'kernelMode' | 'instance' | 'metric' | 'value'>): ResultRow {
-  return { campaign: 'c', step: `${p.config}|${p.kernelMode}|${p.iteration ?? 1}`, experiment: 'e', iteration: 1, testbed: 'model', workload: 'w', unit: '', t: null, node: null, ...p };
+  return { campaign: 'c', step: `${p.config}|${p.kernelMode}|${p.iteration ?? 1}`, experiment: 'e', iteration: 1, testbed: 'model', workload: 'w', unit: '', t: null, node: null, ...p, kernel: p.kernel ?? 'k' };
 }
 
 const vm = (name: string, node: number, nice = 0): InstanceSpec => ({ name, kind: 'vm', node, vcpus: 4, memoryMiB: 1024, nice, template: 't', startAtS: 0 });
@@ -154,5 +156,128 @@ describe('time-series figures', () => {
     expect(def.columns).toContain('node');
     const out = def.build({ rows, scenarios: new Map() } satisfies FigureInput);
     expect(out.map((r) => [r.node, r.value])).toEqual([[null, 181], [0, 1], [1, 180]]);
+  });
+});
+
+describe('a mode on several kernels', () => {
+  const runtime = (kernelMode: string, kernel: string, instance: string, value: number, iteration = 1) =>
+    row({ config: 'xsbench', kernelMode, kernel, instance, metric: 'runtime_s', unit: 's', value, iteration, step: `xsbench|${kernelMode}|${kernel}|${iteration}` });
+  // KSM off on bookworm only; stock KSM on bookworm and backports (the emulated testbed file).
+  const base: ResultRow[] = [
+    runtime('ksm-off', 'bookworm', 'vm0', 100), runtime('ksm-off', 'bookworm', 'vm1', 100),
+    runtime('ksm', 'bookworm', 'vm0', 100), runtime('ksm', 'bookworm', 'vm1', 130),
+    runtime('ksm', 'backports', 'vm0', 110), runtime('ksm', 'backports', 'vm1', 150),
+    runtime('ksm', 'backports', 'vm1', 170, 2),
+  ];
+  const build = (name: string, rows: ResultRow[]) => FIGURE_DEFS.find((d) => d.name === name)!.build({ rows, scenarios: new Map() });
+
+  it('every figure with a kernel_mode column has kernel right after it', () => {
+    const withMode = FIGURE_DEFS.filter((d) => d.columns.includes('kernel_mode'));
+    expect(withMode.map((d) => d.name)).toEqual(['3a', '3b', '4', '6a', '6b', '7', '8a', '8b', '8c', '9']);
+    for (const d of withMode) expect(d.columns[d.columns.indexOf('kernel_mode') + 1], d.name).toBe('kernel');
+  });
+
+  it('3a: one row per (mode, kernel, instance), never averaged across kernels; the KSM-off reference falls back to the kernel that has it', () => {
+    const out = build('3a', base);
+    expect(out.map((r) => [r.kernel_mode, r.kernel, r.instance, r.runtime_s, r.n, r.normalized_runtime])).toEqual([
+      ['ksm-off', 'bookworm', 'vm0', 100, 1, 1],
+      ['ksm-off', 'bookworm', 'vm1', 100, 1, 1],
+      ['ksm', 'bookworm', 'vm0', 100, 1, 1],
+      ['ksm', 'bookworm', 'vm1', 130, 1, 1.3],
+      ['ksm', 'backports', 'vm0', 110, 1, 1.1],
+      ['ksm', 'backports', 'vm1', 160, 2, 1.6], // mean of 150 and 170 on backports only
+    ]);
+    expect(Object.keys(out[0]!)).toEqual(FIGURE_DEFS.find((d) => d.name === '3a')!.columns);
+  });
+
+  it('3a: the KSM-off reference prefers the same kernel', () => {
+    const rows = [...base, runtime('ksm-off', 'backports', 'vm0', 125), runtime('ksm-off', 'backports', 'vm1', 120)];
+    const out = build('3a', rows);
+    const at = (mode: string, kernel: string, instance: string) => out.find((r) => r.kernel_mode === mode && r.kernel === kernel && r.instance === instance)!;
+    expect(at('ksm', 'backports', 'vm1').normalized_runtime).toBe(160 / 125);
+    expect(at('ksm', 'bookworm', 'vm1').normalized_runtime).toBe(1.3);
+    expect(at('ksm-off', 'backports', 'vm1').normalized_runtime).toBe(0.96);
+  });
+
+  it('9: normalised to stock KSM on the same kernel, else on the kernel that ran it', () => {
+    const rows = [
+      runtime('ksm', 'v5.4', 'vm0', 100), runtime('nuksm-fair', 'nuKSM_SingleTree', 'vm0', 90),
+      runtime('ksm', 'backports', 'vm0', 200), runtime('nuksm-fair', 'backports', 'vm0', 150),
+    ];
+    const out = build('9', rows);
+    expect(out.map((r) => [r.kernel_mode, r.kernel, r.normalized_runtime])).toEqual([
+      ['ksm', 'v5.4', 1],
+      ['ksm', 'backports', 1],
+      ['nuksm-fair', 'nuKSM_SingleTree', 0.9], // no KSM run on this kernel: the first kernel's
+      ['nuksm-fair', 'backports', 0.75],
+    ]);
+  });
+
+  it('time series carry the kernel and keep kernels apart', () => {
+    const rows = [
+      row({ config: 'x', kernelMode: 'ksm', kernel: 'backports', instance: 'host', metric: 'memory_saved_gib', unit: 'GiB', value: 2, t: 10 }),
+      row({ config: 'x', kernelMode: 'ksm', kernel: 'bookworm', instance: 'host', metric: 'memory_saved_gib', unit: 'GiB', value: 1, t: 10 }),
+      row({ config: 'x', kernelMode: 'ksm', kernel: 'bookworm', instance: 'host', metric: 'memory_saved_gib', unit: 'GiB', value: 1.5, t: 20 }),
+    ];
+    // Kernels in the order their rows come (plan order): backports first here.
+    expect(build('8b', rows).map((r) => [r.kernel, r.t, r.value])).toEqual([['backports', 10, 2], ['bookworm', 10, 1], ['bookworm', 20, 1.5]]);
+  });
+
+  it('Table II keeps its columns and takes one kernel per mode (the first), with the KSM-off baseline of that kernel', () => {
+    const t = table2({ rows: base, scenarios: new Map() });
+    expect(t).toEqual([{ benchmark: 'xsbench', fairness_ksm: round4(1 / 1.3), fairness_nuksm: null, perf_nuksm_over_ksm: null, saved_gib_ksm: null, saved_gib_nuksm: null }]);
+  });
+
+  it('export from a store: the kernel column is the step’s testbed-file kernel key', () => {
+    const tbFile = join(tmp, 'two-kernel-model.yaml');
+    writeFileSync(tbFile, readFileSync(join(ROOT, 'experiments', 'testbeds', 'model.yaml'), 'utf8'));
+    const tb = parseYaml(readFileSync(tbFile, 'utf8')) as { kernels: Record<string, unknown>; modes: Record<string, { kernel: string | string[] }> };
+    const first = tb.modes.ksm!.kernel as string;
+    tb.kernels['second'] = { bootEntry: 'second', release: 'second' };
+    tb.modes.ksm!.kernel = [first, 'second'];
+    writeFileSync(tbFile, stringifyYaml(tb));
+    const c = createCampaign({ spec: join(ROOT, 'test', 'campaign', 'fixtures', 'small.yaml'), testbedFile: tbFile, resultsDir: tmp, campaignId: 'fig-kernels' });
+    const steps = c.journal.steps().filter((s) => s.configId === 'cg' && s.iteration === 1 && s.kernel !== null);
+    const value: Record<string, number> = { 'ksm-off': 100, ksm: 120, second: 140, 'nuksm-fair': 110 };
+    for (const s of steps) {
+      const ok = c.journal.beginAttempt(s.stepId);
+      const v = s.kernel === 'second' ? value.second! : value[s.kernelMode]!;
+      c.store.addSamples(s.stepId, ok, ['vm0', 'vm1'].map((instance) => ({ instance, workload: 'cg', metric: 'runtime_s', value: v, unit: 's', t: null, node: null })));
+      c.journal.completeStep(s.stepId, ok, {});
+    }
+    expect(c.store.rows().every((r) => r.kernel === c.journal.steps().find((s) => s.stepId === r.step)!.kernel)).toBe(true);
+    exportFigures(c.store, undefined, ['3a']);
+    const csv = readFileSync(join(c.dir, 'figures', '3a.csv'), 'utf8').trim().split('\n');
+    expect(csv[0]).toBe('testbed,benchmark,kernel_mode,kernel,instance,runtime_s,runtime_sd,n,normalized_runtime');
+    const ksmRows = csv.filter((l) => l.startsWith('model,cg,ksm,'));
+    expect(ksmRows).toEqual([`model,cg,ksm,${first},vm0,120,,1,1.2`, `model,cg,ksm,${first},vm1,120,,1,1.2`, 'model,cg,ksm,second,vm0,140,,1,1.4', 'model,cg,ksm,second,vm1,140,,1,1.4']);
+    c.store.close();
+  });
+});
+
+const round4 = (x: number) => Number(x.toFixed(4));
+
+describe('a store made before the kernel column', () => {
+  it('gets the results view rebuilt with the kernel column when opened', () => {
+    const dir = mkdtempSync(join(tmp, 'old-store-'));
+    new ResultsStore(dir).close();
+    const db = new Database(join(dir, STORE_FILE));
+    // The view as it was before the kernel column.
+    db.exec(`DROP VIEW results;
+      CREATE VIEW results AS SELECT c.id AS campaign, s.step_id AS step, s.experiment, s.iteration, s.kernel_mode AS kernelMode,
+        c.testbed_kind AS testbed, s.config_id AS config, x.instance, x.workload, x.metric, x.value, x.unit, x.t, x.node
+        FROM samples x JOIN steps s ON s.step_id = x.step_id AND s.valid_attempt = x.attempt_id AND s.state = 'done' CROSS JOIN campaign c;`);
+    expect((db.prepare("SELECT name FROM pragma_table_info('results')").all() as { name: string }[]).map((c) => c.name)).not.toContain('kernel');
+    db.close();
+    const columns = () => {
+      const store = new ResultsStore(dir);
+      try {
+        return (store.db.prepare("SELECT name FROM pragma_table_info('results')").all() as { name: string }[]).map((c) => c.name);
+      } finally {
+        store.close();
+      }
+    };
+    expect(columns()).toContain('kernel');
+    expect(columns().indexOf('kernel')).toBe(columns().indexOf('kernelMode') + 1);
   });
 });

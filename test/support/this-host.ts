@@ -13,7 +13,7 @@ export async function thisHostTestbedFile(overrides: Partial<TestbedFile> = {}):
     host: { kind: 'local' },
     nodes: await readHostNodes(new LocalExecutor()),
     kernels: { running: { bootEntry: 'current', release, ksmKnobs: {} } },
-    modes: { ksm: { kernel: 'running', ksmKnobs: {} } },
+    modes: { ksm: { kernels: ['running'], ksmKnobs: {} } },
     perfEventSet: 'none',
     guests: null,
     libvirtUri: 'qemu:///system',

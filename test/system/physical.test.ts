@@ -71,7 +71,7 @@ describeWith(['root', 'ksm', 'mariadb', 'sysbench', 'numactl'], 'physical testbe
     const release = execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim();
     file = await thisHostTestbedFile({
       file: 'physical.test.yaml',
-      modes: { ksm: { kernel: 'running', ksmKnobs: {} }, 'ksm-off': { kernel: 'running', ksmKnobs: {} } },
+      modes: { ksm: { kernels: ['running'], ksmKnobs: {} }, 'ksm-off': { kernels: ['running'], ksmKnobs: {} } },
       // This machine is an AMD EPYC VM without a virtual PMU: the events are "not supported".
       perfEventSet: 'zen4',
     });

@@ -40,7 +40,9 @@ export async function createModelTestbed(file: TestbedFile): Promise<Testbed> {
   let mode: KernelMode = 'ksm-off';
   return {
     kind: 'model',
-    async ensureKernel(wanted: KernelMode, log: Logger): Promise<KernelState> {
+    // The step's kernel key (a mode may name several) changes nothing here: the model has one
+    // simulated kernel per mode.
+    async ensureKernel(wanted: KernelMode, log: Logger, _kernel?: string): Promise<KernelState> {
       mode = wanted;
       log.debug({ mode }, 'model testbed: kernel mode selected (nothing to boot)');
       return { status: 'ready', kernelRelease: RELEASES[wanted] };

@@ -38,7 +38,7 @@ import { getWorkload, type Phase, type Workload, type WorkloadParams } from '../
 import type { EnvironmentRecord, KernelState, StepContext, Testbed } from '../types.ts';
 import { expandHome, hostExecutor } from './host.ts';
 import { killMarked, mainProcessOf, wrapPhase, type InstanceRuntime } from './instances.ts';
-import { ksmKnobsFor } from './knobs.ts';
+import { kernelKnobsOf, ksmKnobsFor } from './knobs.ts';
 import { startMemoryHog, type MemoryHogRun } from './memhog.ts';
 import { waitForMerge } from '../../host/ksm/merge-wait.ts';
 import { readHostNodes } from './topology.ts';
@@ -100,15 +100,18 @@ export class PhysicalTestbed implements Testbed {
     this.kernel = new KernelControl(exec, { upTimeoutMs: file.timeouts.bootS * 1000, probeTimeoutMs: file.timeouts.sshConnectS * 1000 });
   }
 
-  async ensureKernel(mode: KernelMode, log: Logger): Promise<KernelState> {
-    const modeSpec = this.file.modes[mode];
-    if (!modeSpec) throw new HarnessError('config', `${this.file.file}: modes.${mode}: kernel mode '${mode}' is not configured for this testbed`);
-    const kernel = this.file.kernels[modeSpec.kernel];
-    if (!kernel) throw new HarnessError('config', `${this.file.file}: modes.${mode}.kernel: no kernel '${modeSpec.kernel}' in kernels`);
+  /** The `kernels` key the last ready ensureKernel verified; the steps' KSM knobs are that kernel's. */
+  kernelKey: string | null = null;
+
+  /** `kernel`: the step's `kernels` key (one of the mode's); absent: the mode's first kernel. */
+  async ensureKernel(mode: KernelMode, log: Logger, kernelKey?: string): Promise<KernelState> {
+    const { key, kernel } = kernelKnobsOf(this.file, mode, kernelKey);
+    this.kernelKey = null;
     const now = await this.kernel.bootInfo();
     if (now.release === kernel.release) {
       // Also after the reboot a previous call started: release, and no panic/oops in this boot's log.
       const info = await this.kernel.verify(kernel.release, null);
+      this.kernelKey = key;
       return { status: 'ready', kernelRelease: info.release };
     }
     log.info({ from: now.release, to: kernel.release, entry: kernel.bootEntry }, 'rebooting into the kernel of this mode');
@@ -213,7 +216,9 @@ class StepRun {
   /** Everything that can be rejected before the host is touched. */
   private plan(): { domains: DomainSpec[]; byInstance: Map<string, WorkloadRun[]>; knobs: Record<string, string> } {
     const s = this.scenario;
-    const knobs = ksmKnobsFor(s, this.file);
+    // The kernel ensureKernel made ready (a mode may run on several); else the mode's first.
+    const mode = this.file.modes[s.kernelMode];
+    const knobs = ksmKnobsFor(s, this.file, this.testbed.kernelKey !== null && mode?.kernels.includes(this.testbed.kernelKey) ? this.testbed.kernelKey : undefined);
     const names = new Set(s.instances.map((i) => i.name));
     for (const w of s.workloads) {
       if (!names.has(w.instance)) throw new HarnessError('config', `scenario ${s.configId}: workload ${w.workload} names unknown instance '${w.instance}'`);

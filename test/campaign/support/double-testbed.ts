@@ -12,6 +12,8 @@ export interface DoubleScript {
   failures?: Record<string, FailureClass[]>;
   /** Modes whose first ensureKernel answers 'rebooting'. */
   rebootInto?: KernelMode[];
+  /** Kernel keys whose first ensureKernel answers 'rebooting'. */
+  rebootIntoKernel?: string[];
   /** configId whose step never finishes on its own (for the timeout). */
   hang?: string[];
   /** configId whose step emits an unknown metric. */
@@ -20,16 +22,22 @@ export interface DoubleScript {
 
 export class DoubleTestbed implements Testbed {
   readonly kind = 'model' as const;
-  readonly calls: { ensureKernel: KernelMode[]; run: string[] } = { ensureKernel: [], run: [] };
+  /** ensureKernel: the modes asked for; ensure: mode@kernel of each call (kernel as the runner passed it). */
+  readonly calls: { ensureKernel: KernelMode[]; ensure: string[]; run: string[] } = { ensureKernel: [], ensure: [], run: [] };
   private mode: KernelMode = 'ksm-off';
-  private readonly rebooted = new Set<KernelMode>();
+  private readonly rebooted = new Set<string>();
 
   constructor(private readonly script: DoubleScript = {}) {}
 
-  async ensureKernel(mode: KernelMode, _log: Logger): Promise<KernelState> {
+  async ensureKernel(mode: KernelMode, _log: Logger, kernel?: string): Promise<KernelState> {
     this.calls.ensureKernel.push(mode);
+    this.calls.ensure.push(`${mode}@${kernel ?? '-'}`);
     if (this.script.rebootInto?.includes(mode) && !this.rebooted.has(mode)) {
       this.rebooted.add(mode);
+      return { status: 'rebooting', kernelRelease: 'old' };
+    }
+    if (kernel !== undefined && this.script.rebootIntoKernel?.includes(kernel) && !this.rebooted.has(`kernel:${kernel}`)) {
+      this.rebooted.add(`kernel:${kernel}`);
       return { status: 'rebooting', kernelRelease: 'old' };
     }
     this.mode = mode;
