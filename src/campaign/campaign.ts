@@ -12,6 +12,7 @@ import { ConfigError, HarnessError } from '../core/errors.ts';
 import type { TestbedFile } from '../core/testbed-file.ts';
 import { ResultsStore, STORE_FILE } from '../results/store.ts';
 import type { Testbed } from '../testbeds/types.ts';
+import { armBootResume, campaignResumeHook, disarmBootResume, PROGRESS_FILE, type CampaignProgress } from './boot-resume.ts';
 import { Journal } from './journal.ts';
 import { buildPlan, type Plan } from './plan.ts';
 import { runCampaign, type Progress, type RunOptions, type RunResult } from './runner.ts';
@@ -42,7 +43,9 @@ export function specHash(spec: CampaignSpec): string {
   return h.digest('hex');
 }
 
+/** The harness's git commit (+dirty); NUKSM_HARNESS_COMMIT when set (inside the emulated machine, which has no git checkout). */
 export function harnessCommit(): string | null {
+  if (process.env.NUKSM_HARNESS_COMMIT) return process.env.NUKSM_HARNESS_COMMIT;
   try {
     const r = execaSync('git', ['rev-parse', 'HEAD'], { timeout: 5000, reject: false });
     if (r.exitCode !== 0) return null;
@@ -148,28 +151,62 @@ function isAlive(pid: number): boolean {
   }
 }
 
+export function writeProgress(dir: string, p: Omit<CampaignProgress, 'updatedAt'>): void {
+  writeFileAtomic(join(dir, PROGRESS_FILE), `${JSON.stringify({ ...p, updatedAt: new Date().toISOString() })}\n`);
+}
+
 export async function executeCampaign(
   c: OpenCampaign,
   testbed: Testbed,
-  opts: Partial<Pick<RunOptions, 'retries' | 'retryDelayMs' | 'signal' | 'maxSteps' | 'log' | 'stopGraceMs'>> & { onProgress?: (p: Progress) => void } = {},
+  opts: Partial<Pick<RunOptions, 'retries' | 'retryDelayMs' | 'signal' | 'maxSteps' | 'log' | 'stopGraceMs'>> & {
+    onProgress?: (p: Progress) => void;
+    /** The testbed file's `resume`: install boot-resume hooks on this host for the campaign (src/campaign/boot-resume.ts). */
+    resume?: TestbedFile['resume'];
+  } = {},
 ): Promise<RunResult> {
   const log = opts.log ?? campaignLogger(c.dir);
   const plan = JSON.parse(readFileSync(join(c.dir, 'plan.json'), 'utf8')) as Plan & { specHash?: string };
   const unlock = lockCampaign(c.dir);
+  const id = c.plan.campaign;
+  const counts = () => {
+    const n = c.journal.counts();
+    return { done: n.done, failed: n.failed, pending: n.pending + n.running, total: n.done + n.failed + n.pending + n.running };
+  };
   try {
-    return await runCampaign({
-    journal: c.journal,
-    testbed,
-    log,
-    rawDir: join(c.dir, 'raw'),
-    manifestBase: { campaign: c.plan.campaign, harnessCommit: harnessCommit(), specHash: plan.specHash ?? null, specFile: c.plan.specFile, testbedFile: c.plan.testbed.file },
-    retries: opts.retries,
-    retryDelayMs: opts.retryDelayMs,
-    signal: opts.signal,
-    maxSteps: opts.maxSteps,
-    stopGraceMs: opts.stopGraceMs,
-    onProgress: opts.onProgress,
-    });
+    const hook = campaignResumeHook(c.plan, c.dir, opts.resume ?? 'none');
+    if (hook) {
+      await armBootResume(hook);
+      log.info({ hook: hook.id, via: hook.via }, 'boot-resume hooks installed: the campaign continues by itself after a reboot');
+    }
+    let result: RunResult;
+    try {
+      result = await runCampaign({
+        journal: c.journal,
+        testbed,
+        log,
+        rawDir: join(c.dir, 'raw'),
+        manifestBase: { campaign: id, harnessCommit: harnessCommit(), specHash: plan.specHash ?? null, specFile: c.plan.specFile, testbedFile: c.plan.testbed.file },
+        retries: opts.retries,
+        retryDelayMs: opts.retryDelayMs,
+        signal: opts.signal,
+        maxSteps: opts.maxSteps,
+        stopGraceMs: opts.stopGraceMs,
+        onProgress: (p) => {
+          writeProgress(c.dir, { campaign: id, outcome: 'running', ...counts(), current: p.step.stepId, message: null });
+          opts.onProgress?.(p);
+        },
+      });
+    } catch (err) {
+      writeProgress(c.dir, { campaign: id, outcome: 'error', ...counts(), current: null, message: err instanceof Error ? err.message : String(err) });
+      throw err;
+    }
+    writeProgress(c.dir, { campaign: id, outcome: result.outcome, ...counts(), current: null, message: null });
+    // Hooks stay for 'rebooting' (that is what they are for) and 'stopped' (a shutdown stops the runner with SIGTERM).
+    if (hook && result.outcome === 'complete') {
+      await disarmBootResume(hook);
+      log.info({ hook: hook.id }, 'campaign complete: boot-resume hooks removed');
+    }
+    return result;
   } finally {
     unlock();
   }

@@ -88,6 +88,8 @@ export const testbedFileSchema = z
         memoryMiBPerNode: z.number().int().positive(),
         imageCacheDir: z.string().min(1),
         sshPort: z.number().int().min(1).max(65535),
+        /** Set in the copy of the file the harness writes into the machine: nuksm runs inside it. */
+        inside: z.boolean().default(false),
       })
       .strict()
       .nullable()
@@ -122,6 +124,11 @@ export function checkTestbedFile(tb: TestbedFile, listed: ReadonlySet<string> = 
       }
       if (spec.kernels.indexOf(kernel) !== i) throw new ConfigError(f, key, `kernel '${kernel}' listed twice`);
     });
+  }
+  if (tb.resume !== 'none' && tb.host.kind !== 'local') {
+    // The hooks resume the runner on the host that reboots; a controller reaching the host over
+    // SSH waits for the reboot itself.
+    throw new ConfigError(f, 'resume', `'${tb.resume}' installs hooks on the machine running nuksm, so it needs host.kind 'local' (this host is reached over SSH); use 'none'`);
   }
   if (tb.kind === 'physical' && tb.guests === null) {
     throw new ConfigError(f, 'guests', "a physical testbed needs 'guests' (SSH access to the VMs)");

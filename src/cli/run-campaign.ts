@@ -1,6 +1,13 @@
-/** Shared by run, resume and start: open the testbed, run with signals handled, map the outcome to an exit code. */
-import { type OpenCampaign, executeCampaign, loadTestbedFile } from '../campaign/campaign.ts';
+/**
+ * Shared by run, resume and start: open the testbed, run with signals handled, map the outcome to
+ * an exit code. Campaigns on the emulated testbed run inside its machine (campaign/in-machine.ts): the host
+ * starts and watches them, then holds the copied-back store like any other campaign's.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { createCampaign, executeCampaign, loadTestbedFile, openCampaign, planCampaign, resultsRoot, type OpenCampaign, type PlanRequest } from '../campaign/campaign.ts';
 import type { RunResult } from '../campaign/runner.ts';
+import { STORE_FILE } from '../results/store.ts';
 import { createTestbed } from '../testbeds/index.ts';
 import { EXIT } from './exit-codes.ts';
 import { progressPrinter } from './progress.ts';
@@ -13,14 +20,74 @@ export async function runOpenCampaign(c: OpenCampaign, opts: { maxSteps?: number
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   try {
-    const result = await executeCampaign(c, testbed, { signal: controller.signal, maxSteps: opts.maxSteps, onProgress: opts.quiet ? undefined : progressPrinter() });
-    const exitCode = result.outcome === 'rebooting' ? EXIT.rebooting : result.outcome === 'stopped' ? EXIT.stopped : result.failed - result.unsupported > 0 ? EXIT.stepsFailed : EXIT.ok;
-    return { result, exitCode };
+    const result = await executeCampaign(c, testbed, { resume: testbedFile.resume, signal: controller.signal, maxSteps: opts.maxSteps, onProgress: opts.quiet ? undefined : progressPrinter() });
+    return { result, exitCode: exitCodeOf(result) };
   } finally {
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);
     await testbed.close();
   }
+}
+
+function exitCodeOf(result: RunResult): number {
+  return result.outcome === 'rebooting' ? EXIT.rebooting : result.outcome === 'stopped' ? EXIT.stopped : result.failed - result.unsupported > 0 ? EXIT.stepsFailed : EXIT.ok;
+}
+
+/** Counts of a campaign whose runner is not here (copied back from the emulated machine). */
+function resultOf(c: OpenCampaign): RunResult {
+  const n = c.journal.counts();
+  const unsupported = c.journal.steps().filter((s) => s.state === 'failed' && s.failureClass === 'unsupported').length;
+  const pending = n.pending + n.running;
+  return { outcome: pending === 0 ? 'complete' : 'stopped', done: n.done, failed: n.failed, unsupported, pending, total: n.done + n.failed + pending };
+}
+
+const machineLog = (quiet?: boolean) => (line: string) => {
+  if (!quiet) process.stderr.write(`[machine] ${line}\n`);
+};
+
+async function inMachine<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  const stop = () => controller.abort(new Error('stopped by signal'));
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  try {
+    return await fn(controller.signal);
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  }
+}
+
+/** `nuksm run` / `nuksm start`: validate everything, create the campaign and run it where it runs. */
+export async function runNewCampaign(req: PlanRequest & { resultsDir?: string }, opts: { maxSteps?: number; quiet?: boolean } = {}): Promise<{ c: OpenCampaign; result: RunResult; exitCode: number }> {
+  const planned = planCampaign(req);
+  if (planned.testbed.kind === 'emulated' && !planned.testbed.emulated?.inside) {
+    const { runCampaignInMachine } = await import('../campaign/in-machine.ts');
+    const root = resultsRoot(req.resultsDir);
+    if (!opts.quiet) process.stderr.write(`campaign ${planned.plan.campaign}: ${planned.plan.steps.length} steps inside the emulated machine → ${join(root, planned.plan.campaign)}\n`);
+    await inMachine((signal) => runCampaignInMachine({ ...planned, iterations: req.iterations, interleave: req.interleave }, { resultsRoot: root, log: machineLog(opts.quiet), signal }));
+    const c = openCampaign(req.resultsDir, planned.plan.campaign);
+    const result = resultOf(c);
+    return { c, result, exitCode: exitCodeOf(result) };
+  }
+  const c = createCampaign(req);
+  if (!opts.quiet) process.stderr.write(`campaign ${c.plan.campaign}: ${c.plan.steps.length} steps on ${c.plan.testbed.name} → ${c.dir}\n`);
+  return { c, ...(await runOpenCampaign(c, opts)) };
+}
+
+/** `nuksm resume`: continue where the campaign runs (here, or inside the emulated machine). */
+export async function resumeCampaign(resultsDir: string | undefined, id: string, opts: { maxSteps?: number; quiet?: boolean } = {}): Promise<{ c: OpenCampaign; result: RunResult; exitCode: number }> {
+  const dir = join(resultsRoot(resultsDir), id);
+  const { MACHINE_FILE, resumeCampaignInMachine } = await import('../campaign/in-machine.ts');
+  if (existsSync(join(dir, MACHINE_FILE))) {
+    // Copied back = complete; otherwise the machine (started if off) still holds the campaign.
+    if (!existsSync(join(dir, STORE_FILE))) await inMachine((signal) => resumeCampaignInMachine(dir, { resultsRoot: resultsRoot(resultsDir), log: machineLog(opts.quiet), signal }));
+    const c = openCampaign(resultsDir, id);
+    const result = resultOf(c);
+    return { c, result, exitCode: exitCodeOf(result) };
+  }
+  const c = openCampaign(resultsDir, id);
+  return { c, ...(await runOpenCampaign(c, opts)) };
 }
 
 export function describeOutcome(id: string, dir: string, r: RunResult): string {

@@ -80,5 +80,12 @@ export interface TestbedFile {
   /** How a campaign continues after a reboot of the host. */
   resume: 'systemd' | 'cron' | 'none';
   /** Emulated testbed only: QEMU machine shape. */
-  emulated: { cpusPerNode: number; memoryMiBPerNode: number; imageCacheDir: string; sshPort: number } | null;
+  emulated: {
+    cpusPerNode: number;
+    memoryMiBPerNode: number;
+    imageCacheDir: string;
+    sshPort: number;
+    /** True in the copy of the file inside the machine, where the campaign runs (see src/campaign/in-machine.ts). */
+    inside: boolean;
+  } | null;
 }

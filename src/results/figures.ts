@@ -30,7 +30,7 @@ export interface FigureDef {
 // `kernel` (the step's testbed-file kernel key) follows `kernel_mode` everywhere: a mode may run
 // on several kernels, and rows of different kernels are never averaged together.
 const RUNTIME_COLUMNS = ['testbed', 'benchmark', 'kernel_mode', 'kernel', 'instance', 'runtime_s', 'runtime_sd', 'n', 'normalized_runtime'];
-const LOCALITY_COLUMNS = ['testbed', 'benchmark', 'kernel_mode', 'kernel', 'instance', 'local_pct', 'remote_pct', 'local_pct_sd', 'n'];
+const LOCALITY_COLUMNS = ['testbed', 'benchmark', 'kernel_mode', 'kernel', 'instance', 'local_pct', 'remote_pct', 'local_pct_sd', 'n', 'ksm_local_pct', 'ksm_local_pct_sd', 'ksm_n'];
 const SERIES_COLUMNS = ['testbed', 'config', 'kernel_mode', 'kernel', 'instance', 'node', 'iteration', 't', 'metric', 'unit', 'value'];
 const MODE_ORDER = ['ksm-off', 'ksm', 'nuksm-fair', 'nuksm-priority', 'nuksm-forest', 'uksm'];
 export const TABLE3_ROWS = ['C-10:1', 'C-5:1', 'C-1:1', 'C-1:5', 'C-1:10'] as const;
@@ -113,9 +113,15 @@ const firstInstanceWithoutKsm =
   (config, kernel, _instance, byKey) =>
     summarize(pick(byKey, config, 'ksm-off', instancesOf(rows)[0] ?? '', kernel))?.mean ?? null;
 
-function localityTable(rows: readonly ResultRow[]): Row[] {
+/**
+ * DRAM access locality (perf, where counters exist) and, next to it, where the instance's
+ * de-duplicated pages live: the share on its own node (placementShares). The second is the paper's
+ * cause of the first, and the one measurable without DRAM counters (emulated testbed).
+ */
+function localityTable({ rows, scenarios }: FigureInput): Row[] {
   const local = perRun(rows, 'local_access_pct');
   const remote = perRun(rows, 'remote_access_pct');
+  const ksm = perRun(placementShares(rows, scenarios), 'ksm_local_pct');
   const out: Row[] = [];
   for (const config of configsOf(rows)) {
     for (const mode of modesOf(rows)) {
@@ -124,8 +130,13 @@ function localityTable(rows: readonly ResultRow[]): Row[] {
           const k = runKey(config, mode, kernel, instance);
           const l = summarize(local.values.get(k) ?? []);
           const r = summarize(remote.values.get(k) ?? []);
-          if (!l && !r) continue;
-          out.push({ testbed: testbedOf(rows), benchmark: config, kernel_mode: mode, kernel, instance, local_pct: round(l?.mean), remote_pct: round(r?.mean), local_pct_sd: round(l?.sd), n: l?.n ?? r?.n ?? 0 });
+          const p = summarize(ksm.values.get(k) ?? []);
+          if (!l && !r && !p) continue;
+          out.push({
+            testbed: testbedOf(rows), benchmark: config, kernel_mode: mode, kernel, instance,
+            local_pct: round(l?.mean), remote_pct: round(r?.mean), local_pct_sd: round(l?.sd), n: l?.n ?? r?.n ?? 0,
+            ksm_local_pct: round(p?.mean), ksm_local_pct_sd: round(p?.sd), ksm_n: p?.n ?? 0,
+          });
         }
       }
     }
@@ -256,10 +267,10 @@ function fig4(input: FigureInput): Row[] {
 
 export const FIGURE_DEFS: FigureDef[] = [
   { name: '3a', source: '3a', columns: RUNTIME_COLUMNS, build: ({ rows }) => runtimeTable(rows, firstInstanceWithoutKsm(rows)) },
-  { name: '3b', source: '3b', columns: LOCALITY_COLUMNS, build: ({ rows }) => localityTable(rows) },
+  { name: '3b', source: '3b', columns: LOCALITY_COLUMNS, build: localityTable },
   { name: '4', source: '4', columns: [...SERIES_COLUMNS, 'nice'], build: fig4 },
   { name: '6a', source: '6a', columns: RUNTIME_COLUMNS, build: ({ rows }) => runtimeTable(rows, firstInstanceWithoutKsm(rows)) },
-  { name: '6b', source: '6b', columns: LOCALITY_COLUMNS, build: ({ rows }) => localityTable(rows) },
+  { name: '6b', source: '6b', columns: LOCALITY_COLUMNS, build: localityTable },
   { name: 'table2', source: 'table2', columns: ['benchmark', 'fairness_ksm', 'fairness_nuksm', 'perf_nuksm_over_ksm', 'saved_gib_ksm', 'saved_gib_nuksm'], build: table2 },
   { name: '7', source: '7', columns: ['testbed', 'benchmark', 'config', 'kernel_mode', 'kernel', 'instance', 'nice', 'runtime_s', 'runtime_sd', 'n', 'normalized_to_c1_1'], build: fig7 },
   { name: 'table3', source: 'table3', columns: ['config', 'nice_vm0', 'nice_vm1', 'snice_vm0', 'snice_vm1', 'local_pct_vm0', 'local_pct_vm1'], build: table3 },

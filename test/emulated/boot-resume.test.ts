@@ -94,9 +94,10 @@ describe('boot-resume guard', () => {
 
   it('generates a systemd unit and an @reboot cron entry that run the guard', () => {
     const t = setup();
-    expect(systemdUnit(t.spec)).toContain(`ExecStart=/bin/sh ${t.p.guard}`);
+    // Each hook names itself to the guard, which logs it (via=systemd / via=cron in boots.log).
+    expect(systemdUnit(t.spec)).toContain(`ExecStart=/bin/sh ${t.p.guard} systemd`);
     expect(systemdUnit(t.spec)).toContain('WantedBy=multi-user.target');
-    expect(cronEntry(t.spec)).toMatch(new RegExp(`^@reboot root /bin/sh ${t.p.guard.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm'));
+    expect(cronEntry(t.spec)).toMatch(new RegExp(`^@reboot root /bin/sh ${t.p.guard.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} cron$`, 'm'));
     expect(() => bootResumePaths({ id: 'bad id; rm -rf /' })).toThrow(/must match/);
   });
 });

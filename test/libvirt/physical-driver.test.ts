@@ -1,6 +1,7 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
+import { KernelControl } from '../../src/host/kernel/index.ts';
 import { describe, expect, it } from 'vitest';
 import type { Scenario } from '../../src/core/scenario.ts';
 import type { TestbedFile } from '../../src/core/testbed-file.ts';
@@ -181,6 +182,26 @@ describe('ensureKernel (scripted host)', () => {
   it('fails with class boot when the right kernel came up with an oops', async () => {
     const exec = host('5.4.0nuKSMSingleTree+', '[   12.3] BUG: unable to handle page fault\n[   12.4] Oops: 0000 [#1] SMP\n');
     await expect(new PhysicalTestbed(file, exec).ensureKernel('nuksm-fair', log)).rejects.toMatchObject({ failureClass: 'boot' });
+  });
+
+  it('over SSH waits for the host to come back on the step\'s kernel and verifies it (no resume needed)', async () => {
+    let release = '5.4.0';
+    let bootId = '0f3c1a52-9e1d-4c8b-a4e5-6b7f2c9d0e11';
+    const exec = new FakeExecutor((argv) => {
+      if (argv[0] === 'sh' && argv[2]?.includes('uname -r')) return { stdout: `${release}\n${bootId}\n` };
+      if (argv.join(' ') === 'systemctl reboot') {
+        release = '5.4.0nuKSMSingleTree+';
+        bootId = '7a1e0b2c-1111-4c8b-a4e5-6b7f2c9d0e11';
+      }
+      if (argv[0] === 'journalctl') return { stdout: '[    0.000000] Linux version ok\n' };
+      return {};
+    });
+    const remote = { ...file, host: { kind: 'ssh', host: 'h', port: 22, user: 'u', identityFile: 'k', knownHostsFile: 'kh', pinHostKeyOnFirstUse: false } } as TestbedFile;
+    const tb = new PhysicalTestbed(remote, exec);
+    (tb as unknown as { kernel: KernelControl }).kernel = new KernelControl(exec, { pollMs: 1, downTimeoutMs: 1000, upTimeoutMs: 1000 });
+    expect(await tb.ensureKernel('nuksm-fair', log)).toEqual({ status: 'ready', kernelRelease: '5.4.0nuKSMSingleTree+' });
+    expect(exec.calls.find((c) => c[0] === 'grub-reboot')).toEqual(['grub-reboot', 'Advanced options for Ubuntu>Ubuntu, with Linux 5.4.0nuKSMSingleTree+']);
+    expect(tb.kernelKey).toBe('nuksm');
   });
 
   it('rejects a mode the testbed does not configure', async () => {

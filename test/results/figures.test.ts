@@ -104,6 +104,14 @@ describe('table3 and placement shares', () => {
     expect(shares.find((s) => s.step === 'btree/C-1:1' && s.instance === 'vm1')!.value).toBe(49);
   });
 
+  it('3b/6b carry the merged-page placement share next to DRAM locality, also without DRAM counters', () => {
+    const b3 = FIGURE_DEFS.find((d) => d.name === '3b')!;
+    const t = b3.build({ rows, scenarios });
+    const mysql = t.filter((r) => r.benchmark === 'mysql/C-10:1');
+    expect(mysql.map((r) => [r.instance, r.ksm_local_pct, r.ksm_n, r.local_pct])).toEqual([['vm0', 90, 1, null], ['vm1', 10, 1, null]]);
+    expect(Object.keys(t[0]!)).toEqual(b3.columns);
+  });
+
   it('one row per configuration in paper order, nice → snice, shares averaged over benchmarks', () => {
     const t = table3({ rows, scenarios });
     expect(t.map((r) => r.config)).toEqual(['C-10:1', 'C-5:1', 'C-1:1', 'C-1:5', 'C-1:10']);

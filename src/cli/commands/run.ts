@@ -1,9 +1,8 @@
 /** `nuksm run <spec> --testbed <file>`: create a campaign (after validating everything) and run it. */
 import type { Argv, CommandModule } from 'yargs';
-import { createCampaign } from '../../campaign/campaign.ts';
 import { exportFigures } from '../../results/figures.ts';
 import { withJson, withResultsDir, withSpecAndTestbed } from '../options.ts';
-import { describeOutcome, runOpenCampaign } from '../run-campaign.ts';
+import { describeOutcome, runNewCampaign } from '../run-campaign.ts';
 
 export interface RunArgs {
   spec: string;
@@ -25,9 +24,8 @@ export const runCommand: CommandModule<object, RunArgs> = {
       .option('campaign-id', { type: 'string', describe: 'id of the new campaign (default: <spec>-<time>-<random>)' })
       .option('max-steps', { type: 'number', describe: 'stop after this many steps (resume continues)' }) as unknown as Argv<RunArgs>,
   handler: async (args) => {
-    const c = createCampaign({ spec: args.spec, testbedFile: args.testbed, iterations: args.iterations, interleave: args.interleave, experimentsDir: args.experimentsDir, campaignId: args.campaignId, resultsDir: args.resultsDir });
-    if (!args.json) process.stderr.write(`campaign ${c.plan.campaign}: ${c.plan.steps.length} steps → ${c.dir}\n`);
-    const { result, exitCode } = await runOpenCampaign(c, { maxSteps: args.maxSteps, quiet: args.json });
+    const req = { spec: args.spec, testbedFile: args.testbed, iterations: args.iterations, interleave: args.interleave, experimentsDir: args.experimentsDir, campaignId: args.campaignId, resultsDir: args.resultsDir };
+    const { c, result, exitCode } = await runNewCampaign(req, { maxSteps: args.maxSteps, quiet: args.json });
     const figures = result.outcome === 'complete' ? exportFigures(c.store) : [];
     c.store.close();
     process.stdout.write(args.json ? `${JSON.stringify({ campaign: c.plan.campaign, dir: c.dir, ...result, figures }, null, 2)}\n` : describeOutcome(c.plan.campaign, c.dir, result));

@@ -1,12 +1,11 @@
 /** `nuksm start` (= `npm start`): the paper campaign on the model testbed, then a summary. */
 import { join } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
-import { createCampaign } from '../../campaign/campaign.ts';
 import { exportFigures, figureInput, FIGURE_DEFS, table2, table3 } from '../../results/figures.ts';
 import type { ResultsStore } from '../../results/store.ts';
 import { textTable } from '../format.ts';
 import { withResultsDir } from '../options.ts';
-import { describeOutcome, runOpenCampaign } from '../run-campaign.ts';
+import { describeOutcome, runNewCampaign } from '../run-campaign.ts';
 
 export interface StartArgs {
   spec: string;
@@ -40,9 +39,7 @@ export const startCommand: CommandModule<object, StartArgs> = {
       .option('testbed', { type: 'string', default: join('experiments', 'testbeds', 'model.yaml'), describe: 'testbed file' })
       .option('experiments-dir', { type: 'string', default: 'experiments' }) as unknown as Argv<StartArgs>,
   handler: async (args) => {
-    const c = createCampaign({ spec: args.spec, testbedFile: args.testbed, experimentsDir: args.experimentsDir, resultsDir: args.resultsDir });
-    process.stderr.write(`campaign ${c.plan.campaign}: ${c.plan.steps.length} steps on ${c.plan.testbed.name} → ${c.dir}\n`);
-    const { result, exitCode } = await runOpenCampaign(c);
+    const { c, result, exitCode } = await runNewCampaign({ spec: args.spec, testbedFile: args.testbed, experimentsDir: args.experimentsDir, resultsDir: args.resultsDir });
     const written = exportFigures(c.store);
     process.stdout.write(describeOutcome(c.plan.campaign, c.dir, result));
     process.stdout.write(summary(c.store, written));

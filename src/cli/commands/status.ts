@@ -1,6 +1,10 @@
 /** `nuksm status [campaign-id]`: step states, failures and where the results are. */
 import type { Argv, CommandModule } from 'yargs';
-import { openCampaign } from '../../campaign/campaign.ts';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { openCampaign, resultsRoot } from '../../campaign/campaign.ts';
+import { MACHINE_FILE, type MachineRecord } from '../../campaign/in-machine.ts';
+import { STORE_FILE } from '../../results/store.ts';
 import { textTable } from '../format.ts';
 import { withJson, withResultsDir } from '../options.ts';
 import { campaignIdOrLatest } from './resume.ts';
@@ -16,7 +20,16 @@ export const statusCommand: CommandModule<object, StatusArgs> = {
   describe: 'Show the state of every step of a campaign (default: the latest)',
   builder: (y: Argv<object>) => withJson(withResultsDir(y)).positional('campaign-id', { type: 'string', describe: 'campaign' }) as unknown as Argv<StatusArgs>,
   handler: (args) => {
-    const c = openCampaign(args.resultsDir, campaignIdOrLatest(args.campaignId, args.resultsDir));
+    const id = campaignIdOrLatest(args.campaignId, args.resultsDir);
+    const dir = join(resultsRoot(args.resultsDir), id);
+    if (existsSync(join(dir, MACHINE_FILE)) && !existsSync(join(dir, STORE_FILE))) {
+      // Its journal is inside the emulated machine until the campaign completes and is copied back.
+      const record = JSON.parse(readFileSync(join(dir, MACHINE_FILE), 'utf8')) as MachineRecord;
+      const text = `campaign ${id} runs inside the emulated machine (${record.machine.stateDir}, started ${record.startedAt}); its results come back to ${dir} when it completes. 'nuksm resume ${id}' watches it (and starts the machine if it is off).\n`;
+      process.stdout.write(args.json ? `${JSON.stringify({ campaign: id, dir, inMachine: record }, null, 2)}\n` : text);
+      return;
+    }
+    const c = openCampaign(args.resultsDir, id);
     const steps = c.journal.steps();
     const counts = c.journal.counts();
     c.store.close();

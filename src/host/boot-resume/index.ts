@@ -72,7 +72,8 @@ export function guardScript(spec: BootResumeSpec): string {
   return `#!/bin/sh
 # nuksm boot-resume guard for campaign hook '${spec.id}' (generated; see src/host/boot-resume).
 state=${shellQuote(p.stateDir)}
-log() { echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) boot=$boot $*" >> ${shellQuote(p.bootLog)}; }
+via=\${1:-manual}
+log() { echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) boot=$boot via=$via $*" >> ${shellQuote(p.bootLog)}; }
 remove_hooks() {
   systemctl disable ${shellQuote(p.unitName)} >/dev/null 2>&1
   rm -f ${shellQuote(p.unitFile)} ${shellQuote(p.cronFile)}
@@ -118,7 +119,7 @@ Wants=network-online.target
 
 [Service]
 Type=simple
-ExecStart=/bin/sh ${p.guard}
+ExecStart=/bin/sh ${p.guard} systemd
 Restart=no
 
 [Install]
@@ -128,7 +129,7 @@ WantedBy=multi-user.target
 
 export function cronEntry(spec: BootResumeSpec): string {
   const p = bootResumePaths(spec);
-  return `# nuksm: resume campaign ${spec.id} after boot (generated)\nSHELL=/bin/sh\nPATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n@reboot root /bin/sh ${p.guard}\n`;
+  return `# nuksm: resume campaign ${spec.id} after boot (generated)\nSHELL=/bin/sh\nPATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n@reboot root /bin/sh ${p.guard} cron\n`;
 }
 
 /** Install the guard and the hook(s) on the host behind exec. Idempotent. */

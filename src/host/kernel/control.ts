@@ -140,6 +140,19 @@ export class KernelControl {
     await this.waitBack(before.bootId);
     return { ...(await this.verify(expectedRelease, before.bootId)), rebooted: true };
   }
+
+  /**
+   * For a harness running ON the host it reboots: verify when the expected kernel runs (also right
+   * after the reboot an earlier call started), else grub-reboot + reboot and answer 'rebooting' —
+   * this process is about to die; the campaign resumes after boot.
+   */
+  async verifyOrReboot(entry: string, expectedRelease: string): Promise<{ status: 'ready' | 'rebooting'; release: string }> {
+    const now = await this.bootInfo();
+    if (now.release === expectedRelease) return { status: 'ready', release: (await this.verify(expectedRelease, null)).release };
+    await this.selectNextBoot(entry);
+    await this.requestReboot();
+    return { status: 'rebooting', release: now.release };
+  }
 }
 
 function sleep(ms: number): Promise<void> {

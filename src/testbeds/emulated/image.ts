@@ -9,6 +9,7 @@
  *    key + a hash of those files (seconds to build).
  * Guests never write to the cached image: each run boots a qcow2 overlay on it.
  */
+import type { KernelSpec } from '../../core/testbed-file.ts';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
@@ -93,23 +94,36 @@ async function backportsApt(workDir: string): Promise<string[]> {
   ];
 }
 
-/** The backports kernel's image package (name + version), or null when the suite is unreachable. */
+/**
+ * The backports kernel's image package (name + version), or null when the suite is unreachable.
+ * Tried three times: a mirror answering mid-sync once left this without the cloud kernel, and
+ * falling back to a one-kernel image makes a different image.
+ */
 async function resolveBackportsKernel(workDir: string, log: (l: string) => void): Promise<{ aptOpts: string[]; pkg: string; version: string } | null> {
   const aptOpts = await backportsApt(workDir);
-  const update = await run.run(['apt-get', ...aptOpts, 'update'], { timeoutMs: 180_000, allowFailure: true });
-  if (update.exitCode !== 0 || /^(E|W): Failed/m.test(update.stderr)) {
-    log(`bookworm-backports is not reachable (${update.stderr.trim().split('\n').pop()}); building with the 6.1 kernel only`);
-    return null;
+  let why = '';
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    if (attempt > 1) {
+      log(`bookworm-backports: ${why}; retrying (${attempt}/3)`);
+      await new Promise((r) => setTimeout(r, 5_000 * attempt));
+    }
+    const update = await run.run(['apt-get', ...aptOpts, 'update'], { timeoutMs: 180_000, allowFailure: true });
+    if (update.exitCode !== 0 || /^(E|W): Failed/m.test(update.stderr)) {
+      why = `not reachable (${update.stderr.trim().split('\n').pop()})`;
+      continue;
+    }
+    const depends = await run.run(['apt-cache', ...aptOpts, 'depends', BACKPORTS_KERNEL], { timeoutMs: 60_000, allowFailure: true });
+    const pkg = /Depends: (linux-image-\S+)/.exec(depends.stdout)?.[1];
+    if (!pkg) {
+      why = `no cloud kernel in the index (apt-cache: ${(depends.stderr || depends.stdout).trim().split('\n').slice(0, 2).join(' ') || 'no output'})`;
+      continue;
+    }
+    const show = await sh(['apt-cache', ...aptOpts, 'show', pkg], 60_000);
+    const version = /^Version: (\S+)/m.exec(show)?.[1] ?? 'unknown';
+    return { aptOpts, pkg, version };
   }
-  const depends = await run.run(['apt-cache', ...aptOpts, 'depends', BACKPORTS_KERNEL], { timeoutMs: 60_000, allowFailure: true });
-  const pkg = /Depends: (linux-image-\S+)/.exec(depends.stdout)?.[1];
-  if (!pkg) {
-    log('bookworm-backports has no cloud kernel here; building with the 6.1 kernel only');
-    return null;
-  }
-  const show = await sh(['apt-cache', ...aptOpts, 'show', pkg], 60_000);
-  const version = /^Version: (\S+)/m.exec(show)?.[1] ?? 'unknown';
-  return { aptOpts, pkg, version };
+  log(`bookworm-backports: ${why}; building with the 6.1 kernel only`);
+  return null;
 }
 
 class Mounts {
@@ -350,7 +364,8 @@ async function withCacheLock<T>(cacheDir: string, log: (l: string) => void, fn: 
 
 /** Builds (or reuses) the emulated testbed image. Needs root, debootstrap, qemu-img, losetup. */
 export async function buildEmulatedImage(opts: BuildEmulatedImageOptions = {}): Promise<EmulatedImage> {
-  const cacheDir = opts.cacheDir ?? DEFAULT_IMAGE_CACHE_DIR;
+  // Absolute: apt reads relative Dir:: options under /etc/apt, and the image's paths are recorded.
+  const cacheDir = resolve(opts.cacheDir ?? DEFAULT_IMAGE_CACHE_DIR);
   const log = opts.log ?? (() => undefined);
   await mkdir(cacheDir, { recursive: true });
   return withCacheLock(cacheDir, log, () => buildLocked(cacheDir, opts, log));
@@ -424,4 +439,17 @@ async function pruneLayers(cacheDir: string, keep: string, log: (l: string) => v
 async function nativeSourceHash(): Promise<string> {
   const files = await listFiles(NATIVE_SOURCE_DIR, new Set());
   return hash(await Promise.all(files.map(async (f) => `${f}:${await readFile(join(NATIVE_SOURCE_DIR, f), 'utf8')}`)));
+}
+
+/** Kernel specs named 'bookworm' (6.1) and 'backports' (6.12, when built) for a built image. */
+export function imageKernels(image: EmulatedImage): Record<string, KernelSpec> {
+  const out: Record<string, KernelSpec> = {};
+  for (const k of image.kernels) {
+    const backports = k.suite === 'bookworm-backports';
+    // 6.12 has smart scan (6.7+, on by default): a page that aged before its content became identical
+    // is visited only every few passes, and two such pages may never sit in the unstable tree in the
+    // same pass (seen here: 0 merges over 230 passes). The paper's 5.4 kernels have no smart scan.
+    out[backports ? 'backports' : 'bookworm'] = { bootEntry: k.bootEntry, release: k.release, ksmKnobs: backports ? { smart_scan: '0' } : {} };
+  }
+  return out;
 }

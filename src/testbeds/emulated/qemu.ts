@@ -6,8 +6,8 @@
  * (power loss) boots again with its disk as it was.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, openSync, closeSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { existsSync, openSync, closeSync, readFileSync } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { HarnessError } from '../../core/errors.ts';
@@ -37,7 +37,7 @@ export interface QemuMachineOptions {
 }
 
 /** QEMU's argv for a machine (pure; unit-tested). */
-export function qemuArgv(o: { disk: string; shape: MachineShape; sshPort: number; qmpSocket: string; consoleLog: string; accel: 'tcg' | 'kvm' }): string[] {
+export function qemuArgv(o: { disk: string; shape: MachineShape; sshPort: number; qmpSocket: string; pidFile?: string; consoleLog: string; accel: 'tcg' | 'kvm' }): string[] {
   const { nodes, cpusPerNode, memoryMiBPerNode } = o.shape;
   const argv = [
     'qemu-system-x86_64',
@@ -54,13 +54,16 @@ export function qemuArgv(o: { disk: string; shape: MachineShape; sshPort: number
     argv.push('-object', `memory-backend-ram,id=m${n},size=${memoryMiBPerNode}M`, '-numa', `node,nodeid=${n},cpus=${cpus},memdev=m${n}`);
   }
   argv.push(
-    '-drive', `file=${o.disk},format=qcow2,if=virtio,cache=unsafe`,
+    // writeback, not unsafe: the guest's flushes (SQLite's fsync of the journal) must reach the
+    // overlay, qcow2 metadata included, so a killed QEMU (power loss) loses nothing committed.
+    '-drive', `file=${o.disk},format=qcow2,if=virtio,cache=writeback`,
     '-nic', `user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:${o.sshPort}-:22`,
     '-display', 'none',
     '-serial', `file:${o.consoleLog}`,
     '-qmp', `unix:${o.qmpSocket},server=on,wait=off`,
     '-monitor', 'none',
   );
+  if (o.pidFile) argv.push('-pidfile', o.pidFile);
   // No -no-reboot: the guest reboots itself into another kernel and stays in the same QEMU.
   return argv;
 }
@@ -111,6 +114,7 @@ export class QemuMachine {
   private ssh: SshExecutor | null = null;
   readonly overlay: string;
   readonly qmpSocket: string;
+  readonly pidFile: string;
   /** Console log of the current boot attempt (set by start()). */
   consoleLog = '';
   /** How many boot attempts failed and were retried (logged). */
@@ -119,6 +123,7 @@ export class QemuMachine {
   constructor(readonly opts: QemuMachineOptions) {
     this.overlay = join(opts.stateDir, 'overlay.qcow2');
     this.qmpSocket = join(opts.stateDir, 'qmp.sock');
+    this.pidFile = join(opts.stateDir, 'qemu.pid');
   }
 
   private log(line: string): void {
@@ -145,6 +150,7 @@ export class QemuMachine {
    */
   async start(consoleDir: string): Promise<SshExecutor> {
     if (!existsSync(this.overlay)) await this.resetDisk();
+    await this.killStale();
     await mkdir(consoleDir, { recursive: true });
     for (let attempt = 1; ; attempt++) {
       try {
@@ -162,7 +168,7 @@ export class QemuMachine {
     this.consoleLog = consoleLog;
     closeSync(openSync(consoleLog, 'a'));
     const accel = this.opts.accel ?? 'tcg';
-    const argv = qemuArgv({ disk: this.overlay, shape: this.opts.shape, sshPort: this.opts.sshPort, qmpSocket: this.qmpSocket, consoleLog, accel });
+    const argv = qemuArgv({ disk: this.overlay, shape: this.opts.shape, sshPort: this.opts.sshPort, qmpSocket: this.qmpSocket, pidFile: this.pidFile, consoleLog, accel });
     this.log(`starting ${argv.join(' ')}`);
     const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
@@ -235,6 +241,20 @@ export class QemuMachine {
     this.log(`guest did not power off within ${timeoutMs / 1000} s; killing QEMU`);
     await this.kill();
     return 'killed';
+  }
+
+  /**
+   * A QEMU left running on this overlay by a harness process that died (kill -9 of `nuksm`): two
+   * QEMUs on one disk would corrupt it, so the old one is killed first (a power cycle to the guest).
+   */
+  private async killStale(): Promise<void> {
+    if (this.running || !existsSync(this.pidFile)) return;
+    const pid = Number(readFileSync(this.pidFile, 'utf8').trim());
+    const cmdline = Number.isInteger(pid) && pid > 0 ? await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '') : '';
+    if (!cmdline.includes(this.overlay)) return;
+    this.log(`a QEMU (pid ${pid}) left by an earlier harness process still runs this machine: killing it (power cycle)`);
+    process.kill(pid, 'SIGKILL');
+    for (let i = 0; i < 50 && existsSync(`/proc/${pid}`); i++) await new Promise((r) => setTimeout(r, 200));
   }
 
   /** Pull the plug (SIGKILL): what a power loss looks like to the guest. */

@@ -103,21 +103,25 @@ export class PhysicalTestbed implements Testbed {
   /** The `kernels` key the last ready ensureKernel verified; the steps' KSM knobs are that kernel's. */
   kernelKey: string | null = null;
 
-  /** `kernel`: the step's `kernels` key (one of the mode's); absent: the mode's first kernel. */
+  /**
+   * `kernel`: the step's `kernels` key (one of the mode's); absent: the mode's first kernel.
+   * nuksm running on this host: grub-reboot + reboot and 'rebooting' (the boot-resume hooks go on
+   * after boot). Reaching the host over SSH: this controller waits for the host to come back and
+   * verifies the kernel, so the campaign goes on without a resume.
+   */
   async ensureKernel(mode: KernelMode, log: Logger, kernelKey?: string): Promise<KernelState> {
     const { key, kernel } = kernelKnobsOf(this.file, mode, kernelKey);
     this.kernelKey = null;
-    const now = await this.kernel.bootInfo();
-    if (now.release === kernel.release) {
-      // Also after the reboot a previous call started: release, and no panic/oops in this boot's log.
-      const info = await this.kernel.verify(kernel.release, null);
+    if (this.file.host.kind === 'ssh') {
+      const info = await this.kernel.bootInto(kernel.bootEntry, kernel.release);
+      if (info.rebooted) log.info({ release: info.release, bootId: info.bootId, entry: kernel.bootEntry }, 'host rebooted into the kernel of this step and verified');
       this.kernelKey = key;
       return { status: 'ready', kernelRelease: info.release };
     }
-    log.info({ from: now.release, to: kernel.release, entry: kernel.bootEntry }, 'rebooting into the kernel of this mode');
-    await this.kernel.selectNextBoot(kernel.bootEntry);
-    await this.kernel.requestReboot();
-    return { status: 'rebooting', kernelRelease: now.release };
+    const state = await this.kernel.verifyOrReboot(kernel.bootEntry, kernel.release);
+    if (state.status === 'rebooting') log.info({ from: state.release, to: kernel.release, entry: kernel.bootEntry }, 'rebooting into the kernel of this step');
+    else this.kernelKey = key;
+    return { status: state.status, kernelRelease: state.release };
   }
 
   async describe(): Promise<EnvironmentRecord> {

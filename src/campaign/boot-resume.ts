@@ -1,0 +1,57 @@
+/**
+ * A campaign that runs on the host it reboots (a physical server running nuksm itself, or the
+ * harness inside the emulated machine) continues after each boot by itself: before running, the
+ * campaign installs the boot-resume hooks of src/host/boot-resume (systemd unit, and an @reboot
+ * cron entry for the scalability flow, as the paper's artifact does), whose guard runs
+ * `nuksm resume <id>`; the hooks are removed when the campaign completes.
+ *
+ * Progress for the guard's boot-loop check and for whoever watches the campaign from outside is
+ * <campaign dir>/progress.json, rewritten atomically before every step and at the end.
+ */
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { TestbedFile } from '../core/testbed-file.ts';
+import { LocalExecutor } from '../host/exec/index.ts';
+import { installBootResume, removeBootResume, type BootResumeSpec } from '../host/boot-resume/index.ts';
+import type { Plan } from './plan.ts';
+import type { RunOutcome } from './runner.ts';
+
+export const PROGRESS_FILE = 'progress.json';
+const HARNESS_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+
+export interface CampaignProgress {
+  campaign: string;
+  /** 'running' while a runner works on it; the runner's outcome after; 'error' if the runner threw. */
+  outcome: 'running' | RunOutcome | 'error';
+  done: number;
+  failed: number;
+  pending: number;
+  total: number;
+  /** Step about to run (while 'running'). */
+  current: string | null;
+  message: string | null;
+  updatedAt: string;
+}
+
+/** Hook spec for a campaign, or null when the testbed file asks for no resume. */
+export function campaignResumeHook(plan: Plan, dir: string, resume: TestbedFile['resume']): BootResumeSpec | null {
+  if (resume === 'none') return null;
+  // The artifact's scalability flow restarts from @reboot: add the cron entry when the plan has one.
+  const scalability = plan.steps.some((s) => s.scenario.memoryHog !== null && s.scenario.memoryHog !== undefined);
+  return {
+    id: plan.campaign.replace(/[^A-Za-z0-9_-]+/g, '_').slice(0, 64),
+    command: [process.execPath, join(HARNESS_ROOT, 'bin', 'nuksm.js'), 'resume', plan.campaign, '--results-dir', dirname(dir)],
+    progressFile: join(dir, PROGRESS_FILE),
+    via: resume === 'systemd' && scalability ? 'both' : resume,
+    cwd: HARNESS_ROOT,
+    env: process.env.NUKSM_HARNESS_COMMIT ? { NUKSM_HARNESS_COMMIT: process.env.NUKSM_HARNESS_COMMIT } : {},
+  };
+}
+
+export async function armBootResume(hook: BootResumeSpec): Promise<void> {
+  await installBootResume(new LocalExecutor({ defaultTimeoutMs: 60_000 }), hook);
+}
+
+export async function disarmBootResume(hook: BootResumeSpec): Promise<void> {
+  await removeBootResume(new LocalExecutor({ defaultTimeoutMs: 60_000 }), hook);
+}

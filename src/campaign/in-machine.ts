@@ -1,0 +1,288 @@
+/**
+ * Campaigns on the emulated testbed run INSIDE the two-node machine, as nuksm runs on a physical
+ * server: the guest's journal is the campaign's, kernel switches reboot the guest and its
+ * boot-resume hooks continue the campaign (src/campaign/boot-resume.ts). This host side is the
+ * machine's power and console:
+ *
+ *  1. build (or reuse) the image, boot the machine on its persistent overlay;
+ *  2. copy the spec files and the testbed file (marked `inside: true`) in, start `nuksm run` there;
+ *  3. watch <campaign>/progress.json over SSH until the campaign completes: SSH drops while the guest
+ *     reboots are waited out; a QEMU that dies (power loss) is started again and the guest's hook
+ *     resumes the campaign (interrupted steps re-run from scratch); a guest unreachable for longer
+ *     than timeouts.bootS is power-cycled; a boot-loop report from the guard ends the wait;
+ *  4. copy the campaign directory (store, plan, logs, raw outputs) back into results/<id>/ and
+ *     power the machine off. Figures are then exported from that store like any other.
+ *
+ * results/<id>/machine.json records how to reach the machine again, so `nuksm resume <id>` on this
+ * host continues the wait (starting the machine if it is off) after the host process was stopped.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { execa } from 'execa';
+import { stringify } from 'yaml';
+import { PROGRESS_FILE, type CampaignProgress } from './boot-resume.ts';
+import { harnessCommit } from './campaign.ts';
+import type { Plan } from './plan.ts';
+import type { CampaignSpec } from './spec.ts';
+import { ConfigError, HarnessError } from '../core/errors.ts';
+import type { KernelSpec, TestbedFile } from '../core/testbed-file.ts';
+import { bootResumePaths } from '../host/boot-resume/index.ts';
+import { STORE_FILE } from '../results/store.ts';
+import { runDetached, type SshExecutor } from '../host/exec/index.ts';
+import { buildEmulatedImage, GUEST_HARNESS_DIR, imageKernels, QemuMachine, type QemuMachineOptions } from '../testbeds/emulated/index.ts';
+
+export const MACHINE_FILE = 'machine.json';
+/** Inside the machine. */
+export const GUEST_RESULTS_DIR = '/var/lib/nuksm/results';
+export const GUEST_INPUTS_DIR = '/var/lib/nuksm/inputs';
+const GUEST_NODE = '/usr/local/bin/node';
+
+/** What results/<id>/machine.json holds. */
+export interface MachineRecord {
+  campaign: string;
+  testbedFile: string;
+  machine: Omit<QemuMachineOptions, 'log'>;
+  imageKey: string;
+  /** The boot-resume hook id inside the guest (its boot-loop report is watched). */
+  hookId: string;
+  startedAt: string;
+}
+
+export interface MachineCampaignOptions {
+  /** Host results root (the campaign goes to <resultsRoot>/<id>/). */
+  resultsRoot: string;
+  log: (line: string) => void;
+  onProgress?: (p: CampaignProgress) => void;
+  /** How often progress.json is read. */
+  pollMs?: number;
+  /** QEMU deaths (power losses) and hung guests survived by starting the machine again. */
+  maxPowerCycles?: number;
+  /** Give up after this long (default: 3 × the plan's estimate, at least 1 h). */
+  deadlineMs?: number;
+  signal?: AbortSignal;
+  /** Called with the machine once it runs (tests pull the plug through it). */
+  onMachine?: (m: QemuMachine) => void;
+}
+
+export interface MachineCampaignResult {
+  dir: string;
+  progress: CampaignProgress;
+  powerCycles: number;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Copy of the host's testbed file for the inside of the machine: local host, marked inside. */
+export function insideTestbedYaml(file: TestbedFile, imageKernels: Record<string, KernelSpec> = {}): string {
+  const { file: _path, modes, kernels, ...rest } = file;
+  // Release and GRUB entry as built into this image (Debian moves kernel versions on); knobs as the file says.
+  const actual = Object.fromEntries(Object.entries(kernels).map(([k, spec]) => [k, imageKernels[k] ? { ...spec, bootEntry: imageKernels[k].bootEntry, release: imageKernels[k].release } : spec]));
+  const yamlModes = Object.fromEntries(Object.entries(modes).map(([m, spec]) => [m, { kernel: spec!.kernels, ksmKnobs: spec!.ksmKnobs }]));
+  // Inside, the campaign must resume itself after its reboots: 'none' becomes systemd.
+  return stringify({ ...rest, kernels: actual, modes: yamlModes, host: { kind: 'local' }, resume: rest.resume === 'none' ? 'systemd' : rest.resume, emulated: { ...rest.emulated!, inside: true } });
+}
+
+/** Spec files, relative to the campaign spec's directory (campaigns refer to experiments that way). */
+function specFiles(spec: CampaignSpec): { rel: string; content: string }[] {
+  const base = dirname(spec.file);
+  const files = [...new Set([spec.file, ...spec.specs.map((s) => s.file)])];
+  return files.map((f) => {
+    const rel = relative(base, f);
+    if (rel.startsWith('..')) throw new ConfigError(f, '', `experiment spec outside the campaign's directory ${base}: cannot be copied into the emulated machine`);
+    return { rel, content: readFileSync(f, 'utf8') };
+  });
+}
+
+export async function runCampaignInMachine(req: { plan: Plan; spec: CampaignSpec; testbed: TestbedFile; iterations?: number; interleave?: 'none' | 'abba' }, opts: MachineCampaignOptions & { stateDir?: string }): Promise<MachineCampaignResult> {
+  const { plan, testbed } = req;
+  if (!testbed.emulated) throw new ConfigError(testbed.file, 'emulated', 'not an emulated testbed file');
+  const id = plan.campaign;
+  const dir = resolve(opts.resultsRoot, id);
+  if (existsSync(join(dir, MACHINE_FILE))) throw new ConfigError('command line', '--campaign-id', `campaign '${id}' already exists in ${dir}; use 'nuksm resume ${id}'`);
+  const files = specFiles(req.spec);
+  mkdirSync(dir, { recursive: true });
+  const image = await buildEmulatedImage({ cacheDir: testbed.emulated.imageCacheDir, log: opts.log });
+  const stateDir = resolve(opts.stateDir ?? join(testbed.emulated.imageCacheDir, 'machines', testbed.name.replace(/[^A-Za-z0-9._-]+/g, '_')));
+  const record: MachineRecord = {
+    campaign: id,
+    testbedFile: testbed.file,
+    machine: {
+      baseDisk: image.disk,
+      stateDir,
+      shape: { nodes: testbed.nodes.length, cpusPerNode: testbed.emulated.cpusPerNode, memoryMiBPerNode: testbed.emulated.memoryMiBPerNode },
+      sshPort: testbed.emulated.sshPort,
+      identityFile: image.identityFile,
+      knownHostsFile: image.knownHostsFile,
+      bootTimeoutS: testbed.timeouts.bootS,
+      shutdownTimeoutS: testbed.timeouts.vmShutdownS,
+      commandTimeoutS: testbed.timeouts.commandS,
+    },
+    imageKey: image.key,
+    hookId: id.replace(/[^A-Za-z0-9_-]+/g, '_').slice(0, 64),
+    startedAt: new Date().toISOString(),
+  };
+  claimMachine(stateDir, dir);
+  const machine = new QemuMachine({ ...record.machine, log: opts.log });
+  // A new campaign starts from the image as built: nothing of an earlier campaign (hooks, files) inside.
+  await machine.resetDisk();
+  const consoleDir = join(dir, 'machine', 'console');
+  let exec = await machine.start(consoleDir);
+  opts.onMachine?.(machine);
+  try {
+    const inputs = `${GUEST_INPUTS_DIR}/${id}`;
+    await exec.run(['mkdir', '-p', inputs, GUEST_RESULTS_DIR], { timeoutMs: 30_000 });
+    for (const f of files) {
+      await exec.run(['mkdir', '-p', dirname(`${inputs}/${f.rel}`)], { timeoutMs: 30_000 });
+      await exec.writeFile(`${inputs}/${f.rel}`, f.content);
+    }
+    const built = imageKernels(image);
+    for (const [k, spec] of Object.entries(testbed.kernels)) {
+      if (built[k] && built[k].release !== spec.release) opts.log(`kernel '${k}': the image has ${built[k].release} (${testbed.file} says ${spec.release}); using the image's`);
+    }
+    await exec.writeFile(`${inputs}/testbed.yaml`, insideTestbedYaml(testbed, built));
+    writeFileSync(join(dir, MACHINE_FILE), `${JSON.stringify(record, null, 2)}\n`);
+    // The machine has no git checkout: the commit its harness copy was made from goes with the runs.
+    const argv = ['env', `NUKSM_HARNESS_COMMIT=${harnessCommit() ?? 'unknown'}`, GUEST_NODE, `${GUEST_HARNESS_DIR}/bin/nuksm.js`, 'run', `${inputs}/${files[0]!.rel}`, '--testbed', `${inputs}/testbed.yaml`, '--experiments-dir', inputs, '--campaign-id', id, '--results-dir', GUEST_RESULTS_DIR, '--json'];
+    if (req.iterations !== undefined) argv.push('--iterations', String(req.iterations));
+    if (req.interleave) argv.push('--interleave', req.interleave);
+    await runDetached(exec, argv, { workDir: inputs, id: 'first-run' });
+    opts.log(`campaign ${id} started inside the machine (${plan.steps.length} steps, ${plan.reboots} kernel boots planned)`);
+    const deadlineMs = opts.deadlineMs ?? Math.max(3_600_000, 3 * plan.estimate.totalS * 1000);
+    return await watchAndCollect(machine, exec, record, dir, consoleDir, { ...opts, deadlineMs });
+  } catch (err) {
+    await machine.stop().catch(() => undefined);
+    throw err;
+  }
+}
+
+/**
+ * One machine (state dir: overlay disk, QMP socket, pid file) holds one campaign at a time. The
+ * owner file names the host campaign directory; a campaign there that was never copied back is
+ * still in the machine, and a new one would wipe it.
+ */
+function claimMachine(stateDir: string, dir: string): void {
+  const owner = join(stateDir, 'campaign');
+  if (existsSync(owner)) {
+    const other = readFileSync(owner, 'utf8').trim();
+    if (other !== dir && existsSync(join(other, MACHINE_FILE)) && !existsSync(join(other, STORE_FILE))) {
+      throw new ConfigError('command line', '--testbed', `the machine in ${stateDir} still holds campaign ${other} (not finished): 'nuksm resume' it, or delete ${owner} to give it up`);
+    }
+  }
+  mkdirSync(stateDir, { recursive: true });
+  writeFileSync(owner, `${dir}\n`);
+}
+
+/** `nuksm resume <id>` of an emulated campaign: start the machine if it is off and wait again. */
+export async function resumeCampaignInMachine(dir: string, opts: MachineCampaignOptions): Promise<MachineCampaignResult> {
+  const record = JSON.parse(readFileSync(join(dir, MACHINE_FILE), 'utf8')) as MachineRecord;
+  if (!existsSync(record.machine.baseDisk)) throw new HarnessError('config', `${dir}: the machine's image ${record.machine.baseDisk} is gone (image cache pruned?); the campaign cannot continue`);
+  const machine = new QemuMachine({ ...record.machine, log: opts.log });
+  const consoleDir = join(dir, 'machine', 'console');
+  const exec = await machine.start(consoleDir);
+  opts.onMachine?.(machine);
+  try {
+    return await watchAndCollect(machine, exec, record, dir, consoleDir, { ...opts, deadlineMs: opts.deadlineMs ?? 6 * 3_600_000 });
+  } catch (err) {
+    await machine.stop().catch(() => undefined);
+    throw err;
+  }
+}
+
+async function watchAndCollect(machine: QemuMachine, exec: SshExecutor, record: MachineRecord, dir: string, consoleDir: string, opts: MachineCampaignOptions & { deadlineMs: number }): Promise<MachineCampaignResult> {
+  const id = record.campaign;
+  const progressPath = `${GUEST_RESULTS_DIR}/${id}/${PROGRESS_FILE}`;
+  const firstRun = `${GUEST_INPUTS_DIR}/${id}/first-run`;
+  const guard = bootResumePaths({ id: record.hookId });
+  const bootS = record.machine.bootTimeoutS ?? 600;
+  const deadline = Date.now() + opts.deadlineMs;
+  const maxPowerCycles = opts.maxPowerCycles ?? 3;
+  let powerCycles = 0;
+  let lastSeen = Date.now();
+  let last = '';
+  const powerCycle = async (why: string) => {
+    if (++powerCycles > maxPowerCycles) throw new HarnessError('boot', `campaign ${id}: ${why}, and the machine was already started again ${maxPowerCycles} times`);
+    opts.log(`${why}: starting the machine again (power cycle ${powerCycles}/${maxPowerCycles}); the guest's boot hook resumes the campaign`);
+    await machine.kill();
+    exec = await machine.start(consoleDir);
+    opts.onMachine?.(machine);
+    lastSeen = Date.now();
+  };
+  for (;;) {
+    if (opts.signal?.aborted) throw new HarnessError('timeout', `stopped while waiting for campaign ${id}; the machine is left as it is: 'nuksm resume ${id}' continues`);
+    if (Date.now() > deadline) throw new HarnessError('timeout', `campaign ${id} did not complete within ${(opts.deadlineMs / 3_600_000).toFixed(1)} h`);
+    if (!machine.running) {
+      await powerCycle('QEMU exited (power loss)');
+      continue;
+    }
+    let text: string | null = null;
+    try {
+      const r = await exec.run(['sh', '-c', 'cat "$1" 2>/dev/null; echo; echo ---; cat "$2" 2>/dev/null; echo ---; cat "$3/exit" 2>/dev/null; echo ---; tail -c 2000 "$3/stderr" 2>/dev/null', 'sh', progressPath, guard.reportFile, firstRun], { timeoutMs: 30_000 });
+      text = r.stdout;
+      lastSeen = Date.now();
+    } catch {
+      // Rebooting into the next kernel, or hung: waited out up to the boot timeout.
+      if (Date.now() - lastSeen > bootS * 1000) await powerCycle(`no SSH for ${bootS} s`);
+      else await sleep(opts.pollMs ?? 5_000);
+      continue;
+    }
+    const [progressText = '', report = '', exitText = '', stderr = ''] = text.split('---\n');
+    if (report.trim()) throw new HarnessError('boot', `campaign ${id} stopped by the boot-loop guard inside the machine: ${report.trim()}`);
+    const progress = progressText.trim() ? (JSON.parse(progressText) as CampaignProgress) : null;
+    if (progress) {
+      const line = `${progress.outcome} ${progress.done} done, ${progress.failed} failed, ${progress.pending} pending of ${progress.total}${progress.current ? `; running ${progress.current}` : ''}`;
+      if (line !== last) {
+        opts.log(`campaign ${id}: ${line}`);
+        last = line;
+        opts.onProgress?.(progress);
+      }
+      if (progress.outcome === 'complete') {
+        // The runner writes 'complete' before it removes its hooks, exports and closes the store:
+        // copy only once no nuksm process of this campaign is left.
+        if (await campaignProcessRunning(exec, id)) {
+          await sleep(2_000);
+          continue;
+        }
+        await collect(exec, id, dir);
+        await collectBootResume(exec, guard.stateDir, guard, dir);
+        const how = await machine.stop();
+        opts.log(`campaign ${id} complete; results copied to ${dir}; machine ${how}`);
+        return { dir, progress, powerCycles };
+      }
+      if (progress.outcome === 'error') {
+        await collect(exec, id, dir).catch(() => undefined);
+        throw new HarnessError('benchmark-error', `campaign ${id} failed inside the machine: ${progress.message ?? 'no message'} (logs in ${dir})`);
+      }
+    } else if (exitText.trim() !== '' && exitText.trim() !== '3') {
+      // The first `nuksm run` exited before writing any progress: bad input inside, or a crash.
+      throw new HarnessError('config', `nuksm run inside the machine exited ${exitText.trim()} before starting: ${stderr.trim()}`);
+    }
+    await sleep(opts.pollMs ?? 5_000);
+  }
+}
+
+/**
+ * The guard's state (boots.log: one line per boot and hook, resume.log) → <dir>/machine/boot-resume/,
+ * with hooks-left.txt listing any hook file still installed (empty: removed at the end as they must be).
+ */
+async function collectBootResume(exec: SshExecutor, stateDir: string, hook: { unitFile: string; cronFile: string }, dir: string): Promise<void> {
+  const out = join(dir, 'machine', 'boot-resume');
+  mkdirSync(out, { recursive: true });
+  for (const f of ['boots.log', 'resume.log']) {
+    const text = await exec.run(['cat', `${stateDir}/${f}`], { timeoutMs: 30_000, allowFailure: true });
+    writeFileSync(join(out, f), text.stdout);
+  }
+  const left = await exec.run(['sh', '-c', 'for f in "$@"; do [ -e "$f" ] && echo "$f"; done; true', 'sh', hook.unitFile, hook.cronFile], { timeoutMs: 30_000 });
+  writeFileSync(join(out, 'hooks-left.txt'), left.stdout);
+}
+
+async function campaignProcessRunning(exec: SshExecutor, id: string): Promise<boolean> {
+  const pattern = `nuksm\\.js (run|resume) .*${id.replace(/[^A-Za-z0-9_-]/g, '.')}( |$)`;
+  const r = await exec.run(['pgrep', '-f', '--', pattern], { timeoutMs: 30_000, allowFailure: true });
+  return r.exitCode === 0;
+}
+
+/** The guest's campaign directory → <dir>/ (store, plan, logs, raw outputs). */
+async function collect(exec: SshExecutor, id: string, dir: string): Promise<void> {
+  const r = await exec.run(['sh', '-c', 'tar -C "$1" -czf - "$2" | base64 -w0', 'sh', GUEST_RESULTS_DIR, id], { timeoutMs: 600_000 });
+  await execa('tar', ['-xzf', '-', '-C', dirname(dir)], { input: Buffer.from(r.stdout, 'base64') });
+}

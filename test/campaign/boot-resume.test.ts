@@ -1,0 +1,76 @@
+/**
+ * The campaign side of resume-after-reboot: which hooks a campaign asks for, the progress file the
+ * guard and the emulated launcher read, and the testbed-file rule that hooks need a local host.
+ * (The hooks firing for real after reboots: test/system/emulated-campaign.test.ts.)
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { afterAll, describe, expect, it } from 'vitest';
+import { campaignResumeHook, PROGRESS_FILE, type CampaignProgress } from '../../src/campaign/boot-resume.ts';
+import { createCampaign, executeCampaign, loadTestbedFile } from '../../src/campaign/campaign.ts';
+import { parseTestbedFile } from '../../src/campaign/testbed-file.ts';
+import { insideTestbedYaml } from '../../src/campaign/in-machine.ts';
+import { parse } from 'yaml';
+import { DoubleTestbed } from './support/double-testbed.ts';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const tmp = mkdtempSync(join(tmpdir(), 'nuksm-boot-resume-campaign-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+const EMULATED = join(ROOT, 'experiments', 'testbeds', 'emulated.yaml');
+
+describe('campaign boot-resume hooks', () => {
+  const c = createCampaign({ spec: join(ROOT, 'experiments', 'emulated', 'emulated.yaml'), testbedFile: EMULATED, resultsDir: tmp, campaignId: 'emu.1' });
+  c.store.close();
+
+  it('asks for the systemd unit plus the @reboot cron entry when the plan has a scalability flow', () => {
+    const hook = campaignResumeHook(c.plan, c.dir, 'systemd')!;
+    expect(hook.via).toBe('both');
+    expect(hook.id).toBe('emu_1');
+    expect(hook.command.slice(-4)).toEqual(['resume', 'emu.1', '--results-dir', tmp]);
+    expect(hook.command[1]).toMatch(/bin\/nuksm\.js$/);
+    expect(hook.progressFile).toBe(join(c.dir, PROGRESS_FILE));
+    expect(campaignResumeHook(c.plan, c.dir, 'none')).toBeNull();
+    expect(campaignResumeHook(c.plan, c.dir, 'cron')!.via).toBe('cron');
+    const noHog = { ...c.plan, steps: c.plan.steps.filter((s) => !s.scenario.memoryHog) };
+    expect(campaignResumeHook(noHog, c.dir, 'systemd')!.via).toBe('systemd');
+  });
+
+  it('writes progress.json before every step and the outcome at the end', async () => {
+    const m = createCampaign({ spec: join(ROOT, 'experiments', 'smoke.yaml'), testbedFile: join(ROOT, 'experiments', 'testbeds', 'model.yaml'), resultsDir: tmp, campaignId: 'p1' });
+    const seen: CampaignProgress[] = [];
+    const result = await executeCampaign(m, new DoubleTestbed({}), {
+      log: pino({ level: 'silent' }),
+      onProgress: () => seen.push(JSON.parse(readFileSync(join(m.dir, PROGRESS_FILE), 'utf8')) as CampaignProgress),
+    });
+    m.store.close();
+    expect(result.outcome).toBe('complete');
+    expect(seen.map((p) => [p.outcome, p.done, p.current])).toEqual(m.plan.steps.map((s, i) => ['running', i, s.stepId]));
+    const end = JSON.parse(readFileSync(join(m.dir, PROGRESS_FILE), 'utf8')) as CampaignProgress;
+    expect(end).toMatchObject({ campaign: 'p1', outcome: 'complete', done: m.plan.steps.length, pending: 0, current: null });
+  });
+
+  it('rejects hooks for a host reached over SSH (they resume the runner on the machine that reboots)', () => {
+    const tb = parse(readFileSync(join(ROOT, 'experiments', 'testbeds', 'physical-skylake.yaml'), 'utf8')) as Record<string, unknown>;
+    expect(() => parseTestbedFile('x.yaml', { ...tb, resume: 'systemd' })).toThrowError(/x\.yaml.*resume.*host\.kind 'local'/s);
+    expect(() => parseTestbedFile('x.yaml', { ...tb, resume: 'none' })).not.toThrow();
+  });
+});
+
+describe('the testbed file written into the emulated machine', () => {
+  it('is the host file, local, resuming by systemd, marked inside, with the image’s kernel releases', () => {
+    const host = loadTestbedFile(EMULATED);
+    const yaml = insideTestbedYaml(host, { backports: { bootEntry: 'Debian GNU/Linux, with Linux 6.12.99+deb12-cloud-amd64', release: '6.12.99+deb12-cloud-amd64', ksmKnobs: {} } });
+    const inside = parseTestbedFile('/var/lib/nuksm/inputs/x/testbed.yaml', parse(yaml));
+    expect(inside.emulated!.inside).toBe(true);
+    expect(host.emulated!.inside).toBe(false);
+    expect(inside.host).toEqual({ kind: 'local' });
+    expect(inside.resume).toBe('systemd');
+    expect(inside.modes).toEqual(host.modes);
+    expect(inside.nodes).toEqual(host.nodes);
+    // Release and entry follow the image; the knobs stay the file's.
+    expect(inside.kernels.backports).toEqual({ ...host.kernels.backports, bootEntry: 'Debian GNU/Linux, with Linux 6.12.99+deb12-cloud-amd64', release: '6.12.99+deb12-cloud-amd64' });
+    expect(inside.kernels.bookworm).toEqual(host.kernels.bookworm);
+  });
+});

@@ -1,0 +1,159 @@
+/**
+ * The emulated testbed end to end, through the CLI as a user runs it: one command
+ * (`nuksm run experiments/emulated/emulated.yaml --testbed <file>`) builds or reuses the image,
+ * boots the two-node machine and runs the campaign inside it unattended. The campaign needs both
+ * Debian kernels, so the guest reboots into each and its boot-resume hooks (systemd unit + @reboot
+ * cron entry, the campaign has a scalability flow) continue it. Mid-step, this test kills QEMU
+ * (power loss); the launcher starts the machine again and the campaign resumes. Then, from the
+ * copied-back store: every step done exactly once, the killed step re-run under a new attempt, the
+ * central observation (>= 95 % of merged pages on one node) on both kernels in 3b.csv, the Fig. 8
+ * series in 8a/8b/8c, and the hooks removed.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parse } from 'csv-parse/sync';
+import { stringify } from 'yaml';
+import { afterAll, expect, it } from 'vitest';
+import { loadTestbedFile } from '../../src/campaign/testbed-file.ts';
+import { ResultsStore } from '../../src/results/store.ts';
+import { describeWith } from '../support/components.ts';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const say = (l: string) => process.stderr.write(`[emulated-campaign] ${l}\n`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describeWith(['qemu', 'debootstrap', 'root', 'gcc'], 'emulated testbed: a whole campaign inside the machine', () => {
+  const work = mkdtempSync(join(tmpdir(), 'nuksm-emulated-campaign-'));
+  const name = `emulated-test-${process.pid}`;
+  const id = `emulated-e2e-${process.pid}`;
+  const cacheDir = join(ROOT, '.cache', 'emulated');
+  const stateDir = join(cacheDir, 'machines', name);
+  const resultsDir = join(work, 'results');
+
+  afterAll(() => {
+    // The machine is powered off by the launcher; its overlay is this test's only.
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  it('builds, runs both kernels with reboots, survives a power loss mid-step, loses and duplicates nothing', async () => {
+    // The shipped testbed file, on a port and machine state of this test's own.
+    const shipped = loadTestbedFile(join(ROOT, 'experiments', 'testbeds', 'emulated.yaml'));
+    const testbedFile = join(work, 'emulated.yaml');
+    const { file: _f, modes, ...rest } = shipped;
+    writeFileSync(
+      testbedFile,
+      stringify({
+        ...rest,
+        name,
+        modes: Object.fromEntries(Object.entries(modes).map(([m, s]) => [m, { kernel: s!.kernels, ksmKnobs: s!.ksmKnobs }])),
+        emulated: { ...shipped.emulated!, imageCacheDir: cacheDir, sshPort: 23000 + (process.pid % 5000), memoryMiBPerNode: 1024 },
+        nodes: shipped.nodes.map((n) => ({ ...n, memoryGiB: 1 })),
+      }),
+    );
+    expect(shipped.modes.ksm!.kernels.length, 'stock KSM runs on both kernels').toBe(2);
+
+    const t0 = Date.now();
+    const child = spawn(process.execPath, [join(ROOT, 'bin', 'nuksm.js'), 'run', join(ROOT, 'experiments', 'emulated', 'emulated.yaml'), '--testbed', testbedFile, '--campaign-id', id, '--results-dir', resultsDir, '--json'], {
+      cwd: ROOT,
+      env: { ...process.env, CI: process.env.CI ?? '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+    child.stderr.on('data', (b: Buffer) => {
+      stderr += b.toString();
+      for (const line of b.toString().split('\n').filter(Boolean)) say(line);
+    });
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+
+    // Power loss in the middle of the second step (after at least one kernel switch has happened).
+    const second = /running (0002-\S+)/;
+    let killedStep: string | null = null;
+    for (;;) {
+      const m = second.exec(stderr);
+      if (m) {
+        killedStep = m[1]!;
+        break;
+      }
+      if (child.exitCode !== null) break;
+      if (Date.now() - t0 > 60 * 60_000) throw new Error('the second step never started');
+      await sleep(1_000);
+    }
+    expect(killedStep, `launcher output:\n${stderr}`).not.toBeNull();
+    await sleep(15_000);
+    const pid = Number(readFileSync(join(stateDir, 'qemu.pid'), 'utf8').trim());
+    say(`pulling the plug: kill -9 QEMU ${pid} during ${killedStep}`);
+    process.kill(pid, 'SIGKILL');
+
+    const code = await exited;
+    say(`nuksm run exited ${code} after ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    expect(code, stderr.slice(-3000)).toBe(0);
+    expect(stderr).toMatch(/QEMU exited \(power loss\): starting the machine again/);
+    const out = JSON.parse(stdout) as { done: number; failed: number; total: number; figures: { name: string; path: string; rows: number }[] };
+    expect(out.failed).toBe(0);
+    expect(out.done).toBe(out.total);
+
+    const dir = join(resultsDir, id);
+    const store = new ResultsStore(dir);
+    try {
+      const db = (store as unknown as { db: { prepare(sql: string): { all(...a: unknown[]): unknown[] } } }).db;
+      const steps = db.prepare('SELECT step_id, kernel, state, attempts, valid_attempt FROM steps ORDER BY seq').all() as { step_id: string; kernel: string; state: string; attempts: number; valid_attempt: string }[];
+      say(`steps: ${JSON.stringify(steps)}`);
+      expect(steps.every((s) => s.state === 'done')).toBe(true);
+      expect(new Set(steps.map((s) => s.kernel))).toEqual(new Set(['bookworm', 'backports']));
+      // The killed step: its interrupted attempt is kept but not valid; a new attempt is.
+      const killed = steps.find((s) => s.step_id === killedStep)!;
+      expect(killed.attempts).toBeGreaterThanOrEqual(2);
+      const attempts = db.prepare('SELECT attempt_id, outcome FROM attempts WHERE step_id = ? ORDER BY number').all(killedStep) as { attempt_id: string; outcome: string | null }[];
+      say(`attempts of ${killedStep}: ${JSON.stringify(attempts)}`);
+      expect(attempts.at(-1)!.attempt_id).toBe(killed.valid_attempt);
+      // Nothing duplicated: one runtime per instance and step; one point per series, instance and time.
+      const rows = store.rows();
+      for (const s of steps) {
+        for (const inst of ['p0', 'p1']) expect(rows.filter((r) => r.step === s.step_id && r.instance === inst && r.metric === 'runtime_s').length, `${s.step_id} ${inst}`).toBe(1);
+      }
+      const points = rows.filter((r) => r.t !== null);
+      expect(new Set(points.map((r) => `${r.step}|${r.instance}|${r.metric}|${r.node}|${r.t}`)).size).toBe(points.length);
+      // Both kernels really ran: releases and boot ids from the step manifests.
+      const envs = steps.map((s) => (store.manifest(s.step_id) as { environment: { kernelRelease: string; bootId: string } }).environment);
+      say(`kernels per step: ${envs.map((e) => `${e.kernelRelease}/${e.bootId.slice(0, 8)}`).join(' ')}`);
+      expect(new Set(envs.map((e) => e.kernelRelease)).size).toBe(2);
+      expect(new Set(envs.map((e) => e.bootId)).size).toBeGreaterThanOrEqual(3); // two kernels + the boot after the power loss
+    } finally {
+      store.close();
+    }
+
+    // The central observation on both kernels, as exported.
+    const csv = (n: string) => parse(readFileSync(join(dir, 'figures', `${n}.csv`), 'utf8'), { columns: true }) as Record<string, string>[];
+    const b3 = csv('3b').filter((r) => r.kernel_mode === 'ksm');
+    say(`3b.csv (ksm rows): ${JSON.stringify(b3)}`);
+    for (const kernel of ['bookworm', 'backports']) {
+      const local = b3.filter((r) => r.kernel === kernel).map((r) => Number(r.ksm_local_pct));
+      expect(local.length, kernel).toBe(2);
+      // One instance has (almost) all merged pages local, the other (almost) none: >= 95 % on one node.
+      expect(Math.max(...local), kernel).toBeGreaterThanOrEqual(95);
+      expect(Math.min(...local), kernel).toBeLessThanOrEqual(5);
+    }
+    // The scalability flow's series on both kernels.
+    for (const [fig, metrics] of [['8a', ['mem_free_gib', 'hog_registered_gib']], ['8b', ['memory_saved_gib']], ['8c', ['ksmd_cpu_pct']]] as const) {
+      const rows = csv(fig);
+      for (const kernel of ['bookworm', 'backports']) {
+        for (const metric of metrics) expect(rows.filter((r) => r.kernel === kernel && r.metric === metric).length, `${fig} ${kernel} ${metric}`).toBeGreaterThanOrEqual(5);
+      }
+    }
+    expect(Math.max(...csv('8a').filter((r) => r.metric === 'hog_registered_gib').map((r) => Number(r.value)))).toBeCloseTo(32 / 1024, 6);
+
+    // Resumed by the hooks after every boot, once per boot; removed at the end.
+    const boots = readFileSync(join(dir, 'machine', 'boot-resume', 'boots.log'), 'utf8');
+    say(`boots.log:\n${boots}`);
+    const resumed = boots.split('\n').filter((l) => l.includes('resuming'));
+    expect(resumed.length).toBeGreaterThanOrEqual(3); // two kernel switches + the power loss
+    expect(new Set(resumed.map((l) => /boot=(\S+)/.exec(l)![1])).size).toBe(resumed.length);
+    expect(readFileSync(join(dir, 'machine', 'boot-resume', 'hooks-left.txt'), 'utf8').trim()).toBe('');
+    expect(existsSync(join(dir, 'machine.json'))).toBe(true);
+    say(`hooks that resumed: ${resumed.map((l) => /via=(\S+)/.exec(l)?.[1]).join(', ')}; total ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  }, 90 * 60_000);
+});
