@@ -41,8 +41,9 @@ function resultOf(c: OpenCampaign): RunResult {
   return { outcome: pending === 0 ? 'complete' : 'stopped', done: n.done, failed: n.failed, unsupported, pending, total: n.done + n.failed + pending };
 }
 
-const machineLog = (quiet?: boolean) => (line: string) => {
-  if (!quiet) process.stderr.write(`[machine] ${line}\n`);
+// On stderr also with --json (stdout carries the JSON): a campaign in the machine runs for hours.
+const machineLog = (line: string) => {
+  process.stderr.write(`[machine] ${line}\n`);
 };
 
 async function inMachine<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
@@ -65,7 +66,7 @@ export async function runNewCampaign(req: PlanRequest & { resultsDir?: string },
     const { runCampaignInMachine } = await import('../campaign/in-machine.ts');
     const root = resultsRoot(req.resultsDir);
     if (!opts.quiet) process.stderr.write(`campaign ${planned.plan.campaign}: ${planned.plan.steps.length} steps inside the emulated machine → ${join(root, planned.plan.campaign)}\n`);
-    await inMachine((signal) => runCampaignInMachine({ ...planned, iterations: req.iterations, interleave: req.interleave }, { resultsRoot: root, log: machineLog(opts.quiet), signal }));
+    await inMachine((signal) => runCampaignInMachine({ ...planned, iterations: req.iterations, interleave: req.interleave }, { resultsRoot: root, log: machineLog, signal }));
     const c = openCampaign(req.resultsDir, planned.plan.campaign);
     const result = resultOf(c);
     return { c, result, exitCode: exitCodeOf(result) };
@@ -81,7 +82,7 @@ export async function resumeCampaign(resultsDir: string | undefined, id: string,
   const { MACHINE_FILE, resumeCampaignInMachine } = await import('../campaign/in-machine.ts');
   if (existsSync(join(dir, MACHINE_FILE))) {
     // Copied back = complete; otherwise the machine (started if off) still holds the campaign.
-    if (!existsSync(join(dir, STORE_FILE))) await inMachine((signal) => resumeCampaignInMachine(dir, { resultsRoot: resultsRoot(resultsDir), log: machineLog(opts.quiet), signal }));
+    if (!existsSync(join(dir, STORE_FILE))) await inMachine((signal) => resumeCampaignInMachine(dir, { resultsRoot: resultsRoot(resultsDir), log: machineLog, signal }));
     const c = openCampaign(resultsDir, id);
     const result = resultOf(c);
     return { c, result, exitCode: exitCodeOf(result) };

@@ -181,7 +181,7 @@ export async function runNativeStep(exec: Executor, scenario: Scenario, ctx: Ste
     // of the timed phase, before the instances exit: their pages unmerge when they do.
     await hogSampling?.stop();
     hogSampling = null;
-    ctx.emit(await sampling.stop());
+    await sampling.stop(); // emits the monitors' final samples itself
     samplingStopped = true;
     ctx.emit([makeSample('host', '', 'oom', 0, null)]);
     await exec.run(['touch', ...running.map((r) => r.doneFile)], { timeoutMs: 15_000 });
@@ -191,7 +191,7 @@ export async function runNativeStep(exec: Executor, scenario: Scenario, ctx: Ste
     }
   } finally {
     await hogSampling?.stop().catch(() => undefined);
-    if (!samplingStopped) ctx.emit(await sampling.stop().catch(() => []));
+    if (!samplingStopped) await sampling.stop().catch(() => undefined);
     await exec.run(['touch', `${workDir}/memhog.done`, ...running.map((r) => r.doneFile)], { timeoutMs: 15_000, allowFailure: true }).catch(() => undefined);
     await exec.run(['sh', '-c', `pkill -KILL -f '^${bin}' || true`], { timeoutMs: 15_000, allowFailure: true }).catch(() => undefined);
     await ksm.reset(saved).catch((e: unknown) => ctx.log.warn({ err: String(e) }, 'KSM knobs not restored'));
