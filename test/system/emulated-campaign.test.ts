@@ -118,6 +118,17 @@ describeWith(['qemu', 'debootstrap', 'root', 'gcc'], 'emulated testbed: a whole 
       // …and one value per once-per-run metric, instance and node.
       const finals = rows.filter((r) => r.t === null).map((r) => `${r.step}|${r.instance}|${r.metric}|${r.node}`);
       expect(finals.filter((k, i) => finals.indexOf(k) !== i)).toEqual([]);
+      // Placement is sampled over time, not only read out at the end: KSM pages per node of each
+      // instance in the stock-KSM central steps, the last point agreeing with the final read-out.
+      for (const s of steps.filter((x) => x.step_id.includes('central-randomaccess-ksm-i1'))) {
+        for (const inst of ['p0', 'p1']) {
+          const series = rows.filter((r) => r.step === s.step_id && r.instance === inst && r.metric === 'ksm_pages_on_node' && r.t !== null);
+          const times = new Set(series.map((r) => r.t));
+          say(`${s.step_id} ${inst}: ksm_pages_on_node sampled at ${times.size} times`);
+          expect(times.size, `${s.step_id} ${inst}`).toBeGreaterThanOrEqual(2);
+          expect(rows.some((r) => r.step === s.step_id && r.instance === inst && r.metric === 'instance_mem_on_node_mib' && r.t !== null)).toBe(true);
+        }
+      }
       // Both kernels really ran: releases and boot ids from the step manifests.
       const envs = steps.map((s) => (store.manifest(s.step_id) as { environment: { kernelRelease: string; bootId: string } }).environment);
       say(`kernels per step: ${envs.map((e) => `${e.kernelRelease}/${e.bootId.slice(0, 8)}`).join(' ')}`);

@@ -1,10 +1,11 @@
 /**
  * One step in bare-metal mode inside the emulated machine: each instance is a nuksm-native
  * process bound to its node (affinity + MPOL_BIND), its memory registered with KSM. The step:
- * KSM knobs → instances started on the stagger, each filling its footprint → merge wait → the
- * timed phase together (go files) → per-instance placement read-outs (numa_maps and
- * pagemap+kpageflags) while the data is still mapped → results → teardown (processes killed,
- * KSM knobs restored with an unmerge). Host time series run the whole step.
+ * KSM knobs → instances started on the stagger, each filling its footprint → placement sampled
+ * per instance from then on ('numa-placement' monitor: numa_maps, and KSM pages per node by
+ * pagemap+kpageflags) → merge wait → the timed phase together (go files) → final placement
+ * read-out while the data is still mapped → results → teardown (processes killed, KSM knobs
+ * restored with an unmerge). Host time series run the whole step.
  */
 import { stepKsmKnobs } from '../../host/ksm/step-knobs.ts';
 import { waitForMerge } from '../../host/ksm/merge-wait.ts';
@@ -17,12 +18,10 @@ import { KsmControl } from '../../host/ksm/index.ts';
 import {
   KsmCountersMonitor,
   KsmdCpuMonitor,
+  KsmPlacementMonitor,
   MeminfoMonitor,
+  NumaPlacementMonitor,
   makeSample,
-  placementSamples,
-  readKsmPlacement,
-  readNumaPlacement,
-  ksmPlacementSamples,
   startSampling,
   type Monitor,
   type MonitoredInstance,
@@ -90,6 +89,7 @@ export async function runNativeStep(exec: Executor, scenario: Scenario, ctx: Ste
     { periodMs: scenario.timeline.samplePeriodS * 1000, stepStartMs: stepStart, emit: ctx.emit, onError: (m, e) => ctx.log.warn({ monitor: m, err: String(e) }, 'monitor sample failed') },
   );
   let hogSampling: Awaited<ReturnType<typeof startSampling>> | null = null;
+  let placementSampling: Awaited<ReturnType<typeof startSampling>> | null = null;
   let samplingStopped = false;
   try {
     await ksm.setKnobs(stepKsmKnobs(scenario.ksm, kernelKnobs));
@@ -148,9 +148,21 @@ export async function runNativeStep(exec: Executor, scenario: Scenario, ctx: Ste
         await sleep(500);
       }
     }
+    // Placement over time (numa_maps; KSM pages per node by pagemap + kpageflags, small footprints
+    // here so a walk per period is affordable — a tick is skipped while the last walk runs), from
+    // filled memory through merge wait and timed phase; the final read-out at stop() is the step's.
+    const monitored: MonitoredInstance[] = running.map((r) => ({ name: r.spec.name, workload: r.run.workload, pid: r.pid!, node: r.spec.node }));
+    const ksmPlacement = scenario.ksm.run ? new KsmPlacementMonitor(exec, monitored, { periodic: true, nodeBinary: '/usr/local/bin/node' }) : null;
+    if (scenario.monitors.includes('numa-placement')) {
+      placementSampling = await startSampling([new NumaPlacementMonitor(exec, monitored), ...(ksmPlacement ? [ksmPlacement] : [])], {
+        periodMs: scenario.timeline.samplePeriodS * 1000,
+        stepStartMs: stepStart,
+        emit: ctx.emit,
+        onError: (m, e) => ctx.log.warn({ monitor: m, err: String(e) }, 'monitor sample failed'),
+      });
+    }
     await mergeWait(ksm, scenario, remainingMs);
     await exec.run(['touch', ...running.map((r) => r.goFile)], { timeoutMs: 15_000 });
-    // Timed phases done: read placement while every instance still maps its data.
     const stdoutOf = new Map<string, string>();
     for (const r of running) {
       for (;;) {
@@ -163,15 +175,11 @@ export async function runNativeStep(exec: Executor, scenario: Scenario, ctx: Ste
         await sleep(500);
       }
     }
-    const monitored: MonitoredInstance[] = running.map((r) => ({ name: r.spec.name, workload: r.run.workload, pid: r.pid!, node: r.spec.node }));
+    // Timed phases done: the final placement read-out while every instance still maps its data.
+    await placementSampling?.stop();
+    placementSampling = null;
+    if (ksmPlacement) await exec.writeFile(`${workDir}/ksm-placement.json`, JSON.stringify(ksmPlacement.last, null, 1));
     const samples: Sample[] = [];
-    for (const inst of monitored) samples.push(...placementSamples(inst, await readNumaPlacement(exec, inst.pid), null));
-    const ksmPlacement = await readKsmPlacement(exec, monitored.map((i) => i.pid), { nodeBinary: '/usr/local/bin/node', timeoutMs: Math.min(remainingMs(), 600_000) });
-    for (const inst of monitored) {
-      const p = ksmPlacement.find((x) => x.pid === inst.pid);
-      if (p) samples.push(...ksmPlacementSamples(inst, p, null));
-    }
-    await exec.writeFile(`${workDir}/ksm-placement.json`, JSON.stringify(ksmPlacement, null, 1));
     for (const r of running) {
       const res = parseNativeResult(stdoutOf.get(r.spec.name)!);
       samples.push(makeSample(r.spec.name, r.run.workload, 'runtime_s', res.runtimeS, null));
@@ -191,6 +199,7 @@ export async function runNativeStep(exec: Executor, scenario: Scenario, ctx: Ste
     }
   } finally {
     await hogSampling?.stop().catch(() => undefined);
+    await placementSampling?.stop().catch(() => undefined);
     if (!samplingStopped) await sampling.stop().catch(() => undefined);
     await exec.run(['touch', `${workDir}/memhog.done`, ...running.map((r) => r.doneFile)], { timeoutMs: 15_000, allowFailure: true }).catch(() => undefined);
     await exec.run(['sh', '-c', `pkill -KILL -f '^${bin}' || true`], { timeoutMs: 15_000, allowFailure: true }).catch(() => undefined);
