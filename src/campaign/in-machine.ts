@@ -66,8 +66,11 @@ export interface MachineCampaignOptions {
 
 export interface MachineCampaignResult {
   dir: string;
-  progress: CampaignProgress;
+  /** Null when stopped by a signal before the campaign completed. */
+  progress: CampaignProgress | null;
   powerCycles: number;
+  /** Stopped by a signal: the machine was powered off, the results are still inside it. */
+  stopped: boolean;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -208,7 +211,13 @@ async function watchAndCollect(machine: QemuMachine, exec: SshExecutor, record: 
     lastSeen = Date.now();
   };
   for (;;) {
-    if (opts.signal?.aborted) throw new HarnessError('timeout', `stopped while waiting for campaign ${id}; the machine is left as it is: 'nuksm resume ${id}' continues`);
+    if (opts.signal?.aborted) {
+      // A clean power-off: the runner inside gets SIGTERM, puts its step back to pending and keeps
+      // its boot hooks, so the campaign continues when the machine is started again.
+      const how = await machine.stop();
+      opts.log(`stopped: machine ${how}; 'nuksm resume ${id}' starts it again and continues`);
+      return { dir, progress: null, powerCycles, stopped: true };
+    }
     if (Date.now() > deadline) throw new HarnessError('timeout', `campaign ${id} did not complete within ${(opts.deadlineMs / 3_600_000).toFixed(1)} h`);
     if (!machine.running) {
       await powerCycle('QEMU exited (power loss)');
@@ -246,7 +255,7 @@ async function watchAndCollect(machine: QemuMachine, exec: SshExecutor, record: 
         await collectBootResume(exec, guard.stateDir, guard, dir);
         const how = await machine.stop();
         opts.log(`campaign ${id} complete; results copied to ${dir}; machine ${how}`);
-        return { dir, progress, powerCycles };
+        return { dir, progress, powerCycles, stopped: false };
       }
       if (progress.outcome === 'error') {
         await collect(exec, id, dir).catch(() => undefined);

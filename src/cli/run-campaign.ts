@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createCampaign, executeCampaign, loadTestbedFile, openCampaign, planCampaign, resultsRoot, type OpenCampaign, type PlanRequest } from '../campaign/campaign.ts';
 import type { RunResult } from '../campaign/runner.ts';
+import { exportFigures } from '../results/figures.ts';
 import { STORE_FILE } from '../results/store.ts';
 import { createTestbed } from '../testbeds/index.ts';
 import { EXIT } from './exit-codes.ts';
@@ -60,13 +61,17 @@ async function inMachine<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T>
 }
 
 /** `nuksm run` / `nuksm start`: validate everything, create the campaign and run it where it runs. */
-export async function runNewCampaign(req: PlanRequest & { resultsDir?: string }, opts: { maxSteps?: number; quiet?: boolean } = {}): Promise<{ c: OpenCampaign; result: RunResult; exitCode: number }> {
+/** `c` and `result` are null when a campaign in the emulated machine was stopped (its results are still inside). */
+export type CampaignRun = { c: OpenCampaign; result: RunResult; exitCode: number } | { c: null; result: null; exitCode: number };
+
+export async function runNewCampaign(req: PlanRequest & { resultsDir?: string }, opts: { maxSteps?: number; quiet?: boolean } = {}): Promise<CampaignRun> {
   const planned = planCampaign(req);
   if (planned.testbed.kind === 'emulated' && !planned.testbed.emulated?.inside) {
     const { runCampaignInMachine } = await import('../campaign/in-machine.ts');
     const root = resultsRoot(req.resultsDir);
     if (!opts.quiet) process.stderr.write(`campaign ${planned.plan.campaign}: ${planned.plan.steps.length} steps inside the emulated machine → ${join(root, planned.plan.campaign)}\n`);
-    await inMachine((signal) => runCampaignInMachine({ ...planned, iterations: req.iterations, interleave: req.interleave }, { resultsRoot: root, log: machineLog, signal }));
+    const run = await inMachine((signal) => runCampaignInMachine({ ...planned, iterations: req.iterations, interleave: req.interleave }, { resultsRoot: root, log: machineLog, signal }));
+    if (run.stopped) return { c: null, result: null, exitCode: EXIT.stopped };
     const c = openCampaign(req.resultsDir, planned.plan.campaign);
     const result = resultOf(c);
     return { c, result, exitCode: exitCodeOf(result) };
@@ -77,18 +82,31 @@ export async function runNewCampaign(req: PlanRequest & { resultsDir?: string },
 }
 
 /** `nuksm resume`: continue where the campaign runs (here, or inside the emulated machine). */
-export async function resumeCampaign(resultsDir: string | undefined, id: string, opts: { maxSteps?: number; quiet?: boolean } = {}): Promise<{ c: OpenCampaign; result: RunResult; exitCode: number }> {
+export async function resumeCampaign(resultsDir: string | undefined, id: string, opts: { maxSteps?: number; quiet?: boolean } = {}): Promise<CampaignRun> {
   const dir = join(resultsRoot(resultsDir), id);
   const { MACHINE_FILE, resumeCampaignInMachine } = await import('../campaign/in-machine.ts');
   if (existsSync(join(dir, MACHINE_FILE))) {
     // Copied back = complete; otherwise the machine (started if off) still holds the campaign.
-    if (!existsSync(join(dir, STORE_FILE))) await inMachine((signal) => resumeCampaignInMachine(dir, { resultsRoot: resultsRoot(resultsDir), log: machineLog, signal }));
+    if (!existsSync(join(dir, STORE_FILE))) {
+      const run = await inMachine((signal) => resumeCampaignInMachine(dir, { resultsRoot: resultsRoot(resultsDir), log: machineLog, signal }));
+      if (run.stopped) return { c: null, result: null, exitCode: EXIT.stopped };
+    }
     const c = openCampaign(resultsDir, id);
     const result = resultOf(c);
     return { c, result, exitCode: exitCodeOf(result) };
   }
   const c = openCampaign(resultsDir, id);
   return { c, ...(await runOpenCampaign(c, opts)) };
+}
+
+/** Shared end of run/resume: export the figures of a complete campaign, print the outcome, set the exit code. */
+export function finishCampaign(run: CampaignRun, json: boolean): void {
+  process.exitCode = run.exitCode;
+  if (!run.c) return; // stopped inside the emulated machine: the launcher said how to continue
+  const { c, result } = run;
+  const figures = result.outcome === 'complete' ? exportFigures(c.store) : [];
+  c.store.close();
+  process.stdout.write(json ? `${JSON.stringify({ campaign: c.plan.campaign, dir: c.dir, ...result, figures }, null, 2)}\n` : describeOutcome(c.plan.campaign, c.dir, result));
 }
 
 export function describeOutcome(id: string, dir: string, r: RunResult): string {

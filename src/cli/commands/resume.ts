@@ -2,9 +2,8 @@
 import type { Argv, CommandModule } from 'yargs';
 import { latestCampaignId } from '../../campaign/campaign.ts';
 import { ConfigError } from '../../core/errors.ts';
-import { exportFigures } from '../../results/figures.ts';
 import { withJson, withResultsDir } from '../options.ts';
-import { describeOutcome, resumeCampaign } from '../run-campaign.ts';
+import { finishCampaign, resumeCampaign } from '../run-campaign.ts';
 
 export interface ResumeArgs {
   campaignId?: string;
@@ -27,10 +26,6 @@ export const resumeCommand: CommandModule<object, ResumeArgs> = {
       .positional('campaign-id', { type: 'string', describe: 'campaign to resume' })
       .option('max-steps', { type: 'number', describe: 'stop after this many steps' }) as unknown as Argv<ResumeArgs>,
   handler: async (args) => {
-    const { c, result, exitCode } = await resumeCampaign(args.resultsDir, campaignIdOrLatest(args.campaignId, args.resultsDir), { maxSteps: args.maxSteps, quiet: args.json });
-    const figures = result.outcome === 'complete' ? exportFigures(c.store) : [];
-    c.store.close();
-    process.stdout.write(args.json ? `${JSON.stringify({ campaign: c.plan.campaign, dir: c.dir, ...result, figures }, null, 2)}\n` : describeOutcome(c.plan.campaign, c.dir, result));
-    process.exitCode = exitCode;
+    finishCampaign(await resumeCampaign(args.resultsDir, campaignIdOrLatest(args.campaignId, args.resultsDir), { maxSteps: args.maxSteps, quiet: args.json }), args.json);
   },
 };

@@ -1,8 +1,7 @@
 /** `nuksm run <spec> --testbed <file>`: create a campaign (after validating everything) and run it. */
 import type { Argv, CommandModule } from 'yargs';
-import { exportFigures } from '../../results/figures.ts';
 import { withJson, withResultsDir, withSpecAndTestbed } from '../options.ts';
-import { describeOutcome, runNewCampaign } from '../run-campaign.ts';
+import { finishCampaign, runNewCampaign } from '../run-campaign.ts';
 
 export interface RunArgs {
   spec: string;
@@ -25,10 +24,6 @@ export const runCommand: CommandModule<object, RunArgs> = {
       .option('max-steps', { type: 'number', describe: 'stop after this many steps (resume continues)' }) as unknown as Argv<RunArgs>,
   handler: async (args) => {
     const req = { spec: args.spec, testbedFile: args.testbed, iterations: args.iterations, interleave: args.interleave, experimentsDir: args.experimentsDir, campaignId: args.campaignId, resultsDir: args.resultsDir };
-    const { c, result, exitCode } = await runNewCampaign(req, { maxSteps: args.maxSteps, quiet: args.json });
-    const figures = result.outcome === 'complete' ? exportFigures(c.store) : [];
-    c.store.close();
-    process.stdout.write(args.json ? `${JSON.stringify({ campaign: c.plan.campaign, dir: c.dir, ...result, figures }, null, 2)}\n` : describeOutcome(c.plan.campaign, c.dir, result));
-    process.exitCode = exitCode;
+    finishCampaign(await runNewCampaign(req, { maxSteps: args.maxSteps, quiet: args.json }), args.json);
   },
 };

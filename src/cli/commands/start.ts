@@ -40,10 +40,11 @@ export const startCommand: CommandModule<object, StartArgs> = {
       .option('experiments-dir', { type: 'string', default: 'experiments' }) as unknown as Argv<StartArgs>,
   handler: async (args) => {
     const { c, result, exitCode } = await runNewCampaign({ spec: args.spec, testbedFile: args.testbed, experimentsDir: args.experimentsDir, resultsDir: args.resultsDir });
+    process.exitCode = exitCode;
+    if (!c) return;
     const written = exportFigures(c.store);
     process.stdout.write(describeOutcome(c.plan.campaign, c.dir, result));
     process.stdout.write(summary(c.store, written));
     c.store.close();
-    process.exitCode = exitCode;
   },
 };
