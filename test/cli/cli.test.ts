@@ -89,6 +89,15 @@ describe('nuksm CLI', () => {
     expect(await main(['doctor', '--testbed', join(tmp, 'missing.yaml')])).toBe(EXIT.config);
   });
 
+  it('doctor on the emulated testbed checks what building and running the machine needs', async () => {
+    const code = await main(['doctor', '--testbed', join(ROOT, 'experiments', 'testbeds', 'emulated.yaml'), '--results-dir', tmp, '--json']);
+    const findings = JSON.parse(out) as { check: string; status: string; detail: string }[];
+    expect(findings.map((f) => f.check)).toEqual(expect.arrayContaining(['root', 'qemu-system-x86_64', 'qemu-img', 'debootstrap', 'gcc', 'image cache', 'ssh port']));
+    // A missing tool is a failure with the package that provides it, and the exit code says so.
+    for (const f of findings.filter((x) => x.status === 'fail')) expect(f.detail).toMatch(/fix: (apt-get install \S+|run nuksm as root)/);
+    expect(code).toBe(findings.some((f) => f.status === 'fail') ? EXIT.doctorFailed : EXIT.ok);
+  });
+
   it('start prints Table II and Table III and where the CSVs are', async () => {
     const resultsDir = join(tmp, 'r3');
     expect(await main(['start', '--spec', SPEC, '--results-dir', resultsDir])).toBe(EXIT.ok);

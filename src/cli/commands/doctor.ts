@@ -2,9 +2,10 @@
  * `nuksm doctor --testbed <file>`: generic checks (the file validates, the driver loads, the
  * results directory is writable), then the testbed's own checks: for a physical testbed the
  * driver's deep checks (NUMA layout, KSM files, GRUB entries, libvirt, guest keys, perf events);
- * for an emulated one on this machine, NUMA and KSM in sysfs.
+ * for an emulated one what building and running the machine needs (root, QEMU, debootstrap, gcc,
+ * the image cache, a free SSH port).
  */
-import { accessSync, constants, existsSync, mkdirSync } from 'node:fs';
+import { accessSync, constants, mkdirSync } from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
 import { loadTestbedFile, resultsRoot } from '../../campaign/campaign.ts';
 import type { TestbedFile } from '../../core/testbed-file.ts';
@@ -43,9 +44,9 @@ export async function genericChecks(tb: TestbedFile, resultsDir: string): Promis
   if (tb.kind === 'physical') {
     const { doctorChecks } = await import('../../testbeds/physical/doctor.ts');
     for (const f of await doctorChecks(tb)) out.push({ check: f.check, status: f.status, detail: f.fix ? `${f.message} — fix: ${f.fix}` : f.message });
-  } else if (tb.kind === 'emulated' && tb.host.kind === 'local') {
-    const ksm = existsSync('/sys/kernel/mm/ksm/run');
-    out.push({ check: 'KSM in sysfs', status: ksm ? 'ok' : 'warn', detail: ksm ? '/sys/kernel/mm/ksm present' : '/sys/kernel/mm/ksm/run missing (kernel without CONFIG_KSM?)' });
+  } else if (tb.kind === 'emulated') {
+    const { emulatedDoctorChecks } = await import('../../testbeds/emulated/doctor.ts');
+    for (const f of await emulatedDoctorChecks(tb)) out.push({ check: f.check, status: f.status, detail: f.fix ? `${f.message} — fix: ${f.fix}` : f.message });
   }
   return out;
 }
