@@ -165,6 +165,18 @@ describeWith(['qemu', 'debootstrap', 'root', 'gcc'], 'emulated testbed: a whole 
     expect(resumed.length).toBeGreaterThanOrEqual(3); // two kernel switches + the power loss
     expect(new Set(resumed.map((l) => /boot=(\S+)/.exec(l)![1])).size).toBe(resumed.length);
     expect(readFileSync(join(dir, 'machine', 'boot-resume', 'hooks-left.txt'), 'utf8').trim()).toBe('');
+    // The scalability flow ran on boots whose campaign run was started by a boot hook (@reboot cron
+    // or the systemd unit), i.e. it started by itself after a reboot, on each kernel.
+    const hookBoots = new Set(resumed.map((l) => /boot=(\S+)/.exec(l)![1]));
+    const reopened = new ResultsStore(dir);
+    try {
+      const flows = reopened.rows().filter((r) => r.experiment === 'scalability-small' && r.metric === 'runtime_s');
+      const flowSteps = [...new Set(flows.map((r) => r.step))];
+      expect(flowSteps.length).toBe(2);
+      for (const step of flowSteps) expect(hookBoots.has((reopened.manifest(step) as { environment: { bootId: string } }).environment.bootId), step).toBe(true);
+    } finally {
+      reopened.close();
+    }
     expect(existsSync(join(dir, 'machine.json'))).toBe(true);
     say(`hooks that resumed: ${resumed.map((l) => /via=(\S+)/.exec(l)?.[1]).join(', ')}; total ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   }, 90 * 60_000);
