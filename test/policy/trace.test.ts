@@ -1,6 +1,19 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import type { MergeEvent } from '../../src/policy/index.ts';
-import { compareMerges, mmIdsFromEnters, nodeOfPfnFromMemoryBlocks, parseKsmTrace } from '../../src/policy/trace.ts';
+import { defaultKsmModelConfig, type MergeEvent } from '../../src/policy/index.ts';
+import {
+  compareKeptPages,
+  compareMerges,
+  compareTracedRun,
+  mmIdsFromEnters,
+  nodeOfPfnFromMemoryBlocks,
+  pageOwnersFromPagemaps,
+  parseKsmTrace,
+  parseNodeMemoryLinks,
+  parsePagemapWords,
+  registrationPoint,
+  type TracedRun,
+} from '../../src/policy/trace.ts';
 import { makeModel, mmOnNode, runPasses } from './helpers.ts';
 
 // Synthetic trace in the documented text format of /sys/kernel/tracing/trace (Linux 6.12 ksm events,
@@ -101,5 +114,107 @@ describe('model vs trace comparison', () => {
         model: { kind: 'unstable', scannedMm: 1, otherMm: 0, keptNode: 1 },
       },
     ]);
+  });
+});
+
+// Real lines from Linux 6.12 (test/system/emulated-trace.test.ts, trimmed; see the .machine.json note):
+// p0 (pid 358, node 0) and p1 (pid 368, node 1) registered before KSM ran, p2 (pid 392, node 0) during
+// pass 12 with KSM stopped mid-list; all three hold the same 8 MiB of content (page j equal across them).
+const FIXTURES = new URL('./fixtures/', import.meta.url);
+const REAL_TRACE = readFileSync(new URL('ksm-trace-6.12.txt', FIXTURES), 'utf8');
+const REAL_MACHINE = JSON.parse(readFileSync(new URL('ksm-trace-6.12.machine.json', FIXTURES), 'utf8')) as {
+  pids: number[];
+  pagemapsBefore: number[][];
+  blockSizeBytes: number;
+  nodeMemoryLinks: string;
+};
+
+function realRun(overrides: Partial<TracedRun['config']> = {}): TracedRun {
+  return {
+    traceText: REAL_TRACE,
+    pids: REAL_MACHINE.pids,
+    pagemapsBefore: REAL_MACHINE.pagemapsBefore,
+    contents: REAL_MACHINE.pids.map(() => Uint32Array.from([0, 1, 2])),
+    blockSizeBytes: REAL_MACHINE.blockSizeBytes,
+    nodeMemoryLinks: REAL_MACHINE.nodeMemoryLinks,
+    config: defaultKsmModelConfig({ nodes: 2, pagesToScan: 500, mergeAcrossNodes: true, maxPageSharing: 256, compareOrder: 'from-6.11', smartScan: false, ...overrides }),
+  };
+}
+
+describe('a real Linux 6.12 ksm trace', () => {
+  it('parses every line: enters, passes, unstable pairs and stable hits', () => {
+    const t = parseKsmTrace(REAL_TRACE);
+    expect(t.unparsed).toEqual([]);
+    expect(t.failedMerges).toBe(0);
+    expect(t.enters.map((e) => [e.comm, e.pid])).toEqual([
+      ['nuksm-native', 358],
+      ['nuksm-native', 368],
+      ['nuksm-native', 392],
+    ]);
+    expect(t.scans.filter((s) => s.kind === 'stop').map((s) => s.seq)).toEqual(Array.from({ length: 21 }, (_, i) => i));
+    // p1 (scanned, node 1) kept its page in place; p0 (tree page) was mapped to it. Then p2's pages hit the stable tree.
+    expect(t.merges.map((m) => [m.kind, m.pfn, m.scannedMm.slice(-6), m.otherMm?.slice(-6) ?? null])).toEqual([
+      ['unstable', 271742, '06b180', '06c780'],
+      ['unstable', 271741, '06b180', '06c780'],
+      ['unstable', 271740, '06b180', '06c780'],
+      ['stable', 271742, '277900', null],
+      ['stable', 271741, '277900', null],
+      ['stable', 271740, '277900', null],
+    ]);
+    // p2 registered while pass 12 was under way (KSM stopped mid-list).
+    expect(registrationPoint(t, t.enters[2]!.timestamp)).toEqual({ afterPasses: 12, midPass: true });
+    expect(registrationPoint(t, t.enters[0]!.timestamp)).toEqual({ afterPasses: 0, midPass: false });
+  });
+
+  it('maps pfns to nodes from the real memory-block listing (memory_failure entries ignored)', () => {
+    const blocks = parseNodeMemoryLinks(REAL_MACHINE.nodeMemoryLinks);
+    expect(blocks.size).toBe(16);
+    expect([...blocks.entries()].filter(([, n]) => n === 1).map(([b]) => b).sort((a, b) => a - b)).toEqual([8, 9, 10, 11, 12, 13, 14, 15]);
+    const nodeOf = nodeOfPfnFromMemoryBlocks(REAL_MACHINE.blockSizeBytes, blocks);
+    expect(REAL_MACHINE.pagemapsBefore.map((pfns) => pfns.map(nodeOf))).toEqual([[0, 0, 0], [1, 1, 1], [0, 0, 0]]);
+  });
+
+  it('reads pagemap words (od -tx8) and traces surviving pfns to their pre-merge pages, later reads winning', () => {
+    // Present (bit 63) + exclusively mapped (bit 56) + pfn; a non-present entry.
+    expect(parsePagemapWords(' 8100000000042586 0000000000000000\n 8100000000073cfe\n')).toEqual([0x42586, -1, 0x73cfe]);
+    expect(() => parsePagemapWords('8000000000000000')).toThrow(/non-root/);
+    // pfn 29665 was p0's page 1 (freed when p0's copy was discarded in pass 1), then p2's page 1.
+    const owners = pageOwnersFromPagemaps(new Map([[0, [29665, 11]], [1, [271742, 12]], [2, [13, 29665]]]));
+    expect(owners.get(29665)).toEqual({ mm: 2, page: 1 });
+    expect(owners.get(271742)).toEqual({ mm: 1, page: 0 });
+    expect(() => pageOwnersFromPagemaps(new Map([[0, [5, 5]]]))).toThrow(/twice/);
+  });
+
+  it('agrees with the model merge by merge: kind, mms, surviving node, surviving page and pass', () => {
+    const r = compareTracedRun(realRun());
+    expect(r.enterOrder).toEqual([0, 1, 2]);
+    expect(r.merges).toMatchObject({ kernelMerges: 6, modelMerges: 6, compared: 6, agreeing: 6, mismatches: [] });
+    expect(r.keptPages).toMatchObject({ compared: 6, sameKeptPage: 6, unknownPfns: 0 });
+    expect(r.kernelPasses).toEqual([1, 1, 1, 14, 14, 14]);
+    expect(r.modelPasses).toEqual(r.kernelPasses);
+    expect(r.sameKeptNode).toBe(6);
+    // Stable hits keep the existing KSM page (p1's copies, node 1) although p2 is on node 0.
+    expect(r.merges.keptNodeByScannedMm.get(2)).toEqual({ kernel: [0, 3], model: [0, 3] });
+    expect(r.events.slice(3).map((e) => [e.keptMm, e.keptPage])).toEqual([[1, 0], [1, 1], [1, 2]]);
+  });
+
+  it('tells the 6.11+ checksum-first order from the older one by the pass of the stable hits', () => {
+    // upto-6.10 searches the stable tree before the checksum gate: p2 would merge at its first visit (pass 13).
+    const r = compareTracedRun(realRun({ compareOrder: 'upto-6.10' }));
+    expect(r.modelPasses).toEqual([1, 1, 1, 13, 13, 13]);
+    expect(r.samePass).toBe(3);
+    expect(r.merges.agreeing).toBe(6); // the merges themselves do not tell the two orders apart
+  });
+
+  it('reports which page survived when the model keeps a different one', () => {
+    const t = parseKsmTrace(REAL_TRACE);
+    const model = compareTracedRun(realRun()).events.map((e, i) => (i === 1 ? { ...e, keptMm: 0, keptPage: 1 } : e));
+    const owners = pageOwnersFromPagemaps(new Map(REAL_MACHINE.pagemapsBefore.map((p, i) => [i, p])));
+    expect(compareKeptPages(t.merges, model, owners)).toEqual({
+      compared: 6,
+      sameKeptPage: 5,
+      unknownPfns: 0,
+      mismatches: [{ index: 1, kernel: { mm: 1, page: 1 }, model: { mm: 0, page: 1 } }],
+    });
   });
 });
