@@ -33,13 +33,18 @@ export interface CampaignProgress {
   updatedAt: string;
 }
 
+/** The boot-resume hook id of a campaign (names its unit, cron file and state dir). */
+export function hookIdOf(campaignId: string): string {
+  return campaignId.replace(/[^A-Za-z0-9_-]+/g, '_').slice(0, 64);
+}
+
 /** Hook spec for a campaign, or null when the testbed file asks for no resume. */
 export function campaignResumeHook(plan: Plan, dir: string, resume: TestbedFile['resume']): BootResumeSpec | null {
   if (resume === 'none') return null;
   // The artifact's scalability flow restarts from @reboot: add the cron entry when the plan has one.
   const scalability = plan.steps.some((s) => s.scenario.memoryHog !== null && s.scenario.memoryHog !== undefined);
   return {
-    id: plan.campaign.replace(/[^A-Za-z0-9_-]+/g, '_').slice(0, 64),
+    id: hookIdOf(plan.campaign),
     command: [process.execPath, join(HARNESS_ROOT, 'bin', 'nuksm.js'), 'resume', plan.campaign, '--results-dir', dirname(dir)],
     progressFile: join(dir, PROGRESS_FILE),
     via: resume === 'systemd' && scalability ? 'both' : resume,

@@ -20,7 +20,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { execa } from 'execa';
 import { stringify } from 'yaml';
-import { PROGRESS_FILE, type CampaignProgress } from './boot-resume.ts';
+import { hookIdOf, PROGRESS_FILE, type CampaignProgress } from './boot-resume.ts';
 import { harnessCommit } from './campaign.ts';
 import type { Plan } from './plan.ts';
 import type { CampaignSpec } from './spec.ts';
@@ -121,7 +121,7 @@ export async function runCampaignInMachine(req: { plan: Plan; spec: CampaignSpec
       commandTimeoutS: testbed.timeouts.commandS,
     },
     imageKey: image.key,
-    hookId: id.replace(/[^A-Za-z0-9_-]+/g, '_').slice(0, 64),
+    hookId: hookIdOf(id),
     startedAt: new Date().toISOString(),
   };
   claimMachine(stateDir, dir);

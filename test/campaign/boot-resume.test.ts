@@ -14,6 +14,10 @@ import { parseTestbedFile } from '../../src/campaign/testbed-file.ts';
 import { insideTestbedYaml } from '../../src/campaign/in-machine.ts';
 import { parse } from 'yaml';
 import { DoubleTestbed } from './support/double-testbed.ts';
+import { main } from '../../src/cli/main.ts';
+import { EXIT } from '../../src/cli/exit-codes.ts';
+import { bootResumePaths } from '../../src/host/boot-resume/index.ts';
+import { existsSync, mkdirSync } from 'node:fs';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const tmp = mkdtempSync(join(tmpdir(), 'nuksm-boot-resume-campaign-'));
@@ -72,5 +76,30 @@ describe('the testbed file written into the emulated machine', () => {
     // Release and entry follow the image; the knobs stay the file's.
     expect(inside.kernels.backports).toEqual({ ...host.kernels.backports, bootEntry: 'Debian GNU/Linux, with Linux 6.12.99+deb12-cloud-amd64', release: '6.12.99+deb12-cloud-amd64' });
     expect(inside.kernels.bookworm).toEqual(host.kernels.bookworm);
+  });
+});
+
+describe('nuksm boot-resume', () => {
+  it('pauses, unpauses and stops the hooks of a campaign on this host; refuses a campaign without hooks', async () => {
+    const stateRoot = join(tmp, 'resume-state');
+    const args = (action: string) => ['boot-resume', action, 'emu.1', '--results-dir', tmp, '--state-root', stateRoot];
+    const write = process.stdout.write.bind(process.stdout);
+    const out: string[] = [];
+    process.stdout.write = ((c: string) => (out.push(String(c)), true)) as typeof process.stdout.write;
+    try {
+      expect(await main(args('show'))).toBe(EXIT.config);
+      const p = bootResumePaths({ id: 'emu_1', stateRoot });
+      mkdirSync(p.stateDir, { recursive: true });
+      expect(await main(args('pause'))).toBe(EXIT.ok);
+      expect(existsSync(p.pauseFile)).toBe(true);
+      expect(out.join('')).toMatch(/campaign emu\.1: hooks .*\(paused\)/);
+      expect(await main(args('unpause'))).toBe(EXIT.ok);
+      expect(existsSync(p.pauseFile)).toBe(false);
+      expect(await main(args('stop'))).toBe(EXIT.ok);
+      expect(existsSync(p.stopFile)).toBe(true);
+      expect(out.at(-1)).toMatch(/\(stopped\)/);
+    } finally {
+      process.stdout.write = write;
+    }
   });
 });

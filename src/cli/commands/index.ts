@@ -1,5 +1,6 @@
 /** Every `nuksm` command; commands written elsewhere (parse, testbed checks, builds) are registered here too. */
 import type { CommandModule } from 'yargs';
+import { bootResumeCommand } from './boot-resume.ts';
 import { doctorCommand } from './doctor.ts';
 import { exportCommand } from './export.ts';
 import { parseCommand } from './parse.ts';
@@ -11,4 +12,4 @@ import { statusCommand } from './status.ts';
 import { testbedBuildCommand } from './testbed-build.ts';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const COMMANDS: CommandModule<object, any>[] = [planCommand, runCommand, resumeCommand, statusCommand, exportCommand, doctorCommand, startCommand, parseCommand, testbedBuildCommand];
+export const COMMANDS: CommandModule<object, any>[] = [planCommand, runCommand, resumeCommand, statusCommand, exportCommand, doctorCommand, startCommand, parseCommand, testbedBuildCommand, bootResumeCommand];
