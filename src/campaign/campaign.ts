@@ -107,12 +107,20 @@ export function openCampaign(resultsDir: string | undefined, campaignId: string)
   return { dir, store, journal, plan: rec.plan };
 }
 
-/** The most recently created campaign directory under the results root, if any. */
+/** Written in the host's campaign directory by a campaign that runs inside the emulated machine (in-machine.ts). */
+export const MACHINE_FILE = 'machine.json';
+
+/**
+ * The most recently created campaign directory under the results root, if any: one with a store,
+ * or one whose campaign runs inside the emulated machine (its store comes back at the end).
+ */
 export function latestCampaignId(resultsDir?: string): string | null {
   const root = resultsRoot(resultsDir);
   if (!existsSync(root)) return null;
-  const dirs = readdirSync(root).filter((d) => existsSync(join(root, d, STORE_FILE)));
-  dirs.sort((a, b) => statSync(join(root, a, STORE_FILE)).mtimeMs - statSync(join(root, b, STORE_FILE)).mtimeMs);
+  const marker = (d: string) => [STORE_FILE, MACHINE_FILE].map((f) => join(root, d, f)).find((f) => existsSync(f));
+  const dirs = readdirSync(root).filter((d) => marker(d) !== undefined);
+  const created = (d: string) => statSync(marker(d)!).mtimeMs;
+  dirs.sort((a, b) => created(a) - created(b));
   return dirs.at(-1) ?? null;
 }
 

@@ -21,7 +21,9 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { execa } from 'execa';
 import { stringify } from 'yaml';
 import { hookIdOf, PROGRESS_FILE, type CampaignProgress } from './boot-resume.ts';
-import { harnessCommit } from './campaign.ts';
+import { harnessCommit, MACHINE_FILE } from './campaign.ts';
+
+export { MACHINE_FILE };
 import type { Plan } from './plan.ts';
 import type { CampaignSpec } from './spec.ts';
 import { ConfigError, HarnessError } from '../core/errors.ts';
@@ -31,7 +33,6 @@ import { STORE_FILE } from '../results/store.ts';
 import { runDetached, type SshExecutor } from '../host/exec/index.ts';
 import { buildEmulatedImage, GUEST_HARNESS_DIR, imageKernels, QemuMachine, type QemuMachineOptions } from '../testbeds/emulated/index.ts';
 
-export const MACHINE_FILE = 'machine.json';
 /** Inside the machine. */
 export const GUEST_RESULTS_DIR = '/var/lib/nuksm/results';
 export const GUEST_INPUTS_DIR = '/var/lib/nuksm/inputs';

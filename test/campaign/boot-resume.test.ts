@@ -3,13 +3,13 @@
  * guard and the emulated launcher read, and the testbed-file rule that hooks need a local host.
  * (The hooks firing for real after reboots: test/system/emulated-campaign.test.ts.)
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { campaignResumeHook, PROGRESS_FILE, type CampaignProgress } from '../../src/campaign/boot-resume.ts';
-import { createCampaign, executeCampaign, loadTestbedFile } from '../../src/campaign/campaign.ts';
+import { createCampaign, executeCampaign, latestCampaignId, loadTestbedFile, MACHINE_FILE } from '../../src/campaign/campaign.ts';
 import { parseTestbedFile } from '../../src/campaign/testbed-file.ts';
 import { insideTestbedYaml } from '../../src/campaign/in-machine.ts';
 import { parse } from 'yaml';
@@ -62,7 +62,18 @@ describe('campaign boot-resume hooks', () => {
   });
 });
 
-describe('the testbed file written into the emulated machine', () => {
+describe('campaigns in the emulated machine', () => {
+  it('count as the latest campaign while only machine.json is on the host', async () => {
+    const root = join(tmp, 'latest');
+    const older = createCampaign({ spec: join(ROOT, 'experiments', 'smoke.yaml'), testbedFile: join(ROOT, 'experiments', 'testbeds', 'model.yaml'), resultsDir: root, campaignId: 'older' });
+    older.store.close();
+    expect(latestCampaignId(root)).toBe('older');
+    await new Promise((r) => setTimeout(r, 20));
+    mkdirSync(join(root, 'in-machine'), { recursive: true });
+    writeFileSync(join(root, 'in-machine', MACHINE_FILE), '{}\n');
+    expect(latestCampaignId(root)).toBe('in-machine');
+  });
+
   it('is the host file, local, resuming by systemd, marked inside, with the image’s kernel releases', () => {
     const host = loadTestbedFile(EMULATED);
     const yaml = insideTestbedYaml(host, { backports: { bootEntry: 'Debian GNU/Linux, with Linux 6.12.99+deb12-cloud-amd64', release: '6.12.99+deb12-cloud-amd64', ksmKnobs: {} } });
