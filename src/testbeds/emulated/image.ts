@@ -9,13 +9,13 @@
  *    key + a hash of those files (seconds to build).
  * Guests never write to the cached image: each run boots a qcow2 overlay on it.
  */
-import type { KernelSpec } from '../../core/testbed-file.ts';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HarnessError } from '../../core/errors.ts';
+import type { KernelSpec } from '../../core/testbed-file.ts';
 import { LocalExecutor } from '../../host/exec/index.ts';
 import { buildNativeWorkloads, NATIVE_SOURCE_DIR } from '../../workloads/native/build.ts';
 
@@ -23,6 +23,8 @@ export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..
 export const DEFAULT_IMAGE_CACHE_DIR = join(REPO_ROOT, '.cache', 'emulated');
 /** Where the harness lives inside the guest. */
 export const GUEST_HARNESS_DIR = '/opt/nuksm';
+/** In a machine's state dir: the image disk its overlay is backed by (image layers in use are not pruned). */
+export const MACHINE_IMAGE_FILE = 'image';
 export const GUEST_NATIVE_BIN_DIR = '/opt/nuksm-native/bin';
 
 const DEBIAN_MIRROR = 'http://deb.debian.org/debian';
@@ -425,9 +427,16 @@ async function buildLocked(cacheDir: string, opts: BuildEmulatedImageOptions, lo
 /** Layers are rebuilt whenever the harness changes: drop ones untouched for a day (about 1 GB each). */
 async function pruneLayers(cacheDir: string, keep: string, log: (l: string) => void): Promise<void> {
   const dayAgo = Date.now() - 24 * 3600 * 1000;
+  // A machine's overlay is backed by its layer's disk: a layer still under a machine stays.
+  const machines = join(cacheDir, 'machines');
+  const inUse = new Set<string>();
+  for (const m of existsSync(machines) ? await readdir(machines) : []) {
+    const disk = await readFile(join(machines, m, MACHINE_IMAGE_FILE), 'utf8').catch(() => '');
+    if (disk.trim()) inUse.add(dirname(disk.trim()));
+  }
   for (const name of await readdir(cacheDir)) {
     const dir = join(cacheDir, name);
-    if (!name.startsWith('image-') || dir === keep) continue;
+    if (!name.startsWith('image-') || dir === keep || inUse.has(dir)) continue;
     const m = await stat(join(dir, 'manifest.json')).catch(() => null);
     if (m && m.mtimeMs < dayAgo) {
       log(`pruning old image layer ${name}`);

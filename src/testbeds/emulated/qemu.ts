@@ -7,11 +7,12 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, openSync, closeSync, readFileSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { HarnessError } from '../../core/errors.ts';
 import { LocalExecutor, SshExecutor } from '../../host/exec/index.ts';
+import { MACHINE_IMAGE_FILE } from './image.ts';
 
 export interface MachineShape {
   nodes: number;
@@ -141,6 +142,7 @@ export class QemuMachine {
   /** A fresh overlay on the cached image (drops everything the guest wrote). */
   async resetDisk(): Promise<void> {
     await mkdir(this.opts.stateDir, { recursive: true });
+    await writeFile(join(this.opts.stateDir, MACHINE_IMAGE_FILE), `${this.opts.baseDisk}\n`);
     await new LocalExecutor().run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', this.opts.baseDisk, this.overlay], { timeoutMs: 30_000 });
   }
 
