@@ -16,7 +16,7 @@
  * results/<id>/machine.json records how to reach the machine again, so `nuksm resume <id>` on this
  * host continues the wait (starting the machine if it is off) after the host process was stopped.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { execa } from 'execa';
 import { stringify } from 'yaml';
@@ -29,7 +29,8 @@ import type { CampaignSpec } from './spec.ts';
 import { ConfigError, HarnessError } from '../core/errors.ts';
 import type { KernelSpec, TestbedFile } from '../core/testbed-file.ts';
 import { bootResumePaths } from '../host/boot-resume/index.ts';
-import { STORE_FILE } from '../results/store.ts';
+import { ResultsStore, STORE_FILE } from '../results/store.ts';
+import { Journal } from './journal.ts';
 import { runDetached, type SshExecutor } from '../host/exec/index.ts';
 import { buildEmulatedImage, GUEST_HARNESS_DIR, imageKernels, QemuMachine, type QemuMachineOptions } from '../testbeds/emulated/index.ts';
 
@@ -254,6 +255,7 @@ async function watchAndCollect(machine: QemuMachine, exec: SshExecutor, record: 
         }
         await collect(exec, id, dir);
         await collectBootResume(exec, guard.stateDir, guard, dir);
+        consolesIntoSteps(dir, consoleDir);
         const how = await machine.stop();
         opts.log(`campaign ${id} complete; results copied to ${dir}; machine ${how}`);
         return { dir, progress, powerCycles, stopped: false };
@@ -289,6 +291,27 @@ async function campaignProcessRunning(exec: SshExecutor, id: string): Promise<bo
   const pattern = `nuksm\\.js (run|resume) .*${id.replace(/[^A-Za-z0-9_-]/g, '.')}( |$)`;
   const r = await exec.run(['pgrep', '-f', '--', pattern], { timeoutMs: 30_000, allowFailure: true });
   return r.exitCode === 0;
+}
+
+/**
+ * Each attempt's raw directory gets the serial console of the machine start it ran under
+ * (console-<start ms>.log: the latest start before the attempt's), as console.log — the kernel's
+ * own output around the step, boots and panics included.
+ */
+function consolesIntoSteps(dir: string, consoleDir: string): void {
+  const starts = existsSync(consoleDir)
+    ? readdirSync(consoleDir).map((f) => ({ f, t: Number(/^console-(\d+)\.log$/.exec(f)?.[1]) })).filter((c) => Number.isFinite(c.t)).sort((a, b) => a.t - b.t)
+    : [];
+  const store = new ResultsStore(dir);
+  try {
+    for (const a of new Journal(store).attempts()) {
+      const raw = join(dir, 'raw', a.stepId, `attempt-${a.number}`);
+      const serial = starts.filter((c) => c.t <= Date.parse(a.startedAt)).at(-1);
+      if (serial && existsSync(raw)) copyFileSync(join(consoleDir, serial.f), join(raw, 'console.log'));
+    }
+  } finally {
+    store.close();
+  }
 }
 
 /** The guest's campaign directory → <dir>/ (store, plan, logs, raw outputs). */

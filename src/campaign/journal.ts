@@ -130,6 +130,19 @@ export class Journal {
     }));
   }
 
+  /** Every attempt of every step, in start order (outcome null while running). */
+  attempts(): { attemptId: string; stepId: string; number: number; startedAt: string; endedAt: string | null; outcome: string | null }[] {
+    const rows = this.db.prepare('SELECT attempt_id, step_id, number, started_at, ended_at, outcome FROM attempts ORDER BY started_at, number').all() as Record<string, unknown>[];
+    return rows.map((r) => ({
+      attemptId: String(r.attempt_id),
+      stepId: String(r.step_id),
+      number: Number(r.number),
+      startedAt: String(r.started_at),
+      endedAt: (r.ended_at as string | null) ?? null,
+      outcome: (r.outcome as string | null) ?? null,
+    }));
+  }
+
   /** Starts an attempt: the step is 'running' and its new attempt id is durable before any sample. */
   beginAttempt(stepId: string): string {
     const attemptId = randomUUID();

@@ -129,6 +129,12 @@ describeWith(['qemu', 'debootstrap', 'root', 'gcc'], 'emulated testbed: a whole 
           expect(rows.some((r) => r.step === s.step_id && r.instance === inst && r.metric === 'instance_mem_on_node_mib' && r.t !== null)).toBe(true);
         }
       }
+      // Each step's raw directory has the serial console it ran under and the guest's kernel log.
+      for (const s of steps) {
+        const raw = join(dir, 'raw', s.step_id, `attempt-${s.attempts}`);
+        expect(readFileSync(join(raw, 'console.log'), 'utf8'), s.step_id).toMatch(/Linux version/);
+        expect(readFileSync(join(raw, 'dmesg.log'), 'utf8'), s.step_id).toMatch(/Linux version/);
+      }
       // Both kernels really ran: releases and boot ids from the step manifests.
       const envs = steps.map((s) => (store.manifest(s.step_id) as { environment: { kernelRelease: string; bootId: string } }).environment);
       say(`kernels per step: ${envs.map((e) => `${e.kernelRelease}/${e.bootId.slice(0, 8)}`).join(' ')}`);
