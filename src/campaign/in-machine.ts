@@ -38,6 +38,7 @@ import { buildEmulatedImage, GUEST_HARNESS_DIR, imageKernels, QemuMachine, type 
 export const GUEST_RESULTS_DIR = '/var/lib/nuksm/results';
 export const GUEST_INPUTS_DIR = '/var/lib/nuksm/inputs';
 const GUEST_NODE = '/usr/local/bin/node';
+const RUNNER_GRACE_MS = 5 * 60_000;
 
 /** What results/<id>/machine.json holds. */
 export interface MachineRecord {
@@ -204,6 +205,8 @@ async function watchAndCollect(machine: QemuMachine, exec: SshExecutor, record: 
   let powerCycles = 0;
   let lastSeen = Date.now();
   let last = '';
+  // Since when progress says 'running' but no runner process exists (a runner killed inside, e.g. by the OOM killer).
+  let noRunnerSince: number | null = null;
   const powerCycle = async (why: string) => {
     if (++powerCycles > maxPowerCycles) throw new HarnessError('boot', `campaign ${id}: ${why}, and the machine was already started again ${maxPowerCycles} times`);
     opts.log(`${why}: starting the machine again (power cycle ${powerCycles}/${maxPowerCycles}); the guest's boot hook resumes the campaign`);
@@ -253,7 +256,7 @@ async function watchAndCollect(machine: QemuMachine, exec: SshExecutor, record: 
           await sleep(2_000);
           continue;
         }
-        await collect(exec, id, dir);
+        await collect(exec, id, dirname(dir));
         await collectBootResume(exec, guard.stateDir, guard, dir);
         consolesIntoSteps(dir, consoleDir);
         const how = await machine.stop();
@@ -261,9 +264,18 @@ async function watchAndCollect(machine: QemuMachine, exec: SshExecutor, record: 
         return { dir, progress, powerCycles, stopped: false };
       }
       if (progress.outcome === 'error') {
-        await collect(exec, id, dir).catch(() => undefined);
-        throw new HarnessError('benchmark-error', `campaign ${id} failed inside the machine: ${progress.message ?? 'no message'} (logs in ${dir})`);
+        await collect(exec, id, join(dir, 'machine', 'partial')).catch(() => undefined);
+        throw new HarnessError('benchmark-error', `campaign ${id} failed inside the machine: ${progress.message ?? 'no message'} (its state as it was: ${dir}/machine/partial/)`);
       }
+      // After a boot the guard starts the runner within a minute or so; a runner that vanished
+      // without writing an outcome is given RUNNER_GRACE_MS before the wait ends.
+      if (progress.outcome === 'running' && !(await campaignProcessRunning(exec, id))) {
+        noRunnerSince ??= Date.now();
+        if (Date.now() - noRunnerSince > RUNNER_GRACE_MS) {
+          await collect(exec, id, join(dir, 'machine', 'partial')).catch(() => undefined);
+          throw new HarnessError('benchmark-error', `campaign ${id}: no runner inside the machine for ${RUNNER_GRACE_MS / 60_000} min although it is not finished (killed? its state: ${dir}/machine/partial/, consoles: ${dir}/machine/console/); 'nuksm resume ${id}' tries again`);
+        }
+      } else noRunnerSince = null;
     } else if (exitText.trim() !== '' && exitText.trim() !== '3') {
       // The first `nuksm run` exited before writing any progress: bad input inside, or a crash.
       throw new HarnessError('config', `nuksm run inside the machine exited ${exitText.trim()} before starting: ${stderr.trim()}`);
@@ -314,8 +326,13 @@ function consolesIntoSteps(dir: string, consoleDir: string): void {
   }
 }
 
-/** The guest's campaign directory → <dir>/ (store, plan, logs, raw outputs). */
-async function collect(exec: SshExecutor, id: string, dir: string): Promise<void> {
+/**
+ * The guest's campaign directory → <into>/<id>/ (store, plan, logs, raw outputs): the results root
+ * when complete; machine/partial/ of the campaign for a look at one that failed (the host campaign
+ * directory then has no store, so 'nuksm resume' still goes to the machine).
+ */
+async function collect(exec: SshExecutor, id: string, into: string): Promise<void> {
+  mkdirSync(into, { recursive: true });
   const r = await exec.run(['sh', '-c', 'tar -C "$1" -czf - "$2" | base64 -w0', 'sh', GUEST_RESULTS_DIR, id], { timeoutMs: 600_000 });
-  await execa('tar', ['-xzf', '-', '-C', dirname(dir)], { input: Buffer.from(r.stdout, 'base64') });
+  await execa('tar', ['-xzf', '-', '-C', into], { input: Buffer.from(r.stdout, 'base64') });
 }
