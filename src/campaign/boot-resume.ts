@@ -10,6 +10,7 @@
  */
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { EXIT } from '../core/exit-codes.ts';
 import type { TestbedFile } from '../core/testbed-file.ts';
 import { LocalExecutor } from '../host/exec/index.ts';
 import { installBootResume, removeBootResume, type BootResumeSpec } from '../host/boot-resume/index.ts';
@@ -48,6 +49,10 @@ export function campaignResumeHook(plan: Plan, dir: string, resume: TestbedFile[
     command: [process.execPath, join(HARNESS_ROOT, 'bin', 'nuksm.js'), 'resume', plan.campaign, '--results-dir', dirname(dir)],
     progressFile: join(dir, PROGRESS_FILE),
     via: resume === 'systemd' && scalability ? 'both' : resume,
+    // nuksm's exit codes that a rerun would not change (complete, steps failed, bad input,
+    // rebooting, stopped); a crash (internal error 5, a signal: 128+n) is retried in the same boot.
+    finalExitCodes: [EXIT.ok, EXIT.stepsFailed, EXIT.config, EXIT.rebooting, EXIT.stopped],
+    attemptsPerBoot: 3,
     cwd: HARNESS_ROOT,
     env: process.env.NUKSM_HARNESS_COMMIT ? { NUKSM_HARNESS_COMMIT: process.env.NUKSM_HARNESS_COMMIT } : {},
   };

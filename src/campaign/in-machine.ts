@@ -58,7 +58,7 @@ export interface MachineCampaignOptions {
   onProgress?: (p: CampaignProgress) => void;
   /** How often progress.json is read. */
   pollMs?: number;
-  /** QEMU deaths (power losses) and hung guests survived by starting the machine again. */
+  /** QEMU deaths (power losses), hung guests and vanished runners survived by restarting the machine. */
   maxPowerCycles?: number;
   /** Give up after this long (default: 3 × the plan's estimate, at least 1 h). */
   deadlineMs?: number;
@@ -235,6 +235,7 @@ async function watchAndCollect(machine: QemuMachine, exec: SshExecutor, record: 
       lastSeen = Date.now();
     } catch {
       // Rebooting into the next kernel, or hung: waited out up to the boot timeout.
+      noRunnerSince = null;
       if (Date.now() - lastSeen > bootS * 1000) await powerCycle(`no SSH for ${bootS} s`);
       else await sleep(opts.pollMs ?? 5_000);
       continue;
@@ -267,13 +268,20 @@ async function watchAndCollect(machine: QemuMachine, exec: SshExecutor, record: 
         await collect(exec, id, join(dir, 'machine', 'partial')).catch(() => undefined);
         throw new HarnessError('benchmark-error', `campaign ${id} failed inside the machine: ${progress.message ?? 'no message'} (its state as it was: ${dir}/machine/partial/)`);
       }
-      // After a boot the guard starts the runner within a minute or so; a runner that vanished
-      // without writing an outcome is given RUNNER_GRACE_MS before the wait ends.
-      if (progress.outcome === 'running' && !(await campaignProcessRunning(exec, id))) {
+      // After a boot the guard starts the runner within a minute or so (and reruns one that
+      // crashed). Progress unfinished and no runner for RUNNER_GRACE_MS: reboot the machine so
+      // the guard tries again; its boot-loop check ends a campaign that never gets anywhere.
+      if ((progress.outcome === 'running' || progress.outcome === 'rebooting') && !(await campaignProcessRunning(exec, id))) {
         noRunnerSince ??= Date.now();
         if (Date.now() - noRunnerSince > RUNNER_GRACE_MS) {
-          await collect(exec, id, join(dir, 'machine', 'partial')).catch(() => undefined);
-          throw new HarnessError('benchmark-error', `campaign ${id}: no runner inside the machine for ${RUNNER_GRACE_MS / 60_000} min although it is not finished (killed? its state: ${dir}/machine/partial/, consoles: ${dir}/machine/console/); 'nuksm resume ${id}' tries again`);
+          if (++powerCycles > maxPowerCycles) {
+            await collect(exec, id, join(dir, 'machine', 'partial')).catch(() => undefined);
+            throw new HarnessError('benchmark-error', `campaign ${id}: no runner inside the machine for ${RUNNER_GRACE_MS / 60_000} min although it is not finished, again after ${maxPowerCycles} restarts (its state: ${dir}/machine/partial/, consoles: ${dir}/machine/console/)`);
+          }
+          opts.log(`no runner inside the machine for ${RUNNER_GRACE_MS / 60_000} min although the campaign is not finished (crashed?): rebooting it (${powerCycles}/${maxPowerCycles}) so the boot hook resumes again`);
+          await exec.run(['systemctl', 'reboot'], { timeoutMs: 30_000, allowFailure: true }).catch(() => undefined);
+          noRunnerSince = null;
+          lastSeen = Date.now();
         }
       } else noRunnerSince = null;
     } else if (exitText.trim() !== '' && exitText.trim() !== '3') {

@@ -92,6 +92,38 @@ describe('boot-resume guard', () => {
     expect(readFileSync(t.p.bootLog, 'utf8')).toMatch(/stop file present: removing hooks/);
   });
 
+  it('reruns a crashed resume command in the same boot, but not one that exited with a final code', () => {
+    const root = mkdtempSync(join(tmpdir(), 'nuksm-boot-resume-retry-'));
+    const counter = join(root, 'runs');
+    // Crashes (exit 139, a SIGSEGV) on its first run, succeeds on the second.
+    const flaky: BootResumeSpec = {
+      id: `r${process.pid}`,
+      command: ['sh', '-c', 'n=$(($(cat "$1" 2>/dev/null || echo 0) + 1)); echo $n > "$1"; [ $n -ge 2 ] && exit 0; exit 139', 'sh', counter],
+      progressFile: join(root, 'progress'),
+      via: 'cron',
+      stateRoot: join(root, 'state'),
+      bootIdFile: join(root, 'boot_id'),
+      finalExitCodes: [0, 3],
+      attemptsPerBoot: 3,
+      retryDelayS: 0,
+    };
+    const p = bootResumePaths(flaky);
+    execFileSync('mkdir', ['-p', p.stateDir]);
+    writeFileSync(p.guard, guardScript(flaky));
+    writeFileSync(flaky.bootIdFile!, 'boot-1\n');
+    execFileSync('sh', [p.guard, 'cron']);
+    expect(readFileSync(counter, 'utf8').trim()).toBe('2');
+    expect(readFileSync(p.bootLog, 'utf8')).toMatch(/exited 139[\s\S]*retrying the resume command \(2\/3\)[\s\S]*exited 0/);
+    // Exit 3 (rebooting) is final: one run in the next boot.
+    writeFileSync(counter, '-5\n');
+    const rebooting = { ...flaky, command: ['sh', '-c', 'n=$(($(cat "$1") + 1)); echo $n > "$1"; exit 3', 'sh', counter] };
+    writeFileSync(p.guard, guardScript(rebooting));
+    writeFileSync(flaky.bootIdFile!, 'boot-2\n');
+    appendFileSync(flaky.progressFile, 'x');
+    expect(() => execFileSync('sh', [p.guard, 'cron'])).toThrow();
+    expect(readFileSync(counter, 'utf8').trim()).toBe('-4');
+  });
+
   it('generates a systemd unit and an @reboot cron entry that run the guard', () => {
     const t = setup();
     // Each hook names itself to the guard, which logs it (via=systemd / via=cron in boots.log).

@@ -25,6 +25,14 @@ export interface BootResumeSpec {
   via: 'systemd' | 'cron' | 'both';
   /** State dir root (default /var/lib/nuksm/resume). */
   stateRoot?: string;
+  /**
+   * Exit codes after which the command is not run again in this boot (done, stopping for a
+   * reboot, bad input …). Any other (a crash, a signal) is retried up to `attemptsPerBoot` times.
+   */
+  finalExitCodes?: readonly number[];
+  /** Runs of the command per boot at most (default 3), `retryDelayS` apart (default 10). */
+  attemptsPerBoot?: number;
+  retryDelayS?: number;
   /** Working directory and extra environment of the resume command. */
   cwd?: string;
   env?: Record<string, string>;
@@ -103,9 +111,17 @@ fi
 log "resuming (boots without progress: $n)"
 ${env}
 ${spec.cwd ? `cd ${shellQuote(spec.cwd)} || exit 1` : ''}
-${shellJoin([...spec.command])} >> "$state/resume.log" 2>&1
-rc=$?
-log "resume command exited $rc"
+attempt=1
+while :; do
+  ${shellJoin([...spec.command])} >> "$state/resume.log" 2>&1
+  rc=$?
+  log "resume command exited $rc"
+  case " ${(spec.finalExitCodes ?? [0]).join(' ')} " in *" $rc "*) break ;; esac
+  [ "$attempt" -ge ${spec.attemptsPerBoot ?? 3} ] && break
+  attempt=$((attempt + 1))
+  log "retrying the resume command ($attempt/${spec.attemptsPerBoot ?? 3}) in ${spec.retryDelayS ?? 10} s"
+  sleep ${spec.retryDelayS ?? 10}
+done
 exit $rc
 `;
 }
