@@ -4,7 +4,7 @@
  * and commits it through the journal. A step that fails for good is a failure row; the
  * campaign goes on.
  */
-import { mkdirSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pRetry from 'p-retry';
 import type { Logger } from 'pino';
@@ -190,6 +190,9 @@ async function runOneAttempt(step: JournalStep, attemptId: string, attemptNumber
     await Promise.race([testbed.runScenario(step.scenario, { emit, log: log.child({ step: step.stepId, attempt: attemptNumber }), signal: controller.signal, rawDir }), timeout, stopped]);
     open = false;
     const environment = await testbed.describe();
+    // The step's raw outputs are durable before the journal calls it done (a power loss right after
+    // would otherwise leave a done step with empty logs: ext4 commits names before data).
+    syncTree(rawDir);
     journal.completeStep(step.stepId, attemptId, {
       ...opts.manifestBase,
       step: step.stepId,
@@ -208,5 +211,24 @@ async function runOneAttempt(step: JournalStep, attemptId: string, attemptNumber
     open = false;
     clearTimeout(timer);
     opts.signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+/** fsync every file and directory below dir (a raw directory: a handful of logs). */
+export function syncTree(dir: string): void {
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) syncTree(path);
+    else if (entry.isFile()) fsyncPath(path);
+  }
+  fsyncPath(dir);
+}
+
+function fsyncPath(path: string): void {
+  const fd = openSync(path, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
   }
 }
