@@ -130,23 +130,35 @@ export function campaignLogger(dir: string, level = process.env.NUKSM_LOG_LEVEL 
 }
 
 /**
- * One runner per campaign at a time: a lock file holding the runner's pid. A lock left by a
- * process that no longer exists (kill -9, reboot) is taken over.
+ * One runner per campaign at a time: a lock file holding the runner's pid and the boot id. A lock
+ * left by a process that no longer exists (kill -9), or written in an earlier boot (a reboot or
+ * power loss: its pid may well belong to another process now), is taken over.
  */
 export function lockCampaign(dir: string): () => void {
   const path = join(dir, 'runner.lock');
+  const boot = currentBootId();
   for (let i = 0; i < 2; i++) {
     try {
-      writeFileSync(path, String(process.pid), { flag: 'wx' });
+      writeFileSync(path, `${process.pid} ${boot}`, { flag: 'wx' });
       return () => rmSync(path, { force: true });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const pid = Number(readFileSync(path, 'utf8'));
-      if (pid !== process.pid && isAlive(pid)) throw new HarnessError('config', `${dir}: the campaign is already being run by pid ${pid}`);
+      const [pidText, lockBoot = ''] = readFileSync(path, 'utf8').trim().split(/\s+/);
+      const pid = Number(pidText);
+      const sameBoot = lockBoot === '' || boot === '' || lockBoot === boot;
+      if (sameBoot && pid !== process.pid && isAlive(pid)) throw new HarnessError('config', `${dir}: the campaign is already being run by pid ${pid}`);
       rmSync(path, { force: true });
     }
   }
   throw new HarnessError('config', `${dir}: could not take the runner lock`);
+}
+
+function currentBootId(): string {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return '';
+  }
 }
 
 function isAlive(pid: number): boolean {

@@ -177,4 +177,16 @@ describe('runner', () => {
     controller.abort();
     await first;
   });
+
+  it('takes over a lock written in an earlier boot even when its pid is alive now (pids are reused after a reboot)', async () => {
+    const c = campaign();
+    const { readFileSync: read, writeFileSync: write } = await import('node:fs');
+    const boot = read('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    // pid 1 is always alive; in this boot the lock holds.
+    write(join(c.dir, 'runner.lock'), `1 ${boot}`);
+    await expect(executeCampaign(c, new DoubleTestbed(), { log: silent })).rejects.toThrow(/already being run by pid 1/);
+    // Written before a reboot: stale, whatever process has pid 1 now.
+    write(join(c.dir, 'runner.lock'), '1 00000000-0000-0000-0000-000000000000');
+    expect((await executeCampaign(c, new DoubleTestbed(), { log: silent })).outcome).toBe('complete');
+  });
 });
