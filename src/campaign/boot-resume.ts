@@ -18,6 +18,11 @@ import type { Plan } from './plan.ts';
 import type { RunOutcome } from './runner.ts';
 
 export const PROGRESS_FILE = 'progress.json';
+/**
+ * nuksm exits a rerun would not change (complete, steps failed, bad input, rebooting, stopped);
+ * a crash (internal error 5, a signal: 128+n) is worth running again.
+ */
+export const FINAL_EXITS: readonly number[] = [EXIT.ok, EXIT.stepsFailed, EXIT.config, EXIT.rebooting, EXIT.stopped];
 const HARNESS_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
 export interface CampaignProgress {
@@ -49,12 +54,11 @@ export function campaignResumeHook(plan: Plan, dir: string, resume: TestbedFile[
     command: [process.execPath, join(HARNESS_ROOT, 'bin', 'nuksm.js'), 'resume', plan.campaign, '--results-dir', dirname(dir)],
     progressFile: join(dir, PROGRESS_FILE),
     via: resume === 'systemd' && scalability ? 'both' : resume,
-    // nuksm's exit codes that a rerun would not change (complete, steps failed, bad input,
-    // rebooting, stopped); a crash (internal error 5, a signal: 128+n) is retried in the same boot.
-    finalExitCodes: [EXIT.ok, EXIT.stepsFailed, EXIT.config, EXIT.rebooting, EXIT.stopped],
+    finalExitCodes: FINAL_EXITS,
     attemptsPerBoot: 3,
     cwd: HARNESS_ROOT,
-    env: process.env.NUKSM_HARNESS_COMMIT ? { NUKSM_HARNESS_COMMIT: process.env.NUKSM_HARNESS_COMMIT } : {},
+    // The resume runs like this run: same harness commit label, same Node options.
+    env: Object.fromEntries(['NUKSM_HARNESS_COMMIT', 'NODE_OPTIONS'].flatMap((k) => (process.env[k] ? [[k, process.env[k]!]] : []))),
   };
 }
 

@@ -20,7 +20,7 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFi
 import { dirname, join, relative, resolve } from 'node:path';
 import { execa } from 'execa';
 import { stringify } from 'yaml';
-import { hookIdOf, PROGRESS_FILE, type CampaignProgress } from './boot-resume.ts';
+import { FINAL_EXITS, hookIdOf, PROGRESS_FILE, type CampaignProgress } from './boot-resume.ts';
 import { harnessCommit, MACHINE_FILE } from './campaign.ts';
 
 export { MACHINE_FILE };
@@ -48,6 +48,8 @@ export interface MachineRecord {
   imageKey: string;
   /** The boot-resume hook id inside the guest (its boot-loop report is watched). */
   hookId: string;
+  /** Arguments of the `nuksm run` started inside (started again if it crashes before any progress). */
+  runArgs: string[];
   startedAt: string;
 }
 
@@ -77,6 +79,16 @@ export interface MachineCampaignResult {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * A nuksm command line inside the machine. The machine has no git checkout: the commit its harness
+ * copy was made from goes with the runs. V8's trap-handler bounds checks for WebAssembly (tsx's
+ * module lexer) misfired under TCG here ("memory access out of bounds", once a SIGSEGV): explicit
+ * checks instead. The campaign's boot hooks carry both variables on to every resume.
+ */
+function guestNuksm(args: readonly string[]): string[] {
+  return ['env', `NUKSM_HARNESS_COMMIT=${harnessCommit() ?? 'unknown'}`, 'NODE_OPTIONS=--disable-wasm-trap-handler', GUEST_NODE, `${GUEST_HARNESS_DIR}/bin/nuksm.js`, ...args];
+}
 
 /** Copy of the host's testbed file for the inside of the machine: local host, marked inside. */
 export function insideTestbedYaml(file: TestbedFile, imageKernels: Record<string, KernelSpec> = {}): string {
@@ -108,6 +120,7 @@ export async function runCampaignInMachine(req: { plan: Plan; spec: CampaignSpec
   const files = specFiles(req.spec);
   mkdirSync(dir, { recursive: true });
   const image = await buildEmulatedImage({ cacheDir: testbed.emulated.imageCacheDir, log: opts.log });
+  const inputs = `${GUEST_INPUTS_DIR}/${id}`;
   const stateDir = resolve(opts.stateDir ?? join(testbed.emulated.imageCacheDir, 'machines', testbed.name.replace(/[^A-Za-z0-9._-]+/g, '_')));
   const record: MachineRecord = {
     campaign: id,
@@ -125,6 +138,7 @@ export async function runCampaignInMachine(req: { plan: Plan; spec: CampaignSpec
     },
     imageKey: image.key,
     hookId: hookIdOf(id),
+    runArgs: ['run', `${inputs}/${files[0]!.rel}`, '--testbed', `${inputs}/testbed.yaml`, '--experiments-dir', inputs, '--campaign-id', id, '--results-dir', GUEST_RESULTS_DIR, '--json', ...(req.iterations !== undefined ? ['--iterations', String(req.iterations)] : []), ...(req.interleave ? ['--interleave', req.interleave] : [])],
     startedAt: new Date().toISOString(),
   };
   claimMachine(stateDir, dir);
@@ -135,7 +149,6 @@ export async function runCampaignInMachine(req: { plan: Plan; spec: CampaignSpec
   let exec = await machine.start(consoleDir);
   opts.onMachine?.(machine);
   try {
-    const inputs = `${GUEST_INPUTS_DIR}/${id}`;
     await exec.run(['mkdir', '-p', inputs, GUEST_RESULTS_DIR], { timeoutMs: 30_000 });
     for (const f of files) {
       await exec.run(['mkdir', '-p', dirname(`${inputs}/${f.rel}`)], { timeoutMs: 30_000 });
@@ -147,11 +160,7 @@ export async function runCampaignInMachine(req: { plan: Plan; spec: CampaignSpec
     }
     await exec.writeFile(`${inputs}/testbed.yaml`, insideTestbedYaml(testbed, built));
     writeFileSync(join(dir, MACHINE_FILE), `${JSON.stringify(record, null, 2)}\n`);
-    // The machine has no git checkout: the commit its harness copy was made from goes with the runs.
-    const argv = ['env', `NUKSM_HARNESS_COMMIT=${harnessCommit() ?? 'unknown'}`, GUEST_NODE, `${GUEST_HARNESS_DIR}/bin/nuksm.js`, 'run', `${inputs}/${files[0]!.rel}`, '--testbed', `${inputs}/testbed.yaml`, '--experiments-dir', inputs, '--campaign-id', id, '--results-dir', GUEST_RESULTS_DIR, '--json'];
-    if (req.iterations !== undefined) argv.push('--iterations', String(req.iterations));
-    if (req.interleave) argv.push('--interleave', req.interleave);
-    await runDetached(exec, argv, { workDir: inputs, id: 'first-run' });
+    await runDetached(exec, guestNuksm(record.runArgs), { workDir: inputs, id: 'first-run' });
     opts.log(`campaign ${id} started inside the machine (${plan.steps.length} steps, ${plan.reboots} kernel boots planned)`);
     const deadlineMs = opts.deadlineMs ?? Math.max(3_600_000, 3 * plan.estimate.totalS * 1000);
     return await watchAndCollect(machine, exec, record, dir, consoleDir, { ...opts, deadlineMs });
@@ -197,7 +206,8 @@ export async function resumeCampaignInMachine(dir: string, opts: MachineCampaign
 async function watchAndCollect(machine: QemuMachine, exec: SshExecutor, record: MachineRecord, dir: string, consoleDir: string, opts: MachineCampaignOptions & { deadlineMs: number }): Promise<MachineCampaignResult> {
   const id = record.campaign;
   const progressPath = `${GUEST_RESULTS_DIR}/${id}/${PROGRESS_FILE}`;
-  const firstRun = `${GUEST_INPUTS_DIR}/${id}/first-run`;
+  let firstRun = `${GUEST_INPUTS_DIR}/${id}/first-run`;
+  let firstRuns = 0;
   const guard = bootResumePaths({ id: record.hookId });
   const bootS = record.machine.bootTimeoutS ?? 600;
   const deadline = Date.now() + opts.deadlineMs;
@@ -285,8 +295,14 @@ async function watchAndCollect(machine: QemuMachine, exec: SshExecutor, record: 
         }
       } else noRunnerSince = null;
     } else if (exitText.trim() !== '' && exitText.trim() !== '3') {
-      // The first `nuksm run` exited before writing any progress: bad input inside, or a crash.
-      throw new HarnessError('config', `nuksm run inside the machine exited ${exitText.trim()} before starting: ${stderr.trim()}`);
+      // The first `nuksm run` exited before writing any progress: bad input (final), or a crash —
+      // started again (as a resume once the campaign exists), like the boot hook does.
+      const rc = Number(exitText.trim());
+      if (FINAL_EXITS.includes(rc) || ++firstRuns > 3) throw new HarnessError('config', `nuksm run inside the machine exited ${rc} before starting: ${stderr.trim()}`);
+      opts.log(`nuksm run inside the machine crashed (exit ${rc}) before starting: ${stderr.trim().split('\n').slice(-3).join(' | ')}; starting it again (${firstRuns}/3)`);
+      const store = await exec.run(['test', '-e', `${GUEST_RESULTS_DIR}/${id}/${STORE_FILE}`], { timeoutMs: 30_000, allowFailure: true });
+      const args = store.exitCode === 0 ? ['resume', id, '--results-dir', GUEST_RESULTS_DIR, '--json'] : record.runArgs;
+      firstRun = (await runDetached(exec, guestNuksm(args), { workDir: `${GUEST_INPUTS_DIR}/${id}`, id: `first-run-${firstRuns}` })).dir;
     }
     await sleep(opts.pollMs ?? 5_000);
   }
