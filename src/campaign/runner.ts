@@ -127,13 +127,15 @@ export async function runCampaign(opts: RunOptions): Promise<RunResult> {
         async (attemptNumber) => {
           const attemptId = journal.beginAttempt(step.stepId);
           lastAttempt = attemptId;
+          // The journal's number (over resumes too), so a re-run never shares an interrupted attempt's raw directory.
+          const number = journal.attempts().find((a) => a.attemptId === attemptId)!.number;
           try {
-            await runOneAttempt(step, attemptId, attemptNumber, opts);
+            await runOneAttempt(step, attemptId, number, opts);
           } catch (err) {
             const cls = failureClassOf(err);
             const message = err instanceof Error ? err.message : String(err);
             journal.failAttempt(step.stepId, attemptId, cls, message, false);
-            log.warn({ step: step.stepId, attempt: attemptNumber, failureClass: cls, err: message }, 'attempt failed');
+            log.warn({ step: step.stepId, attempt: attemptNumber, attemptId, failureClass: cls, err: message }, 'attempt failed');
             throw new StepAttemptError(cls, message);
           }
         },

@@ -178,6 +178,17 @@ describe('runner', () => {
     await first;
   });
 
+  it('numbers raw directories by the journal attempt, so a re-run after a crash never shares the interrupted attempt\'s', async () => {
+    const c = campaign();
+    const first = c.journal.steps()[0]!.stepId;
+    c.journal.beginAttempt(first); // a runner died here (kill -9, power loss)
+    expect((await executeCampaign(c, new DoubleTestbed(), { log: silent })).outcome).toBe('complete');
+    const { existsSync: exists } = await import('node:fs');
+    expect(exists(join(c.dir, 'raw', first, 'attempt-2'))).toBe(true);
+    expect(exists(join(c.dir, 'raw', first, 'attempt-1'))).toBe(false);
+    expect(c.store.manifest(first)).toMatchObject({ attempt: 2 });
+  });
+
   it('takes over a lock written in an earlier boot even when its pid is alive now (pids are reused after a reboot)', async () => {
     const c = campaign();
     const { readFileSync: read, writeFileSync: write } = await import('node:fs');
