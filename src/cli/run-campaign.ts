@@ -9,6 +9,7 @@ import { createCampaign, executeCampaign, loadTestbedFile, openCampaign, planCam
 import type { RunResult } from '../campaign/runner.ts';
 import { exportFigures } from '../results/figures.ts';
 import { STORE_FILE } from '../results/store.ts';
+import { ConfigError } from '../core/errors.ts';
 import { createTestbed } from '../testbeds/index.ts';
 import { EXIT } from './exit-codes.ts';
 import { progressPrinter } from './progress.ts';
@@ -67,6 +68,8 @@ export type CampaignRun = { c: OpenCampaign; result: RunResult; exitCode: number
 export async function runNewCampaign(req: PlanRequest & { resultsDir?: string }, opts: { maxSteps?: number; quiet?: boolean } = {}): Promise<CampaignRun> {
   const planned = planCampaign(req);
   if (planned.testbed.kind === 'emulated' && !planned.testbed.emulated?.inside) {
+    // The runner is inside the machine and runs the whole campaign; say so rather than ignore it.
+    if (opts.maxSteps !== undefined) throw new ConfigError('command line', '--max-steps', 'not supported on the emulated testbed (the campaign runs inside the machine to the end)');
     const { runCampaignInMachine } = await import('../campaign/in-machine.ts');
     const root = resultsRoot(req.resultsDir);
     if (!opts.quiet) process.stderr.write(`campaign ${planned.plan.campaign}: ${planned.plan.steps.length} steps inside the emulated machine → ${join(root, planned.plan.campaign)}\n`);
@@ -86,6 +89,7 @@ export async function resumeCampaign(resultsDir: string | undefined, id: string,
   const dir = join(resultsRoot(resultsDir), id);
   const { MACHINE_FILE, resumeCampaignInMachine } = await import('../campaign/in-machine.ts');
   if (existsSync(join(dir, MACHINE_FILE))) {
+    if (opts.maxSteps !== undefined) throw new ConfigError('command line', '--max-steps', 'not supported on the emulated testbed (the campaign runs inside the machine to the end)');
     // Copied back = complete; otherwise the machine (started if off) still holds the campaign.
     if (!existsSync(join(dir, STORE_FILE))) {
       const run = await inMachine((signal) => resumeCampaignInMachine(dir, { resultsRoot: resultsRoot(resultsDir), log: machineLog, signal }));
