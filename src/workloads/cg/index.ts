@@ -6,7 +6,7 @@
 import { posix } from 'node:path';
 import { z } from 'zod';
 import { num, paramResolver, positive, positiveInt, str } from '../common.ts';
-import { ARTIFACT_SNAPSHOT, build, compilerVersion, unpackCacheArchive } from '../cache.ts';
+import { ARTIFACT_SNAPSHOT, build, buildOnce, compilerVersion, unpackCacheArchive } from '../cache.ts';
 import type { InstallContext, InstallResult, Phase, RunContext, Workload, WorkloadParams } from '../types.ts';
 import { parseCg } from './parse.ts';
 
@@ -41,12 +41,24 @@ function phases(p: WorkloadParams, ctx: RunContext): Phase[] {
   ];
 }
 
-/** Builds only the class the parameters ask for (NPB bakes the class into the binary). */
+/**
+ * Builds only the class the parameters ask for (NPB bakes the class into the binary, bin/cg.<class>.x,
+ * so each class has its own marker and binaries of several classes can coexist). Compiler and flags
+ * come from the vendored config/make.def: gfortran -O3 -fopenmp (and gcc -O3 -fopenmp for wtime.c).
+ */
 async function install(ctx: InstallContext): Promise<InstallResult> {
   const { root, sha256 } = await unpackCacheArchive(ctx, ARTIFACT_SNAPSHOT);
   const cls = typeof ctx.params.class === 'string' ? ctx.params.class : 'C';
-  await build(ctx, ['make', '-B', '-C', posix.join(root, NPB_DIR), 'cg', `CLASS=${cls}`]);
-  return { record: { source: ARTIFACT_SNAPSHOT.file, sha256, npb: `3.4.1 OpenMP (artifact vendored), CG class ${cls}`, compiler: await compilerVersion(ctx, 'gfortran') } };
+  const dir = posix.join(root, NPB_DIR);
+  const fortran = await compilerVersion(ctx, 'gfortran');
+  const c = await compilerVersion(ctx, 'gcc');
+  const prebuilt = await buildOnce(ctx, {
+    id: `cg-${cls}`,
+    binary: posix.join(dir, 'bin', `cg.${cls}.x`),
+    key: { workload: 'cg', snapshot: sha256, compiler: fortran, ccompiler: c, make: `make -B -C ${NPB_DIR} cg CLASS=${cls}`, class: cls },
+    build: () => build(ctx, ['make', '-B', '-C', dir, 'cg', `CLASS=${cls}`]),
+  });
+  return { record: { source: ARTIFACT_SNAPSHOT.file, sha256, npb: `3.4.1 OpenMP (artifact vendored), CG class ${cls}`, compiler: fortran, prebuilt } };
 }
 
 export const cg: Workload = {

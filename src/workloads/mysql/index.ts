@@ -236,6 +236,8 @@ async function install(ctx: InstallContext): Promise<InstallResult> {
   const mariadbd = typeof ctx.params.mariadbd === 'string' ? ctx.params.mariadbd : '/usr/sbin/mariadbd';
   let server = await versionOf(ctx.exec, [mariadbd, '--version']);
   let sysbench = await versionOf(ctx.exec, ['sysbench', '--version']);
+  // Nothing is built: 'yes' = both were already installed (e.g. in a prepared guest image), no apt-get ran.
+  const prebuilt = server !== null && sysbench !== null ? 'yes' : 'no';
   if (server === null || sysbench === null) {
     await ctx.exec.run(['apt-get', 'install', '-y', '--no-install-recommends', '-o', 'DPkg::Lock::Timeout=600', 'mariadb-server', 'sysbench'], {
       env: { DEBIAN_FRONTEND: 'noninteractive' },
@@ -254,7 +256,7 @@ async function install(ctx: InstallContext): Promise<InstallResult> {
   if (!/^sysbench 1\.0\./.test(sysbench)) {
     throw new HarnessError('config', `mysql workload: needs sysbench 1.0.x (output format), found '${sysbench}' on ${ctx.exec.target}`);
   }
-  return { record: { mariadbd: server, sysbench } };
+  return { record: { mariadbd: server, sysbench, prebuilt } };
 }
 
 export const mysql: Workload = {
