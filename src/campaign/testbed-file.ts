@@ -3,10 +3,13 @@
  * cross-key checks zod cannot express (modes naming a kernel that has no boot entry, CPUs in
  * two nodes, …). Every problem is a ConfigError naming the file and the key path.
  */
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from '../core/errors.ts';
 import { KERNEL_MODES } from '../core/scenario.ts';
-import type { TestbedFile } from '../core/testbed-file.ts';
+import type { GuestNetwork, TestbedFile } from '../core/testbed-file.ts';
 import { parseWith, readYaml } from './config-error.ts';
 
 const knobs = z.record(z.string(), z.union([z.string(), z.number()]).transform(String)).default({});
@@ -16,7 +19,10 @@ const hostSchema = z.discriminatedUnion('kind', [
   z
     .object({
       kind: z.literal('ssh'),
-      host: z.string().min(1),
+      host: z
+        .string()
+        .min(1)
+        .refine((h) => !h.includes('@'), { message: "a host name or address only: the user goes in 'host.user', not 'user@host'" }),
       port: z.number().int().min(1).max(65535).default(22),
       user: z.string().min(1),
       identityFile: z.string().min(1),
@@ -48,12 +54,77 @@ const modeSchema = z
   .strict()
   .transform(({ kernel, ksmKnobs }) => ({ kernels: typeof kernel === 'string' ? [kernel] : kernel, ksmKnobs }));
 
+/**
+ * Loopback only: an address in 127.0.0.0/8 or ::1, written as an address (a name such as
+ * `localhost` may resolve to either family). The forwards listen on the libvirt host, and nothing
+ * the harness starts may listen on a network reachable from elsewhere.
+ */
+export function isLoopbackAddress(host: string): boolean {
+  if (host === '::1') return true;
+  const m = /^127\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(host);
+  return m !== null && m.slice(1).every((o) => Number(o) <= 255);
+}
+
+const userNetworkSchema = z
+  .object({
+    user: z
+      .object({
+        sshHost: z
+          .string()
+          .min(1)
+          .default('127.0.0.1')
+          .refine(isLoopbackAddress, (h) => ({
+            message: `'${h}' is not a loopback address: each VM's sshd is forwarded to a port on this address of the libvirt host, and only loopback (127.0.0.0/8 or ::1) is allowed so no guest port is exposed to a network`,
+          })),
+      })
+      .strict()
+      .nullable()
+      .default({})
+      .transform((u) => u ?? { sshHost: '127.0.0.1' }),
+  })
+  .strict()
+  .transform(({ user }): GuestNetwork => ({ kind: 'user', sshHost: user.sshHost }));
+
+const libvirtNetworkSchema = z
+  .object({ libvirt: z.string().min(1, 'the name of a libvirt network') })
+  .strict()
+  .transform(({ libvirt }): GuestNetwork => ({ kind: 'libvirt', name: libvirt }));
+
+/**
+ * `guests.network`: a libvirt network's name (plain string, as before), `{ libvirt: NAME }`, or
+ * `{ user: { sshHost: 127.0.0.1 } }` (QEMU user networking, SSH forwarded to a loopback port per VM;
+ * `{ user: {} }` means 127.0.0.1). Dispatched by shape so each error names the exact key.
+ */
+const networkSchema = z.unknown().transform((v, ctx): GuestNetwork => {
+  const schema =
+    typeof v === 'string'
+      ? z
+          .string()
+          .min(1, 'the name of a libvirt network')
+          .transform((name): GuestNetwork => ({ kind: 'libvirt', name }))
+      : v !== null && typeof v === 'object' && !Array.isArray(v) && 'user' in v
+        ? userNetworkSchema
+        : v !== null && typeof v === 'object' && !Array.isArray(v) && 'libvirt' in v
+          ? libvirtNetworkSchema
+          : null;
+  if (schema === null) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: "expected a libvirt network name, '{ libvirt: NAME }' or '{ user: { sshHost: 127.0.0.1 } }' (QEMU user networking with SSH forwarded to loopback)" });
+    return z.NEVER;
+  }
+  const r = schema.safeParse(v);
+  if (!r.success) {
+    for (const issue of r.error.issues) ctx.addIssue(issue);
+    return z.NEVER;
+  }
+  return r.data;
+});
+
 const guestsSchema = z
   .object({
     user: z.string().min(1),
     identityFile: z.string().min(1),
     knownHostsFile: z.string().min(1),
-    network: z.string().min(1),
+    network: networkSchema,
     baseImage: z.string().min(1),
     overlayDir: z.string().min(1),
   })
@@ -141,11 +212,54 @@ export function checkTestbedFile(tb: TestbedFile, listed: ReadonlySet<string> = 
   }
 }
 
+const GUEST_PATH_KEYS = ['identityFile', 'knownHostsFile', 'baseImage', 'overlayDir'] as const;
+
+/**
+ * Relative paths under `guests` are relative to the testbed file's directory (so a file can point
+ * at `../../.cache/guest/current/disk.qcow2` in its checkout); `~/…` and absolute paths are kept.
+ * With the host reached over SSH, baseImage and overlayDir are paths on that host and must be absolute.
+ */
+function resolveGuestPaths(file: string, tb: TestbedFile): void {
+  const g = tb.guests;
+  if (!g) return;
+  const base = dirname(resolve(file));
+  for (const key of GUEST_PATH_KEYS) {
+    const p = g[key];
+    if (isAbsolute(p) || p === '~' || p.startsWith('~/')) continue;
+    if (tb.host.kind !== 'local' && (key === 'baseImage' || key === 'overlayDir')) {
+      throw new ConfigError(file, `guests.${key}`, `'${p}' is relative, but it is a path on the host reached over SSH (${tb.host.host}): write an absolute path`);
+    }
+    g[key] = resolve(base, p);
+  }
+}
+
+const expandHome = (p: string): string => (p === '~' ? homedir() : p.startsWith('~/') ? join(homedir(), p.slice(2)) : p);
+
+/** On a local host the guest key and known_hosts are read by this process: they must exist now. */
+function checkGuestFiles(file: string, tb: TestbedFile): void {
+  const g = tb.guests;
+  if (!g || tb.host.kind !== 'local') return;
+  if (!existsSync(expandHome(g.identityFile))) {
+    throw new ConfigError(file, 'guests.identityFile', `${g.identityFile} does not exist (the private key whose .pub is in the guest image's authorized_keys; relative paths are relative to the testbed file's directory)`);
+  }
+  if (!existsSync(expandHome(g.knownHostsFile))) {
+    throw new ConfigError(file, 'guests.knownHostsFile', `${g.knownHostsFile} does not exist (the guest image's host key, e.g. '[127.0.0.1]:* ssh-ed25519 …' for user networking; relative paths are relative to the testbed file's directory)`);
+  }
+}
+
 export function parseTestbedFile(file: string, data: unknown): TestbedFile {
   const parsed = parseWith(file, testbedFileSchema, data);
-  const tb: TestbedFile = { file, ...parsed } as TestbedFile;
+  const { guests, ...rest } = parsed;
+  // `networking` is the parsed guests.network; `network` stays the libvirt name ('' for user networking) for older callers.
+  const tb: TestbedFile = {
+    file,
+    ...rest,
+    guests: guests ? { ...guests, networking: guests.network, network: guests.network.kind === 'libvirt' ? guests.network.name : '' } : null,
+  } as TestbedFile;
   const rawModes = (data as { modes?: Record<string, { kernel?: unknown } | null> }).modes ?? {};
   checkTestbedFile(tb, new Set(Object.keys(rawModes).filter((m) => Array.isArray(rawModes[m]?.kernel))));
+  resolveGuestPaths(file, tb);
+  checkGuestFiles(file, tb);
   return tb;
 }
 

@@ -44,12 +44,28 @@ export interface ModeSpec {
   ksmKnobs: Record<string, string>;
 }
 
+/**
+ * How the VMs are networked (testbed-file key `guests.network`):
+ * - `libvirt`: a NIC on a libvirt network (`<interface type='network'>`); the guest's address comes
+ *   from libvirt (DHCP lease / ARP) and SSH is on its port 22.
+ * - `user`: QEMU user networking (no bridge, no address on the host); each VM's sshd is forwarded to
+ *   its own TCP port on `sshHost`, a loopback address of the libvirt host (127.0.0.0/8 or ::1).
+ */
+export type GuestNetwork = { kind: 'libvirt'; name: string } | { kind: 'user'; sshHost: string };
+
 export interface GuestAccess {
   user: string;
+  /** Relative paths in the file are resolved against its directory by the loader (absolute here, `~/` kept). */
   identityFile: string;
   knownHostsFile: string;
-  /** libvirt network the guests attach to. */
+  /**
+   * Compatibility view of `networking`: the libvirt network's name, or '' when the guests use QEMU
+   * user networking (or, in a hand-built TestbedFile, have no network). New code reads `networking`
+   * (through `guestNetworkOf` in src/host/libvirt/network.ts, which also handles files without it).
+   */
   network: string;
+  /** How the VMs are networked; always set by the loader. Optional only for TestbedFile literals built in code. */
+  networking?: GuestNetwork;
   /** qcow2 base image the per-VM overlays are created on. */
   baseImage: string;
   overlayDir: string;

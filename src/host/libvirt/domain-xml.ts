@@ -9,15 +9,29 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ConfigError } from '../../core/errors.ts';
+import { ConfigError, HarnessError } from '../../core/errors.ts';
 import type { InstanceSpec } from '../../core/scenario.ts';
-import type { NodeSpec } from '../../core/testbed-file.ts';
+import type { GuestNetwork, NodeSpec } from '../../core/testbed-file.ts';
 
 export interface KernelBoot {
   kernel: string;
   initrd: string;
   cmdline: string;
 }
+
+/**
+ * A VM's network attachment (what renderDomainXml needs):
+ * - libvirt network: `<interface type='network'>` with a MAC derived from the name (the `kind` may
+ *   be left out, as before it existed);
+ * - QEMU user networking: a `-netdev user` + `virtio-net-pci` pair in `<qemu:commandline>` with the
+ *   guest's port 22 forwarded to `sshHost:sshPort` on the libvirt host. `sshPort` is null from
+ *   planDomains (ports are taken on the host, at start) and must be set before rendering.
+ */
+export type VmNetwork =
+  | { kind?: 'libvirt'; name: string; mac: string }
+  | { kind: 'user'; sshHost: string; sshPort: number | null; mac: string };
+
+export const QEMU_XMLNS = 'http://libvirt.org/schemas/domain/qemu/1.0';
 
 export interface DomainSpec {
   name: string;
@@ -30,7 +44,7 @@ export interface DomainSpec {
   emulatorCpus: number[];
   /** qcow2 overlay on the testbed's base image; null for diskless (kernel-boot) guests. */
   disk: { overlayPath: string } | null;
-  network: { name: string; mac: string } | null;
+  network: VmNetwork | null;
   kernelBoot: KernelBoot | null;
   /** Serial console written to this host file; null = a pty console. */
   consoleLog: string | null;
@@ -78,9 +92,21 @@ export interface PlanOptions {
   sourceFile: string;
   /** Overlay directory when the VMs boot from a qcow2 overlay on the base image. */
   disk: { overlayDir: string } | null;
-  network: string | null;
+  /**
+   * A libvirt network name (as before), the testbed file's parsed `guests.network` (see
+   * `guestNetworkOf`), or null/'' for no NIC. User networking plans `sshPort: null`.
+   */
+  network: string | GuestNetwork | null;
   kernelBoot: KernelBoot | null;
   consoleDir: string | null;
+}
+
+/** The planned attachment of VM `name` (user networking: port not yet chosen). */
+export function plannedNetwork(network: PlanOptions['network'], name: string): VmNetwork | null {
+  if (network === null || network === '') return null;
+  const mac = macForName(name);
+  if (typeof network === 'string') return { kind: 'libvirt', name: network, mac };
+  return network.kind === 'libvirt' ? { kind: 'libvirt', name: network.name, mac } : { kind: 'user', sshHost: network.sshHost, sshPort: null, mac };
 }
 
 /**
@@ -117,7 +143,7 @@ export function planDomains(instances: readonly InstanceSpec[], nodes: readonly 
       vcpuPins,
       emulatorCpus: [...node.cpus],
       disk: opts.disk ? { overlayPath: join(opts.disk.overlayDir, `${inst.name}.qcow2`) } : null,
-      network: opts.network ? { name: opts.network, mac: macForName(inst.name) } : null,
+      network: plannedNetwork(opts.network, inst.name),
       kernelBoot: opts.kernelBoot,
       consoleLog: opts.consoleDir ? join(opts.consoleDir, `${inst.name}.console.log`) : null,
     };
@@ -143,7 +169,7 @@ function blocks(spec: DomainSpec): Record<string, string> {
         '    </disk>',
       ].join('\n')
     : '';
-  const interfaces = spec.network
+  const interfaces = spec.network && spec.network.kind !== 'user'
     ? [
         "<interface type='network'>",
         `      <source network='${esc(spec.network.name)}'/>`,
@@ -177,7 +203,56 @@ function blocks(spec: DomainSpec): Record<string, string> {
   };
 }
 
-/** Fill a template. Unknown or missing required placeholders are template errors (ConfigError). */
+/** QEMU's `hostfwd` host address: IPv6 in brackets. */
+const hostfwdAddress = (host: string): string => (host.includes(':') ? `[${host}]` : host);
+
+/** The QEMU arguments of a user-networking NIC: netdev with the SSH forward, virtio-net device with the VM's MAC. */
+export function userNetworkArgs(net: { sshHost: string; sshPort: number; mac: string }): string[] {
+  return ['-netdev', `user,id=nuksmnet0,hostfwd=tcp:${hostfwdAddress(net.sshHost)}:${net.sshPort}-:22`, '-device', `virtio-net-pci,netdev=nuksmnet0,mac=${net.mac}`];
+}
+
+/** First match of `re` outside XML comments (templates start with a comment that may mention tags). */
+function indexOutsideComments(xml: string, re: RegExp): RegExpExecArray | null {
+  const comments = [...xml.matchAll(/<!--[\s\S]*?-->/g)].map((m) => [m.index, m.index + m[0].length] as const);
+  const g = new RegExp(re.source, re.flags.includes('g') ? re.flags : `${re.flags}g`);
+  for (let m = g.exec(xml); m !== null; m = g.exec(xml)) {
+    const at = m.index;
+    if (!comments.some(([a, b]) => at >= a && at < b)) return m;
+  }
+  return null;
+}
+
+/**
+ * Add QEMU command-line arguments to a rendered domain: `xmlns:qemu` on `<domain>` (unless the
+ * template declares it) and the `<qemu:arg>`s in the template's own `<qemu:commandline>` or in a new
+ * one before `</domain>`. libvirt has no element for a slirp port forward, hence the pass-through.
+ */
+export function addQemuArgs(xml: string, templateFile: string, args: readonly string[]): string {
+  const open = indexOutsideComments(xml, /<domain\b[^>]*>/);
+  if (!open) throw new ConfigError(templateFile, '<domain>', 'no <domain> element in the template');
+  let out = xml;
+  let shift = 0;
+  if (!/\bxmlns:qemu\s*=/.test(open[0])) {
+    const tag = open[0].replace(/\s*(\/?)>$/, ` xmlns:qemu='${QEMU_XMLNS}'$1>`);
+    out = out.slice(0, open.index) + tag + out.slice(open.index + open[0].length);
+    shift = tag.length - open[0].length;
+  }
+  const argLines = args.map((a) => `    <qemu:arg value='${esc(a)}'/>`).join('\n');
+  const existing = indexOutsideComments(out.slice(open.index + shift), /<qemu:commandline\s*>/);
+  if (existing) {
+    const at = open.index + shift + existing.index + existing[0].length;
+    return `${out.slice(0, at)}\n${argLines}${out.slice(at)}`;
+  }
+  const close = out.lastIndexOf('</domain>');
+  if (close < 0) throw new ConfigError(templateFile, '</domain>', 'the template does not end its <domain> element');
+  return `${out.slice(0, close)}  <qemu:commandline>\n${argLines}\n  </qemu:commandline>\n${out.slice(close)}`;
+}
+
+/**
+ * Fill a template. Unknown or missing required placeholders are template errors (ConfigError).
+ * A VM on QEMU user networking also gets its netdev/device pair in `<qemu:commandline>` (any
+ * template works; `{{interfaces}}` renders empty for it).
+ */
 export function renderDomainXml(template: string, templateFile: string, spec: DomainSpec): string {
   const found = new Set([...template.matchAll(/\{\{(\w+)\}\}/g)].map((m) => m[1]));
   for (const p of found) {
@@ -187,10 +262,23 @@ export function renderDomainXml(template: string, templateFile: string, spec: Do
     if (!found.has(p)) throw new ConfigError(templateFile, `{{${p}}}`, 'required placeholder missing: every VM must be named, sized and pinned');
   }
   if (spec.disk && !found.has('disks')) throw new ConfigError(templateFile, '{{disks}}', 'the VM has a disk overlay but the template has no {{disks}}');
-  if (spec.network && !found.has('interfaces')) throw new ConfigError(templateFile, '{{interfaces}}', 'the VM has a network but the template has no {{interfaces}}');
+  if (spec.network && spec.network.kind !== 'user' && !found.has('interfaces')) throw new ConfigError(templateFile, '{{interfaces}}', 'the VM has a network but the template has no {{interfaces}}');
   if (spec.kernelBoot && !found.has('osBoot')) throw new ConfigError(templateFile, '{{osBoot}}', 'kernel boot asked for but the template has no {{osBoot}}');
   const values = blocks(spec);
-  return template.replace(/\{\{(\w+)\}\}/g, (_, p: string) => values[p]);
+  const xml = template.replace(/\{\{(\w+)\}\}/g, (_, p: string) => values[p]);
+  const net = spec.network;
+  if (net?.kind !== 'user') return xml;
+  if (net.sshPort === null) {
+    throw new HarnessError('config', `VM ${spec.name}: user networking needs its SSH port before the domain is rendered (allocateLoopbackPort, then withSshPort)`, { vm: spec.name });
+  }
+  return addQemuArgs(xml, templateFile, userNetworkArgs({ sshHost: net.sshHost, sshPort: net.sshPort, mac: net.mac }));
+}
+
+/** The spec with its user-networking SSH port set (a libvirt-network or NIC-less spec is returned unchanged). */
+export function withSshPort(spec: DomainSpec, port: number): DomainSpec {
+  if (spec.network?.kind !== 'user') return spec;
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new HarnessError('config', `VM ${spec.name}: bad SSH forward port ${port}`, { vm: spec.name });
+  return { ...spec, network: { ...spec.network, sshPort: port } };
 }
 
 /** vm-templates/<name>.xml (name without extension, as in InstanceSpec.template). */

@@ -3,13 +3,20 @@ export {
   type DomainSpec,
   type KernelBoot,
   type PlanOptions,
+  type VmNetwork,
+  QEMU_XMLNS,
   planDomains,
+  plannedNetwork,
   renderDomainXml,
+  withSshPort,
+  addQemuArgs,
+  userNetworkArgs,
   loadTemplate,
   macForName,
   parseCpuList,
   formatCpuList,
 } from './domain-xml.ts';
+export { guestNetworkOf, vmNetworkFor, needsSshPort, needsLibvirtAddress, sshEndpointOf, allocateLoopbackPort, isHostfwdConflict } from './network.ts';
 export { LibvirtVm, startVms, teardownVms, createOverlay, parseDomifaddr, type StartedVm, type StartVmsOptions, type VmTimeouts } from './vm.ts';
 export {
   DEFAULT_MAX_OFF_NODE_PCT,
