@@ -5,3 +5,4 @@ export { KnownHosts, type HostKeyPolicy, parseKnownHosts, hostFieldMatches, know
 export { shellQuote, shellJoin } from './quote.ts';
 export { CommandError } from './errors.ts';
 export { runDetached, attachDetached, waitDetached, parseDetachedStatus, type DetachedHandle, type DetachedStatus, type DetachedResult } from './detached.ts';
+export { ChrootExecutor, type ChrootExecutorOptions } from './chroot.ts';
