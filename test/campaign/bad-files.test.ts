@@ -2,12 +2,12 @@
  * Bad spec and testbed files are rejected before anything runs, with a ConfigError naming the
  * file and the key path. Each case mutates a valid spec or testbed file in one way.
  */
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { afterAll, describe, expect, it } from 'vitest';
-import { planCampaign } from '../../src/campaign/campaign.ts';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { loadTestbedFile, planCampaign } from '../../src/campaign/campaign.ts';
 import { ConfigError } from '../../src/core/errors.ts';
 import { main } from '../../src/cli/main.ts';
 import { EXIT } from '../../src/cli/exit-codes.ts';
@@ -63,6 +63,16 @@ function rejection(spec: Obj | string, testbed: Obj | string = validTestbed()): 
   throw new Error('accepted a bad file');
 }
 
+// A physical testbed on this machine with guests (key files that exist, so each case below fails on one key only).
+const guestKey = join(tmp, 'guest_key');
+const guestKnownHosts = join(tmp, 'guest_known_hosts');
+writeFileSync(guestKey, 'stand-in key\n');
+writeFileSync(guestKnownHosts, '[127.0.0.1]:* ssh-ed25519 AAAA\n');
+function physicalWithGuests(t: Obj, guests: Obj = {}): void {
+  t.kind = 'physical';
+  t.guests = { user: 'root', identityFile: guestKey, knownHostsFile: guestKnownHosts, network: { user: { sshHost: '127.0.0.1' } }, baseImage: '/var/lib/nuksm/base.qcow2', overlayDir: '/var/lib/nuksm/overlays', ...guests };
+}
+
 interface Case {
   kind: string;
   mutate: { spec?: (s: Obj) => void; testbed?: (t: Obj) => void };
@@ -100,6 +110,16 @@ const CASES: Case[] = [
   { kind: 'a CPU in two nodes', mutate: { testbed: (t) => (t.nodes[1].cpus[0] = 3) }, file: 'testbed', key: 'nodes[1].cpus[0]', why: /already listed in node 0/ },
   { kind: 'unknown testbed kind', mutate: { testbed: (t) => (t.kind = 'cloud') }, file: 'testbed', key: 'kind', why: /model/ },
   { kind: 'physical testbed without guest access', mutate: { testbed: (t) => (t.kind = 'physical') }, file: 'testbed', key: 'guests', why: /guests/ },
+  { kind: 'user networking forwarded to a non-loopback address', mutate: { testbed: (t) => physicalWithGuests(t, { network: { user: { sshHost: '192.168.1.5' } } }) }, file: 'testbed', key: 'guests.network.user.sshHost', why: /'192\.168\.1\.5' is not a loopback address.*127\.0\.0\.0\/8 or ::1/ },
+  { kind: 'user networking forwarded to a host name', mutate: { testbed: (t) => physicalWithGuests(t, { network: { user: { sshHost: 'localhost' } } }) }, file: 'testbed', key: 'guests.network.user.sshHost', why: /not a loopback address/ },
+  { kind: 'user networking forwarded to the wildcard address', mutate: { testbed: (t) => physicalWithGuests(t, { network: { user: { sshHost: '0.0.0.0' } } }) }, file: 'testbed', key: 'guests.network.user.sshHost', why: /not a loopback address/ },
+  { kind: 'an unknown key in user networking', mutate: { testbed: (t) => physicalWithGuests(t, { network: { user: { sshHost: '127.0.0.1', port: 2222 } } }) }, file: 'testbed', key: 'guests.network.user.port', why: /unknown key/ },
+  { kind: 'a guest network of no known shape', mutate: { testbed: (t) => physicalWithGuests(t, { network: { bridge: 'br0' } }) }, file: 'testbed', key: 'guests.network', why: /libvirt network name.*user/ },
+  { kind: 'an empty libvirt network name', mutate: { testbed: (t) => physicalWithGuests(t, { network: { libvirt: '' } }) }, file: 'testbed', key: 'guests.network.libvirt', why: /libvirt network/ },
+  { kind: 'a missing guest key on a local host', mutate: { testbed: (t) => physicalWithGuests(t, { identityFile: join(tmp, 'no-such-key') }) }, file: 'testbed', key: 'guests.identityFile', why: /no-such-key does not exist/ },
+  { kind: 'a missing guest known_hosts on a local host', mutate: { testbed: (t) => physicalWithGuests(t, { knownHostsFile: 'no-such-known-hosts' }) }, file: 'testbed', key: 'guests.knownHostsFile', why: /no-such-known-hosts does not exist.*relative to the testbed file's directory/ },
+  { kind: 'user@host as the SSH host', mutate: { testbed: (t) => (t.host = { kind: 'ssh', host: 'root@server', user: 'root', identityFile: 'k', knownHostsFile: 'kh' }) }, file: 'testbed', key: 'host.host', why: /host\.user/ },
+  { kind: 'a relative base image on a host reached over SSH', mutate: { testbed: (t) => (physicalWithGuests(t, { network: 'nuksm-net', baseImage: 'images/base.qcow2' }), (t.host = { kind: 'ssh', host: 'server', user: 'root', identityFile: 'k', knownHostsFile: 'kh' })) }, file: 'testbed', key: 'guests.baseImage', why: /absolute path/ },
   { kind: 'SSH host with a bad port', mutate: { testbed: (t) => (t.host = { kind: 'ssh', host: 'h', port: 70000, user: 'u', identityFile: 'k', knownHostsFile: 'kh' }) }, file: 'testbed', key: 'host.port', why: /65535/ },
 ];
 
@@ -167,5 +187,70 @@ describe('bad spec and testbed files are rejected before anything runs', () => {
       const { plan } = planCampaign({ spec: 'smoke', testbedFile: join('experiments', 'testbeds', `${tb}.yaml`), experimentsDir: 'experiments' });
       expect(plan.steps, tb).toHaveLength(steps);
     }
+  });
+});
+
+describe('guest networking and guest paths in testbed files', () => {
+  it('user networking, a plain libvirt name and { libvirt } load; relative guest paths resolve against the file', () => {
+    const dir = join(tmp, 'tree', 'experiments', 'testbeds');
+    mkdirSync(dir, { recursive: true });
+    const user = validTestbed();
+    physicalWithGuests(user, { identityFile: '../../keys/id', knownHostsFile: guestKnownHosts, baseImage: 'base.qcow2', overlayDir: '~/overlays', network: { user: null } });
+    mkdirSync(join(tmp, 'tree', 'keys'), { recursive: true });
+    writeFileSync(join(tmp, 'tree', 'keys', 'id'), 'k');
+    writeFileSync(join(dir, 'user.yaml'), stringify(user));
+    const tb = loadTestbedFile(join(dir, 'user.yaml'));
+    expect(tb.guests).toMatchObject({
+      identityFile: join(tmp, 'tree', 'keys', 'id'),
+      knownHostsFile: guestKnownHosts,
+      baseImage: join(dir, 'base.qcow2'),
+      overlayDir: '~/overlays',
+      networking: { kind: 'user', sshHost: '127.0.0.1' },
+      network: '',
+    });
+    for (const network of ['nuksm-net', { libvirt: 'nuksm-net' }]) {
+      const lv = validTestbed();
+      physicalWithGuests(lv, { network });
+      const g = loadTestbedFile(write(lv)).guests!;
+      expect(g.networking).toEqual({ kind: 'libvirt', name: 'nuksm-net' });
+      expect(g.network).toBe('nuksm-net');
+    }
+    const v6 = validTestbed();
+    physicalWithGuests(v6, { network: { user: { sshHost: '::1' } } });
+    expect(loadTestbedFile(write(v6)).guests!.networking).toEqual({ kind: 'user', sshHost: '::1' });
+  });
+
+  it('the CLI exits 2 on a non-loopback forward, naming the file and key', async () => {
+    const tb = validTestbed();
+    physicalWithGuests(tb, { network: { user: { sshHost: '10.0.0.1' } } });
+    const file = write(tb);
+    const errs: string[] = [];
+    const spy = vi.spyOn(process.stderr, 'write').mockImplementation((c: string | Uint8Array) => (errs.push(String(c)), true));
+    try {
+      expect(await main(['plan', write(validSpec()), '--testbed', file])).toBe(EXIT.config);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(errs.join('')).toContain(`${file}: guests.network.user.sshHost: '10.0.0.1' is not a loopback address`);
+  });
+
+  it('the shipped this-host-vms.yaml loads once the guest image files exist where it points', () => {
+    const root = join(tmp, 'checkout');
+    mkdirSync(join(root, 'experiments', 'testbeds'), { recursive: true });
+    mkdirSync(join(root, '.cache', 'guest', 'current'), { recursive: true });
+    const shipped = join(root, 'experiments', 'testbeds', 'this-host-vms.yaml');
+    copyFileSync(join('experiments', 'testbeds', 'this-host-vms.yaml'), shipped);
+    expect(() => loadTestbedFile(shipped)).toThrowError(/guests\.identityFile: .*id_ed25519 does not exist/);
+    for (const f of ['id_ed25519', 'known_hosts', 'disk.qcow2']) writeFileSync(join(root, '.cache', 'guest', 'current', f), 'stand-in');
+    const tb = loadTestbedFile(shipped);
+    expect(tb.guests).toMatchObject({
+      identityFile: join(root, '.cache', 'guest', 'current', 'id_ed25519'),
+      knownHostsFile: join(root, '.cache', 'guest', 'current', 'known_hosts'),
+      baseImage: join(root, '.cache', 'guest', 'current', 'disk.qcow2'),
+      overlayDir: '/var/lib/nuksm/overlays',
+      networking: { kind: 'user', sshHost: '127.0.0.1' },
+    });
+    expect(tb).toMatchObject({ kind: 'physical', host: { kind: 'local' }, perfEventSet: 'none', resume: 'none', timeouts: { bootS: 300, commandS: 900 } });
+    expect(Object.keys(tb.modes).sort()).toEqual(['ksm', 'ksm-off']);
   });
 });
