@@ -25,11 +25,19 @@ const schema = z.object({
 });
 
 const paper: WorkloadParams = { footprintGiB: 11, threads: 4, gridpoints: 20_000, particles: 72_000_000, lookups: 34, size: 'large', runTimeoutS: 4 * 3600 };
-// ~0.5 GiB of grid (memory scales linearly with -g) and a few seconds of lookups.
-const small: WorkloadParams = { footprintGiB: 0.5, threads: 2, gridpoints: 1_000, particles: 100_000, lookups: 34, size: 'large', runTimeoutS: 600 };
+// 75 MiB by XSBench's estimate (memory scales linearly with -g: 355² × 4 B of unionized index per
+// gridpoint), ≈ 1 s natively on 2 threads; XSBench has no reference checksum for it, the harness
+// carries one (parse.ts).
+const small: WorkloadParams = { footprintGiB: 0.075, threads: 2, gridpoints: 150, particles: 20_000, lookups: 34, size: 'large', runTimeoutS: 600 };
 
 /** Fig. 8 scalability run (config_chisel1_xsbench_scalability.sh): -g 80000 -p 21600000, ≈ 39,977 MiB. */
 export const XSBENCH_FIG8: WorkloadParams = { footprintGiB: 40, gridpoints: 80_000, particles: 21_600_000 };
+
+// XSBench v19's main() returns print_results()'s is_invalid_result: it exits 1 whenever the checksum
+// is not one of its two references, i.e. for every input but its defaults, the paper's included (the
+// artifact ran it under `time` and never looked). The wrapper records the status and accepts 0 and 1;
+// the parser then checks that the status matches the checksum verdict XSBench printed.
+const RUN_AND_REPORT_STATUS = '"$@"; rc=$?; echo "XSBench exit status: $rc"; [ "$rc" -le 1 ]';
 
 function phases(p: WorkloadParams, ctx: RunContext): Phase[] {
   const dir = posix.join(ctx.installDir, ARTIFACT_SNAPSHOT.root, XSBENCH_DIR);
@@ -37,7 +45,7 @@ function phases(p: WorkloadParams, ctx: RunContext): Phase[] {
     {
       name: 'run',
       description: `XSBench -g ${num(p, 'gridpoints')} -p ${num(p, 'particles')} on ${num(p, 'threads')} threads`,
-      argv: [posix.join(dir, 'XSBench'), '-t', String(num(p, 'threads')), '-s', str(p, 'size'), '-g', String(num(p, 'gridpoints')),
+      argv: ['sh', '-c', RUN_AND_REPORT_STATUS, 'sh', posix.join(dir, 'XSBench'), '-t', String(num(p, 'threads')), '-s', str(p, 'size'), '-g', String(num(p, 'gridpoints')),
         '-p', String(num(p, 'particles')), '-l', String(num(p, 'lookups'))],
       cwd: dir,
       // Grid init ≈ 1 min per 10 GiB plus ~1.5 µs per lookup per thread (the artifact notes "> 60 mins" for the paper inputs).
