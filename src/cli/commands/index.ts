@@ -10,6 +10,7 @@ import { runCommand } from './run.ts';
 import { startCommand } from './start.ts';
 import { statusCommand } from './status.ts';
 import { testbedBuildCommand } from './testbed-build.ts';
+import { testbedCommand } from './testbed-init.ts';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const COMMANDS: CommandModule<object, any>[] = [planCommand, runCommand, resumeCommand, statusCommand, exportCommand, doctorCommand, startCommand, parseCommand, testbedBuildCommand, bootResumeCommand];
+export const COMMANDS: CommandModule<object, any>[] = [planCommand, runCommand, resumeCommand, statusCommand, exportCommand, doctorCommand, startCommand, parseCommand, testbedCommand(testbedBuildCommand), bootResumeCommand];
