@@ -5,6 +5,7 @@
 import { accessSync, constants, existsSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { describe } from 'vitest';
+import { artifactPresent } from './artifact.ts';
 
 function onPath(bin: string): boolean {
   try {
@@ -34,6 +35,7 @@ const CHECKS: Record<string, () => boolean> = {
   numactl: () => onPath('numactl'),
   debootstrap: () => onPath('debootstrap'),
   gcc: () => onPath('gcc'),
+  artifact: artifactPresent,
   ksm: () => writable('/sys/kernel/mm/ksm/run'),
   root: () => process.getuid?.() === 0,
   netns: () => onPath('ip'),
