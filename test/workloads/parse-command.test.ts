@@ -36,17 +36,20 @@ describe('nuksm parse', () => {
   });
 
   it('prints a table without --json', async () => {
-    const out = await runCli(['parse', 'btree', join(fixtures, 'btree-artifact-runtime.documented-format.txt')]);
-    expect(out).toBe('metric     t  value  unit\nruntime_s  -  812    s\n');
+    const out = await runCli(['parse', 'btree', join(fixtures, 'btree-artifact-small.captured.txt')]);
+    expect(out).toBe('metric     t  value  unit\nruntime_s  -  1.444  s\n');
   });
 
   it('passes run parameters to parameter-dependent checks', async () => {
-    const file = join(fixtures, 'xsbench-v19-default-inputs.documented-format.txt');
-    const verdict = async (param: string[]) =>
-      (await parseOutputFile({ workload: 'xsbench', file, instance: '', param })).filter((s) => s.metric === 'verification_passed').map((s) => s.value);
-    expect(await verdict([])).toEqual([1]);
-    expect(await verdict(['gridpoints=11303', 'particles=500000'])).toEqual([1]);
-    expect(await verdict(['gridpoints=20000'])).toEqual([]);
+    const file = join(fixtures, 'btree-throughput-artifact-small.captured.txt');
+    const times = async (args: { variant?: 'paper' | 'small'; param: string[] }) =>
+      (await parseOutputFile({ workload: 'btree', file, instance: '', ...args })).filter((s) => s.metric === 'throughput_ops').map((s) => s.t);
+    // The CSV's k counts alarm periods: 45 s (the artifact's alarm) unless the run says otherwise.
+    expect(await times({ param: [] })).toEqual([expect.closeTo(1.361 + 45, 9), expect.closeTo(1.361 + 90, 9)]);
+    expect(await times({ variant: 'small', param: [] })).toEqual([expect.closeTo(2.361, 9), expect.closeTo(3.361, 9)]);
+    expect(await times({ param: ['mode=throughput', 'intervalS=2'] })).toEqual([expect.closeTo(3.361, 9), expect.closeTo(5.361, 9)]);
+    const loops = join(fixtures, 'randomaccess-artifact-small.captured.txt');
+    await expect(parseOutputFile({ workload: 'randomaccess', file: loops, instance: '', param: ['loops=30'] })).rejects.toThrow(/ran 4 loops/);
   });
 
   it('rejects unknown workloads, bad --param and unparsable files with clear errors', async () => {
