@@ -180,7 +180,8 @@ describe('guest networking in the domain XML', () => {
     expect(xml).toContain("<qemu:arg value='-netdev'/>");
     expect(xml).toContain("<qemu:arg value='user,id=nuksmnet0,hostfwd=tcp:127.0.0.1:42022-:22'/>");
     expect(xml).toContain("<qemu:arg value='-device'/>");
-    expect(xml).toContain(`<qemu:arg value='virtio-net-pci,netdev=nuksmnet0,mac=${macForName('vm0')}'/>`);
+    // A fixed slot: libvirt places the disk at slot 2 without knowing about this device.
+    expect(xml).toContain(`<qemu:arg value='virtio-net-pci,netdev=nuksmnet0,mac=${macForName('vm0')},bus=pci.0,addr=0x1e'/>`);
     expect(xml.indexOf('<qemu:commandline>')).toBeGreaterThan(xml.indexOf('</devices>'));
     expect(xml.trimEnd().endsWith('</domain>')).toBe(true);
     expect(xml).not.toContain('<interface');
@@ -192,6 +193,9 @@ describe('guest networking in the domain XML', () => {
     const xml1 = renderDomainXml(tcgTemplate, TCG_FILE, withSshPort(b, 42023));
     expect(xml1).toContain('hostfwd=tcp:127.0.0.1:42023-:22');
     expect(xml1).toContain(`mac=${macForName('vm1')}`);
+    // A q35 template's root bus is pcie.0.
+    const q35 = tcgTemplate.replace("machine='pc'", "machine='q35'");
+    expect(renderDomainXml(q35, 'q35.xml', withSshPort(a, 42022))).toContain(',bus=pcie.0,addr=0x1e');
   });
 
   it('an IPv6 loopback forward is bracketed as QEMU wants', () => {

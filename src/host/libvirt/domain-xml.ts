@@ -206,9 +206,24 @@ function blocks(spec: DomainSpec): Record<string, string> {
 /** QEMU's `hostfwd` host address: IPv6 in brackets. */
 const hostfwdAddress = (host: string): string => (host.includes(':') ? `[${host}]` : host);
 
-/** The QEMU arguments of a user-networking NIC: netdev with the SSH forward, virtio-net device with the VM's MAC. */
-export function userNetworkArgs(net: { sshHost: string; sshPort: number; mac: string }): string[] {
-  return ['-netdev', `user,id=nuksmnet0,hostfwd=tcp:${hostfwdAddress(net.sshHost)}:${net.sshPort}-:22`, '-device', `virtio-net-pci,netdev=nuksmnet0,mac=${net.mac}`];
+/**
+ * PCI slot of the pass-through NIC. libvirt gives its own devices explicit addresses from slot 2
+ * upwards but does not know about this one, and QEMU would put it on the first free slot before
+ * libvirt's devices are placed ("slot 2 function 0 not available for virtio-blk-pci, in use by
+ * virtio-net-pci"). Slot 0x1e is never auto-assigned by libvirt unless a VM has ~28 PCI devices
+ * (on q35, 0x1f is the LPC bridge and 0x1e stays free as well).
+ */
+export const USER_NIC_PCI_SLOT = '0x1e';
+
+/** The QEMU arguments of a user-networking NIC: netdev with the SSH forward, virtio-net device with the VM's MAC at a fixed PCI slot. */
+export function userNetworkArgs(net: { sshHost: string; sshPort: number; mac: string }, pciBus = 'pci.0'): string[] {
+  return ['-netdev', `user,id=nuksmnet0,hostfwd=tcp:${hostfwdAddress(net.sshHost)}:${net.sshPort}-:22`, '-device', `virtio-net-pci,netdev=nuksmnet0,mac=${net.mac},bus=${pciBus},addr=${USER_NIC_PCI_SLOT}`];
+}
+
+/** The root PCI bus name QEMU gives the template's machine type (q35: pcie.0, i440fx 'pc': pci.0). */
+function rootPciBus(xml: string): string {
+  const machine = /<type\b[^>]*\bmachine=['"]([^'"]+)['"]/.exec(xml)?.[1] ?? 'pc';
+  return /q35/.test(machine) ? 'pcie.0' : 'pci.0';
 }
 
 /** First match of `re` outside XML comments (templates start with a comment that may mention tags). */
@@ -271,7 +286,7 @@ export function renderDomainXml(template: string, templateFile: string, spec: Do
   if (net.sshPort === null) {
     throw new HarnessError('config', `VM ${spec.name}: user networking needs its SSH port before the domain is rendered (allocateLoopbackPort, then withSshPort)`, { vm: spec.name });
   }
-  return addQemuArgs(xml, templateFile, userNetworkArgs({ sshHost: net.sshHost, sshPort: net.sshPort, mac: net.mac }));
+  return addQemuArgs(xml, templateFile, userNetworkArgs({ sshHost: net.sshHost, sshPort: net.sshPort, mac: net.mac }, rootPciBus(xml)));
 }
 
 /** The spec with its user-networking SSH port set (a libvirt-network or NIC-less spec is returned unchanged). */

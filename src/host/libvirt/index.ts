@@ -11,6 +11,7 @@ export {
   withSshPort,
   addQemuArgs,
   userNetworkArgs,
+  USER_NIC_PCI_SLOT,
   loadTemplate,
   macForName,
   parseCpuList,
