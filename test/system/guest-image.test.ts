@@ -10,6 +10,8 @@ import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import yargs from 'yargs';
+import { testbedBuildCommand } from '../../src/cli/commands/testbed-build.ts';
 import { describeWith } from '../support/components.ts';
 import { freePort } from '../host/sshd-harness.ts';
 import { ensureLibvirtd, type StartedDaemons } from '../libvirt/daemons.ts';
@@ -80,6 +82,23 @@ describeWith(['root', 'debootstrap', 'qemu', 'libvirtd', 'gcc'], 'guest image: b
     expect(again.builtNow).toBe(false);
     expect(again.key).toBe(image.key);
     expect(again.disk).toBe(image.disk);
+
+    // The command: same image, from the cache, described as JSON; the text form names disk and packages.
+    const out: string[] = [];
+    const write = process.stdout.write.bind(process.stdout);
+    process.stdout.write = ((chunk: string) => (out.push(String(chunk)), true)) as typeof process.stdout.write;
+    try {
+      await yargs([]).command(testbedBuildCommand).strict().parseAsync(['testbed', 'build', 'guest', '--json']);
+      await yargs([]).command(testbedBuildCommand).strict().parseAsync(['testbed', 'build', 'guest']);
+    } finally {
+      process.stdout.write = write;
+    }
+    const [json, text] = out.join('').split(/\n(?=guest image )/);
+    const described = JSON.parse(json!) as GuestImage;
+    expect(described).toMatchObject({ key: image.key, disk: image.disk, builtNow: false, packages: image.packages });
+    expect(text).toContain(`guest image ${image.key}: ${image.disk}`);
+    expect(text).toMatch(/packages: .*mariadb-server 1:10\.11/);
+    expect(text).toContain('built now: no (cached)');
   }, 600_000);
 
   it('boots from an overlay under libvirt TCG, answers SSH with the pinned host key, runs every benchmark pre-built', async () => {
