@@ -2,7 +2,8 @@
  * QEMU user networking as a testbed file expresses it (`guests.network: { user: { sshHost } }`),
  * against a real libvirtd: a TCG domain rendered by planDomains/renderDomainXml with its sshd
  * forwarded to a loopback port from allocateLoopbackPort, reached at sshEndpointOf (no address
- * wait), logged into with a strict known_hosts entry for any port; then a port taken by another
+ * wait), logged into with a strict known_hosts entry for any port, next to a disk at libvirt's PCI
+ * slot 2 (the NIC has its own fixed slot); then a port taken by another
  * process shows up as `virsh start` failing with isHostfwdConflict. No bridge, no host address.
  */
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -63,9 +64,14 @@ describeWith(['libvirtd', 'qemu', 'root', 'sshd'], 'libvirt: QEMU user networkin
     await daemons?.stop();
   });
 
-  async function domainFor(name: string, port: number): Promise<LibvirtVm> {
+  async function domainFor(name: string, port: number, withDisk = false): Promise<LibvirtVm> {
     const nodes = await readHostNodes(exec);
-    const [planned] = planDomains([inst(name)], nodes, { sourceFile: 'libvirt-usernet.test.ts', disk: null, network: guests().networking, kernelBoot, consoleDir: work });
+    const [planned] = planDomains([inst(name)], nodes, { sourceFile: 'libvirt-usernet.test.ts', disk: withDisk ? { overlayDir: join(work, 'overlays') } : null, network: guests().networking, kernelBoot, consoleDir: work });
+    // A blank disk: libvirt places it at PCI slot 2, where QEMU would otherwise put the pass-through NIC.
+    if (planned.disk) {
+      execFileSync('mkdir', ['-p', join(work, 'overlays')]);
+      execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', planned.disk.overlayPath, '16M']);
+    }
     // The plan and vmNetworkFor agree on the attachment (port null until allocated).
     expect(planned.network).toEqual(vmNetworkFor(guests(), name));
     const spec = withSshPort(planned, port);
@@ -77,7 +83,7 @@ describeWith(['libvirtd', 'qemu', 'root', 'sshd'], 'libvirt: QEMU user networkin
   it('boots a TCG guest whose sshd answers on the forwarded loopback port, logs in with a checked host key', async () => {
     const name = `nuksm-usernet-${process.pid}-a`;
     const port = await allocateLoopbackPort(exec, '127.0.0.1');
-    const vm = await domainFor(name, port);
+    const vm = await domainFor(name, port, true);
     expect(vm.xml).toContain(`hostfwd=tcp:127.0.0.1:${port}-:22`);
     await vm.define();
     const dumped = (await virsh.run(['dumpxml', name])).stdout;
@@ -96,9 +102,12 @@ describeWith(['libvirtd', 'qemu', 'root', 'sshd'], 'libvirt: QEMU user networkin
     const bannerS = (Date.now() - t0) / 1000;
     const ssh = new SshExecutor({ host: endpoint.host, port: endpoint.port, username: 'root', privateKeyPath: join(work, 'client_key'), knownHostsFile: join(work, 'known_hosts'), hostKeyPolicy: 'strict', connectTimeoutMs: 20_000, defaultTimeoutMs: 30_000 });
     try {
-      const res = await ssh.run(['sh', '-c', 'cat /sys/class/net/eth0/address; ip -4 addr show eth0']);
+      const res = await ssh.run(['sh', '-c', 'cat /sys/class/net/eth0/address; ip -4 addr show eth0; for d in 02 1e; do echo "slot $d $(cat /sys/bus/pci/devices/0000:00:$d.0/device)"; done']);
       expect(res.stdout).toContain(vm.spec.network!.mac);
       expect(res.stdout).toContain('10.0.2.15');
+      // Both on the bus: libvirt's virtio-blk at slot 2 (0x1001), the pass-through virtio-net at 0x1e (0x1000).
+      expect(res.stdout).toContain('slot 02 0x1001');
+      expect(res.stdout).toContain('slot 1e 0x1000');
     } finally {
       await ssh.close();
     }
