@@ -78,7 +78,15 @@ export async function runCampaign(opts: RunOptions): Promise<RunResult> {
   const retries = { ...DEFAULT_RETRIES, ...opts.retries };
   const maxRetries = Math.max(...Object.values(retries));
   const reset = journal.recoverInterrupted();
-  if (reset.length) log.warn({ steps: reset }, 'steps interrupted by a crash or kill are re-run from scratch');
+  if (reset.length) {
+    log.warn({ steps: reset }, 'steps interrupted by a crash or kill are re-run from scratch');
+    // What those attempts started (VMs, overlays, processes, KSM knobs) goes before anything runs again.
+    const dirs = journal
+      .attempts()
+      .filter((a) => a.outcome === 'interrupted' && reset.includes(a.stepId))
+      .map((a) => join(opts.rawDir, a.stepId, `attempt-${a.number}`));
+    if (testbed.reclaim && dirs.length > 0) await testbed.reclaim(dirs, log);
+  }
   // The (mode, kernel) pair last made ready: testbeds may set mode-specific state in ensureKernel
   // (knobs), so it is called whenever the mode or the kernel changes (a mode may run on several
   // kernels); a reboot only happens when the kernel differs.
@@ -189,7 +197,7 @@ async function runOneAttempt(step: JournalStep, attemptId: string, attemptNumber
         setTimeout(() => reject(new HarnessError('timeout', 'the testbed did not return after the stop signal')), opts.stopGraceMs ?? 30_000).unref();
       });
     });
-    await Promise.race([testbed.runScenario(step.scenario, { emit, log: log.child({ step: step.stepId, attempt: attemptNumber }), signal: controller.signal, rawDir }), timeout, stopped]);
+    await Promise.race([testbed.runScenario(step.scenario, { emit, log: log.child({ step: step.stepId, attempt: attemptNumber }), signal: controller.signal, rawDir, kernel: step.kernel ?? undefined }), timeout, stopped]);
     open = false;
     const environment = await testbed.describe();
     // The step's raw outputs are durable before the journal calls it done (a power loss right after

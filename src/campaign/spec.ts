@@ -9,7 +9,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from '../core/errors.ts';
 import { KERNEL_MODES } from '../core/scenario.ts';
-import { WORKLOAD_NAMES } from '../workloads/types.ts';
+import { PAPER_WORKLOAD_NAMES, WORKLOAD_NAMES } from '../workloads/types.ts';
 import { parseWith, readYaml } from './config-error.ts';
 
 export const FIGURES = ['3a', '3b', '4', '6a', '6b', 'table2', '7', 'table3', '8a', '8b', '8c', '9'] as const;
@@ -139,6 +139,23 @@ export type ExperimentSpecInput = z.input<typeof experimentSpecSchema>;
 export type ExperimentSpec = z.output<typeof experimentSpecSchema> & { file: string };
 export type CampaignSpec = z.output<typeof campaignSpecSchema> & { file: string; specs: ExperimentSpec[] };
 
+/**
+ * The configuration id is what figures show in their `benchmark` column, so it must not name a
+ * benchmark that did not run: an id mentioning a paper benchmark (xsbench, mysql, btree,
+ * randomaccess, cg) must run that benchmark, or say `native` when it runs the stand-in.
+ */
+export function misleadingConfigId(id: string, workload: string): string | null {
+  const tokens = id.toLowerCase().split(/[^a-z0-9]+/);
+  const named = PAPER_WORKLOAD_NAMES.filter((w) => tokens.includes(w));
+  const native = workload.endsWith('-native');
+  for (const w of named) {
+    if (native ? !tokens.includes('native') || !workload.startsWith(`${w}-`) : w !== workload) {
+      return `the id names '${w}' but the configuration runs '${workload}'; figures would label ${workload}'s rows as ${w} (name it after what runs${native ? `, e.g. '${workload}'` : ''})`;
+    }
+  }
+  return null;
+}
+
 function checkExperiment(spec: ExperimentSpec): void {
   const f = spec.file;
   const names = new Set<string>();
@@ -151,6 +168,8 @@ function checkExperiment(spec: ExperimentSpec): void {
   spec.configurations.forEach((c, i) => {
     if (ids.has(c.id)) throw new ConfigError(f, `configurations[${i}].id`, `duplicate configuration id '${c.id}'`);
     ids.add(c.id);
+    const lie = misleadingConfigId(c.id, c.workload);
+    if (lie) throw new ConfigError(f, `configurations[${i}].id`, lie);
     for (const inst of Object.keys(c.instances)) {
       if (!names.has(inst)) throw new ConfigError(f, `configurations[${i}].instances.${inst}`, `no instance named '${inst}' (known: ${[...names].join(', ')})`);
     }

@@ -10,8 +10,14 @@ export interface StepContext {
   log: Logger;
   /** Aborted when the step times out or the campaign is being stopped. */
   signal: AbortSignal;
-  /** Directory for this step's raw outputs (benchmark logs, perf output, console logs). */
+  /** Directory for this step's raw outputs (benchmark logs, perf output, console logs, the resource ledger). */
   rawDir: string;
+  /**
+   * The testbed file's `kernels` key the step runs on (the one the runner's last ensureKernel
+   * made ready; its KSM knobs apply). Absent: the mode's first kernel. Passed with every step, so
+   * no driver keeps it between calls.
+   */
+  kernel?: string;
 }
 
 /** What is recorded in each step's manifest about the machine (BenchExec-style). */
@@ -35,6 +41,12 @@ export interface KernelState {
 /**
  * One testbed. The campaign runner only talks to this interface; it never learns whether the
  * scenario ran in simulation, in an emulated two-node machine or on the physical server.
+ *
+ * Call order (src/campaign/runner.ts): reclaim() once at the start of a run or resume, when the
+ * journal found interrupted attempts → for each pending step: ensureKernel() whenever the step's
+ * (mode, kernel) pair differs from the last one made ready (status 'rebooting': the runner stops
+ * and the campaign continues after boot) → runScenario() (retried per failure class, each attempt
+ * with its own raw directory) → describe() for the manifest → … → close() at the end.
  */
 export interface Testbed {
   readonly kind: TestbedKind;
@@ -49,5 +61,11 @@ export interface Testbed {
   describe(): Promise<EnvironmentRecord>;
   /** Run one step and emit its samples; throws HarnessError with a failure class on failure. */
   runScenario(scenario: Scenario, ctx: StepContext): Promise<void>;
+  /**
+   * After a kill, crash or power loss, before anything runs again: undo what the interrupted
+   * attempts (their raw directories) left on the host — VMs, overlays, processes, KSM knobs.
+   * Returns what was found. Testbeds that create nothing outside the process omit it.
+   */
+  reclaim?(rawDirs: readonly string[], log: Logger): Promise<string[]>;
   close(): Promise<void>;
 }

@@ -1,4 +1,4 @@
-/** Workload registry: the five benchmarks of the paper, by name. */
+/** Workload registry by name: the five benchmarks of the paper, and the native stand-ins (named `*-native`). */
 import { HarnessError } from '../core/errors.ts';
 import { btree } from './btree/index.ts';
 export { BTREE_FIG4 } from './btree/index.ts';
@@ -9,13 +9,24 @@ import { mysql } from './mysql/index.ts';
 import { randomaccess } from './randomaccess/index.ts';
 import { WORKLOAD_NAMES, type Workload, type WorkloadName } from './types.ts';
 import { xsbench } from './xsbench/index.ts';
+import { btreeNative, cgNative, randomaccessNative, xsbenchNative } from './native/workloads.ts';
 
-export { WORKLOAD_NAMES };
+export { WORKLOAD_NAMES, PAPER_WORKLOAD_NAMES, NATIVE_WORKLOAD_NAMES } from './types.ts';
 export type { Phase, Workload, WorkloadName, WorkloadParams, WorkloadVariant, ParseOptions, InstallContext, RunContext } from './types.ts';
 export { runWorkload, type RunWorkloadOptions } from './run.ts';
 export { runPhases, parsedOutputOf, standaloneArgv, type PhaseRunResult, type PhaseOutcome } from './phase-runner.ts';
 
-const WORKLOADS: Record<WorkloadName, Workload> = { xsbench, mysql, btree, randomaccess, cg };
+const WORKLOADS: Record<WorkloadName, Workload> = {
+  xsbench,
+  mysql,
+  btree,
+  randomaccess,
+  cg,
+  'xsbench-native': xsbenchNative,
+  'randomaccess-native': randomaccessNative,
+  'btree-native': btreeNative,
+  'cg-native': cgNative,
+};
 
 export function isWorkloadName(name: string): name is WorkloadName {
   return (WORKLOAD_NAMES as readonly string[]).includes(name);

@@ -8,7 +8,15 @@ import type { Executor } from '../host/exec/types.ts';
 import type { MetricName } from '../core/metrics.ts';
 import type { Sample } from '../core/sample.ts';
 
-export const WORKLOAD_NAMES = ['xsbench', 'mysql', 'btree', 'randomaccess', 'cg'] as const;
+/** The paper's five benchmarks, run from the artifact's sources. */
+export const PAPER_WORKLOAD_NAMES = ['xsbench', 'mysql', 'btree', 'randomaccess', 'cg'] as const;
+/**
+ * Small C stand-ins (src/workloads/native) with the access pattern of a paper benchmark, for
+ * machines where the real one cannot run (the emulated machine). Their rows never carry a real
+ * benchmark's name.
+ */
+export const NATIVE_WORKLOAD_NAMES = ['xsbench-native', 'randomaccess-native', 'btree-native', 'cg-native'] as const;
+export const WORKLOAD_NAMES = [...PAPER_WORKLOAD_NAMES, ...NATIVE_WORKLOAD_NAMES] as const;
 export type WorkloadName = (typeof WORKLOAD_NAMES)[number];
 
 /** Same shape as Scenario's WorkloadRun.params; every workload has footprintGiB and threads. */
@@ -36,6 +44,17 @@ export interface Phase {
   parsed: boolean;
   /** A cleanup phase still runs after an earlier phase failed. */
   alwaysRun?: boolean;
+  /** The program registers its own memory with KSM (madvise/prctl): a process instance runs it without the registering wrapper. */
+  registersItself?: boolean;
+  /**
+   * A timed phase whose program stays resident across the merge wait. The engine starts it
+   * (detached) with the instance's preparation; it fills its memory and prints a line matching
+   * `readyPattern` whose `pid=<n>` is the process holding the memory. After the merge wait the
+   * engine creates `goFile` (the benchmark's clock starts); the result is out once stdout matches
+   * `resultPattern`; the program keeps its memory mapped until `releaseFile` exists (placement is
+   * read meanwhile), then exits 0.
+   */
+  resident?: { readyPattern: string; goFile: string; resultPattern: string; releaseFile: string };
 }
 
 export interface RunContext {

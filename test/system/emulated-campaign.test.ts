@@ -123,7 +123,7 @@ describeWith(['qemu', 'debootstrap', 'root', 'gcc'], 'emulated testbed: a whole 
       expect(finals.filter((k, i) => finals.indexOf(k) !== i)).toEqual([]);
       // Placement is sampled over time, not only read out at the end: KSM pages per node of each
       // instance in the stock-KSM central steps, the last point agreeing with the final read-out.
-      for (const s of steps.filter((x) => x.step_id.includes('central-randomaccess-ksm-i1'))) {
+      for (const s of steps.filter((x) => x.step_id.includes('central-randomaccess-native-ksm-i1'))) {
         for (const inst of ['p0', 'p1']) {
           const series = rows.filter((r) => r.step === s.step_id && r.instance === inst && r.metric === 'ksm_pages_on_node' && r.t !== null);
           const times = new Set(series.map((r) => r.t));

@@ -24,7 +24,7 @@ describeWith(['root', 'numactl', 'ksm'], 'memory hog (Fig. 8)', () => {
     const hog = await startMemoryHog(
       new LocalExecutor(),
       { node: 0, stepGiB: (16 * MiB) / GiB, everyS: 0.5, maxGiB: (48 * MiB) / GiB, startAtS: 0.5 },
-      { workDir: work, stepStartMs, periodS: 0.25, seed: 7, emit: (s) => samples.push(...s), signal: new AbortController().signal },
+      { workDir: work, marker: `memhog-test-${process.pid}`, stepStartMs, periodS: 0.25, seed: 7, emit: (s) => samples.push(...s), signal: new AbortController().signal },
     );
     // Wait until all three steps are registered.
     const deadline = Date.now() + 20_000;

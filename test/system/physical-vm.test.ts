@@ -76,7 +76,8 @@ describeWith(['libvirtd', 'qemu', 'root', 'ksm', 'sshd'], 'physical testbed: VM 
     const testbed = await createPhysicalTestbed(file, {
       kernelBoot: { kernel, initrd, cmdline: 'console=ttyS0 panic=-1 quiet' },
       templatesDir,
-      guestEndpoint: (inst) => ({ host: '127.0.0.1', port: ports.get(inst.name)! }),
+      // The templates carry the loopback forwards; the guest is reached there.
+      networking: { attach: async (spec) => spec, endpoint: async (_vm, _spec, inst) => ({ host: '127.0.0.1', port: ports.get(inst.name)! }) },
       hostWorkRoot: join(work, 'hostwork'),
     });
     const scenario: Scenario = {
@@ -106,8 +107,9 @@ describeWith(['libvirtd', 'qemu', 'root', 'ksm', 'sshd'], 'physical testbed: VM 
       expect(once('ksm_local_pct', name)[0].value).toBe(100);
     }
     expect(samples.find((s) => s.metric === 'ksm_pages_sharing' && s.t === null)!.value).toBeGreaterThan(1000);
+    // Domains are named per attempt (nuksm-<step tag>-<instance>); none is left.
     const left = await virsh.listAllDomains();
-    for (const name of names) expect(left).not.toContain(name);
+    for (const name of names) expect(left.filter((d) => d.endsWith(`-${name}`))).toEqual([]);
     expect(await ksm.readKnobs()).toEqual(before);
   }, 400_000);
 
@@ -140,8 +142,8 @@ describeWith(['libvirtd', 'qemu', 'root', 'ksm', 'sshd'], 'physical testbed: VM 
     const samples: Sample[] = [];
     let sawRunning = false;
     const poll = setInterval(() => {
-      void virsh.domainState(name).then((s) => {
-        if (s === 'running') sawRunning = true;
+      void virsh.listAllDomains().then(async (all) => {
+        for (const d of all.filter((x) => x.endsWith(`-${name}`))) if ((await virsh.domainState(d)) === 'running') sawRunning = true;
       });
     }, 500);
     const t0 = Date.now();
@@ -152,10 +154,10 @@ describeWith(['libvirtd', 'qemu', 'root', 'ksm', 'sshd'], 'physical testbed: VM 
     await testbed.close();
     expect(err).toBeInstanceOf(HarnessError);
     expect((err as HarnessError).failureClass).toBe('guest-unreachable');
-    expect((err as Error).message).toMatch(new RegExp(`VM ${name} got no IPv4 address within 8 s`));
+    expect((err as Error).message).toMatch(new RegExp(`VM nuksm-\\S+-${name} got no IPv4 address within 8 s`));
     expect(sawRunning).toBe(true);
     expect(Date.now() - t0).toBeLessThan(60_000);
-    expect(await virsh.listAllDomains()).not.toContain(name);
+    expect((await virsh.listAllDomains()).filter((d) => d.endsWith(`-${name}`))).toEqual([]);
     expect(await ksm.readKnobs()).toEqual(before);
     // Host monitors ran while the VM was up; oom is recorded even for a failed step.
     expect(samples.some((s) => s.metric === 'mem_free_gib' && s.t !== null)).toBe(true);

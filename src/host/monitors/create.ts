@@ -14,6 +14,7 @@ import { KsmPlacementMonitor } from './ksm-placement.ts';
 import { MeminfoMonitor } from './meminfo.ts';
 import { NumaPlacementMonitor } from './numa-placement.ts';
 import type { Monitor, MonitoredInstance } from './types.ts';
+import type { Sample } from '../../core/sample.ts';
 
 export interface CreateMonitorsOptions {
   exec: Executor;
@@ -23,6 +24,38 @@ export interface CreateMonitorsOptions {
   perf?: PerfDramOptions;
   /** node binary on the target for the KSM placement read-out. */
   nodeBinary?: string;
+  /**
+   * KSM pages per node of each instance (pagemap + kpageflags), part of 'numa-placement':
+   * 'end' = one walk at stop (a walk of a large process takes long), 'periodic' = every period
+   * too (small footprints), 'off' = not at all (KSM not running: nothing is merged). Default 'end'.
+   */
+  ksmPlacement?: 'off' | 'end' | 'periodic';
+}
+
+/**
+ * A monitor whose final read may fail because its process is gone (a bare-metal benchmark exits
+ * with its timed phase): stop() then reports the last periodic reading as the once-per-run value.
+ */
+export function holdLast(inner: Monitor): Monitor {
+  let last: Sample[] = [];
+  return {
+    name: inner.name,
+    start: () => inner.start(),
+    async sample(t: number) {
+      const s = await inner.sample(t);
+      if (s.length > 0) last = s;
+      return s;
+    },
+    async stop() {
+      const fallback = last.map((s) => ({ ...s, t: null }));
+      try {
+        const final = await inner.stop();
+        return final.length > 0 ? final : fallback;
+      } catch {
+        return fallback;
+      }
+    },
+  };
 }
 
 export function createMonitors(names: readonly string[], opts: CreateMonitorsOptions): Monitor[] {
@@ -38,9 +71,12 @@ export function createMonitors(names: readonly string[], opts: CreateMonitorsOpt
       case 'ksmd-cpu':
         out.push(new KsmdCpuMonitor(opts.exec));
         break;
-      case 'numa-placement':
-        out.push(new NumaPlacementMonitor(opts.exec, opts.instances), new KsmPlacementMonitor(opts.exec, opts.instances, { nodeBinary: opts.nodeBinary }));
+      case 'numa-placement': {
+        out.push(holdLast(new NumaPlacementMonitor(opts.exec, opts.instances)));
+        const ksm = opts.ksmPlacement ?? 'end';
+        if (ksm !== 'off') out.push(new KsmPlacementMonitor(opts.exec, opts.instances, { nodeBinary: opts.nodeBinary, periodic: ksm === 'periodic' }));
         break;
+      }
       case 'perf-dram':
         if (!opts.perfEventSet) throw new HarnessError('config', "monitor 'perf-dram' needs a perf event set (testbed file: the CPU model's set, or 'none')");
         out.push(new PerfDramMonitor(opts.exec, opts.instances, opts.perfEventSet, opts.perf));

@@ -7,4 +7,4 @@ export { NumaPlacementMonitor, placementSamples, readNumaPlacement } from './num
 export { KsmPlacementMonitor, readKsmPlacement, ksmPlacementSamples, parseKsmPlacementOutput, type KsmPlacement } from './ksm-placement.ts';
 export { parseMeminfo, parseProcStat, parseUptime, parseNumaMaps, cpuPercent, type ProcStat } from './parse.ts';
 export { makeSample } from './sample.ts';
-export { createMonitors, type CreateMonitorsOptions } from './create.ts';
+export { createMonitors, holdLast, type CreateMonitorsOptions } from './create.ts';

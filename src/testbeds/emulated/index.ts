@@ -9,7 +9,7 @@ import { EmulatedInsideTestbed } from './inside.ts';
 
 export { buildEmulatedImage, imageKernels, grubKernels, DEFAULT_IMAGE_CACHE_DIR, GUEST_HARNESS_DIR, GUEST_NATIVE_BIN_DIR, type EmulatedImage, type EmulatedKernel, type BuildEmulatedImageOptions } from './image.ts';
 export { QemuMachine, qemuArgv, type MachineShape, type QemuMachineOptions } from './qemu.ts';
-export { runNativeStep, GUEST_STEP_ROOT } from './native-step.ts';
+export { GUEST_STEP_ROOT } from './inside.ts';
 export { EmulatedInsideTestbed } from './inside.ts';
 
 export async function createEmulatedTestbed(file: TestbedFile): Promise<EmulatedInsideTestbed> {

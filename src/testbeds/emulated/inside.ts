@@ -3,64 +3,104 @@
  * (src/campaign/in-machine.ts starts the campaign there). Like nuksm running on a physical server: commands
  * are local, a kernel switch is grub-reboot + reboot and the campaign stops ('rebooting') to be
  * resumed after boot by the hooks of src/campaign/boot-resume.ts; after the boot the kernel is
- * verified (release, no panic/oops) before anything runs. Steps run in bare-metal mode: each
- * instance is a node-bound nuksm-native process (native-step.ts).
+ * verified (release, no panic/oops) before anything runs. Steps run on the shared step engine
+ * (src/testbeds/step) with node-bound processes (numactl) as instances; the machine has no
+ * nested VMs, so VM instances are 'unsupported'. Its image carries nuksm-native prebuilt (the
+ * `*-native` stand-in workloads) and no compiler; the Fig. 8 hog is nuksm-native's memhog.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { KernelMode, Scenario } from '../../core/scenario.ts';
+import type { KernelMode, MemoryHog, Scenario } from '../../core/scenario.ts';
 import type { TestbedFile } from '../../core/testbed-file.ts';
 import { LocalExecutor } from '../../host/exec/index.ts';
+import type { Executor } from '../../host/exec/types.ts';
 import { KernelControl } from '../../host/kernel/index.ts';
-import { KsmControl } from '../../host/ksm/index.ts';
+import { nativeArgv, parseHogSteps, NATIVE_BINARY } from '../../workloads/native/index.ts';
 import { kernelKnobsOf } from '../kernels.ts';
+import { startDetachedHog } from '../step/hog.ts';
+import { describeHost, ProcessLauncher, reclaimAttempt, runStep, type HogStarter, type StepEnvironment } from '../step/index.ts';
 import type { EnvironmentRecord, KernelState, StepContext, Testbed } from '../types.ts';
-import { runNativeStep } from './native-step.ts';
+import { GUEST_NATIVE_BIN_DIR } from './image.ts';
+
+export const GUEST_STEP_ROOT = '/var/lib/nuksm/steps';
+
+/** The Fig. 8 hog in the machine: nuksm-native memhog (unique, madvised memory in steps). */
+function nativeHog(exec: Executor): HogStarter {
+  return (hog: MemoryHog, opts) =>
+    startDetachedHog(
+      exec,
+      hog,
+      nativeArgv(`${GUEST_NATIVE_BIN_DIR}/${NATIVE_BINARY}`, {
+        workload: 'memhog',
+        merge: 'madvise',
+        stepMiB: Math.round(hog.stepGiB * 1024),
+        maxMiB: Math.round(hog.maxGiB * 1024),
+        periodS: hog.everyS,
+        lingerS: 24 * 3600,
+      }),
+      (stdout) => {
+        const steps = parseHogSteps(stdout);
+        return steps.length > 0 ? steps[steps.length - 1]!.registeredMiB * 1024 * 1024 : 0;
+      },
+      opts,
+    );
+}
 
 export class EmulatedInsideTestbed implements Testbed {
   readonly kind = 'emulated' as const;
   private readonly exec: LocalExecutor;
   private readonly kernel: KernelControl;
-  /** Kernel key made ready by the last ensureKernel (its KSM knobs apply to the steps). */
-  private kernelKey: string | null = null;
+  private readonly env: StepEnvironment;
 
   constructor(readonly file: TestbedFile) {
     this.exec = new LocalExecutor({ defaultTimeoutMs: file.timeouts.commandS * 1000 });
     this.kernel = new KernelControl(this.exec, { upTimeoutMs: file.timeouts.bootS * 1000 });
+    this.env = {
+      hostExec: this.exec,
+      launchers: {
+        process: new ProcessLauncher(this.exec, {
+          installRoot: '/var/lib/nuksm/workloads',
+          // The image's prebuilt nuksm-native is the offline cache native installs copy from.
+          cacheDir: GUEST_NATIVE_BIN_DIR,
+          workRoot: GUEST_STEP_ROOT,
+          nodes: file.nodes.map((n) => n.id),
+          sourceFile: file.file,
+        }),
+      },
+      hostWorkRoot: GUEST_STEP_ROOT,
+      startHog: nativeHog(this.exec),
+      perfEventSet: () => null,
+      nodeBinary: '/usr/local/bin/node',
+      // Small footprints here: a page walk per period is affordable (a tick is skipped while one runs).
+      ksmPlacementPeriodic: true,
+      defaultVariant: 'small',
+      commandTimeoutMs: file.timeouts.commandS * 1000,
+    };
   }
 
   async ensureKernel(mode: KernelMode, log: Logger, kernel?: string): Promise<KernelState> {
     const k = kernelKnobsOf(this.file, mode, kernel);
-    this.kernelKey = null;
     const state = await this.kernel.verifyOrReboot(k.kernel.bootEntry, k.kernel.release);
     if (state.status === 'rebooting') log.info({ from: state.release, to: k.kernel.release, entry: k.kernel.bootEntry }, 'rebooting into the kernel of this step; the boot-resume hook continues the campaign');
-    else this.kernelKey = k.key;
     return { status: state.status, kernelRelease: state.release };
   }
 
   async describe(): Promise<EnvironmentRecord> {
-    const info = await this.kernel.bootInfo();
-    const nodes = (await this.exec.run(['sh', '-c', 'ls -d /sys/devices/system/node/node* | wc -l'], { timeoutMs: 15_000 })).stdout.trim();
-    const ksmKnobs = await new KsmControl(this.exec).readKnobs().catch(() => ({}));
-    const cpu = (await this.exec.run(['sh', '-c', "grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2-"], { timeoutMs: 10_000, allowFailure: true })).stdout.trim();
-    return {
-      testbed: 'emulated',
-      host: (await this.exec.run(['uname', '-n'], { timeoutMs: 10_000 })).stdout.trim(),
-      kernelRelease: info.release,
-      bootId: info.bootId,
-      numaNodes: Number(nodes),
-      ksmKnobs,
-      details: { inside: true, kernel: this.kernelKey, cpu, machine: this.file.emulated },
-    };
+    return describeHost(this.exec, 'emulated', { inside: true, machine: this.file.emulated });
+  }
+
+  async reclaim(rawDirs: readonly string[], log: Logger): Promise<string[]> {
+    const found: string[] = [];
+    for (const dir of rawDirs) found.push(...(await reclaimAttempt(dir, this.exec, log)));
+    return found;
   }
 
   async runScenario(scenario: Scenario, ctx: StepContext): Promise<void> {
     await mkdir(ctx.rawDir, { recursive: true });
-    // The knobs of the kernel ensureKernel made ready (a mode may run on several), then the mode's.
-    const { knobs } = kernelKnobsOf(this.file, scenario.kernelMode, this.kernelKey ?? undefined);
+    const { knobs } = kernelKnobsOf(this.file, scenario.kernelMode, ctx.kernel);
     try {
-      await runNativeStep(this.exec, scenario, ctx, knobs);
+      await runStep(scenario, ctx, this.env, knobs);
     } finally {
       // The kernel log of the step (the host keeps the serial console).
       const dmesg = await this.exec.run(['dmesg'], { timeoutMs: 15_000, allowFailure: true }).catch(() => null);

@@ -1,16 +1,38 @@
-/** Compiles the native workload programs on the host (the guest image carries only the binaries). */
+/**
+ * Compiles nuksm-native: on the machine running nuksm for the emulated image (the guest carries
+ * only the static binary), or on the target by a native workload's install() where gcc exists.
+ * The binary prints its source hash for `--version`, so a stale prebuilt binary is never used.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LocalExecutor } from '../../host/exec/index.ts';
 
 export const NATIVE_SOURCE_DIR = join(dirname(fileURLToPath(import.meta.url)), 'c');
+export const NATIVE_SOURCE_FILE = 'nuksm-native.c';
 export const NATIVE_BINARY = 'nuksm-native';
 
-/** Builds nuksm-native into outDir (static, so it runs in any guest); returns the binary's path. */
+/** The C source's text (written to a target that compiles it itself). */
+export function nativeSource(): string {
+  return readFileSync(join(NATIVE_SOURCE_DIR, NATIVE_SOURCE_FILE), 'utf8');
+}
+
+/** What `nuksm-native --version` prints for a binary built from this source. */
+export function nativeVersion(): string {
+  return createHash('sha256').update(nativeSource()).digest('hex').slice(0, 16);
+}
+
+/** gcc argv building `out` from `source` (static, so it runs in any guest). */
+export function nativeCompileArgv(source: string, out: string): string[] {
+  return ['gcc', '-O2', '-Wall', '-Wextra', '-Werror', '-static', `-DNUKSM_NATIVE_VERSION="${nativeVersion()}"`, '-o', out, source];
+}
+
+/** Builds nuksm-native into outDir; returns the binary's path. */
 export async function buildNativeWorkloads(outDir: string): Promise<string> {
   await mkdir(outDir, { recursive: true });
   const out = join(outDir, NATIVE_BINARY);
-  await new LocalExecutor().run(['gcc', '-O2', '-Wall', '-Wextra', '-Werror', '-static', '-o', out, join(NATIVE_SOURCE_DIR, 'nuksm-native.c')], { timeoutMs: 120_000 });
+  await new LocalExecutor().run(nativeCompileArgv(join(NATIVE_SOURCE_DIR, NATIVE_SOURCE_FILE), out), { timeoutMs: 120_000 });
   return out;
 }

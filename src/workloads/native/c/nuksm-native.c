@@ -32,6 +32,10 @@
 #define PR_SET_MEMORY_MERGE 67
 #endif
 #define MPOL_BIND 2
+/* Set by the build (a hash of this source), so an install can tell a stale prebuilt binary. */
+#ifndef NUKSM_NATIVE_VERSION
+#define NUKSM_NATIVE_VERSION "unversioned"
+#endif
 
 static double now_s(void) {
   struct timespec ts;
@@ -160,6 +164,10 @@ int main(int argc, char **argv) {
   double hold_s = 0, linger_s = 0, period_s = 5;
   const char *go_file = NULL, *done_file = NULL;
   uint64_t seed = 42;
+  if (argc == 2 && !strcmp(argv[1], "--version")) {
+    printf("nuksm-native %s\n", NUKSM_NATIVE_VERSION);
+    return 0;
+  }
   for (int i = 1; i + 1 < argc; i += 2) {
     const char *o = argv[i], *v = argv[i + 1];
     if (!strcmp(o, "--workload")) workload = v;

@@ -1,30 +1,16 @@
 /**
- * Where a workload runs inside one instance, and how its commands are wrapped:
- * - 'process' (bare metal, Fig. 9): on the host, every phase under
- *   `nice -n N numactl --cpunodebind=N --membind=N`, tagged with NUKSM_INSTANCE=<marker> in its
- *   environment so the instance's processes can be found (for monitors) and killed (at teardown)
- *   whatever they fork (e.g. mysql's private mariadbd);
- * - 'vm': in the guest over SSH; placement is libvirt's job, the monitored PID is QEMU's.
+ * Node-bound processes as instances (the paper's bare-metal runs, Fig. 9; and every instance in
+ * the emulated machine): each phase runs on the host under
+ * `nice -n N numactl --cpunodebind=N --membind=N`, registered with KSM unless the program
+ * registers its memory itself (Phase.registersItself), and tagged with NUKSM_INSTANCE=<marker> in
+ * its environment so the instance's processes can be found (monitors) and killed (teardown,
+ * reclaim after a kill) whatever they fork (e.g. mysql's private mariadbd).
  */
 import { HarnessError } from '../../core/errors.ts';
 import type { InstanceSpec } from '../../core/scenario.ts';
 import type { Executor } from '../../host/exec/types.ts';
-import type { LibvirtVm } from '../../host/libvirt/vm.ts';
 import type { Phase } from '../../workloads/types.ts';
-
-export interface InstanceRuntime {
-  spec: InstanceSpec;
-  /** Where the workload's phases run. */
-  exec: Executor;
-  /** Roots on that target. */
-  installRoot: string;
-  cacheDir: string;
-  workDir: string;
-  vm: LibvirtVm | null;
-  /** QEMU's PID for VMs; null for processes (resolved from the marker once the timed phase runs). */
-  qemuPid: number | null;
-  marker: string;
-}
+import type { InstanceLauncher, LaunchContext, LaunchedInstance } from './types.ts';
 
 /**
  * Registers the whole process with KSM before exec'ing the command: prctl(PR_SET_MEMORY_MERGE, 1)
@@ -41,13 +27,22 @@ export const KSM_REGISTER_WRAPPER = [
   'os.execvp(sys.argv[1], sys.argv[1:])',
 ].join('\n');
 
-/** argv of a phase as run on the target: cwd and env through `env`; binding and KSM registration for processes. */
-export function wrapPhase(rt: Pick<InstanceRuntime, 'spec' | 'marker'>, phase: Pick<Phase, 'argv' | 'env' | 'cwd'>): string[] {
+/**
+ * argv of a phase as run on the target: cwd and env through `env`, the instance marker; for
+ * processes also nice, node binding and KSM registration (skipped when the program registers its
+ * memory itself). A VM's phases run in the guest unbound: libvirt pins the guest.
+ */
+export function wrapPhase(
+  rt: { spec: Pick<InstanceSpec, 'kind' | 'node' | 'nice'>; marker: string },
+  phase: Pick<Phase, 'argv' | 'env' | 'cwd'>,
+  opts: { registersItself?: boolean } = {},
+): string[] {
   const envArgs = Object.entries(phase.env ?? {}).map(([k, v]) => `${k}=${v}`);
   const prefix = ['env', ...(phase.cwd ? ['-C', phase.cwd] : []), ...envArgs, `NUKSM_INSTANCE=${rt.marker}`];
   if (rt.spec.kind === 'vm') return [...prefix, ...phase.argv];
   const nice = rt.spec.nice !== 0 ? ['nice', '-n', String(rt.spec.nice)] : [];
-  return [...prefix, ...nice, 'numactl', `--cpunodebind=${rt.spec.node}`, `--membind=${rt.spec.node}`, 'python3', '-c', KSM_REGISTER_WRAPPER, ...phase.argv];
+  const register = opts.registersItself ? [] : ['python3', '-c', KSM_REGISTER_WRAPPER];
+  return [...prefix, ...nice, 'numactl', `--cpunodebind=${rt.spec.node}`, `--membind=${rt.spec.node}`, ...register, ...phase.argv];
 }
 
 // $1 = marker. Prints "<pid> <rss kB>" for every process whose environment carries the marker.
@@ -91,4 +86,52 @@ export async function killMarked(exec: Executor, marker: string): Promise<number
   if (procs.length === 0) return 0;
   await exec.run(['kill', '-KILL', ...procs.map((p) => String(p.pid))], { timeoutMs: 10_000, allowFailure: true });
   return procs.length;
+}
+
+export interface ProcessLauncherOptions {
+  /** Roots on the host for the instances' installs, the offline cache and per-step work. */
+  installRoot: string;
+  cacheDir: string;
+  workRoot: string;
+  /** Nodes the host has (an instance on another node is refused before anything starts). */
+  nodes: readonly number[];
+  /** For error messages: the testbed file. */
+  sourceFile: string;
+}
+
+/** A node-bound process on the host the executor reaches (a server, or the emulated machine from inside). */
+export class ProcessLauncher implements InstanceLauncher {
+  readonly kind = 'process' as const;
+  constructor(
+    private readonly exec: Executor,
+    private readonly opts: ProcessLauncherOptions,
+  ) {}
+
+  check(instances: readonly InstanceSpec[]): void {
+    for (const i of instances) {
+      if (i.kind === 'process' && !this.opts.nodes.includes(i.node)) {
+        throw new HarnessError('config', `${this.opts.sourceFile}: instance ${i.name} is bound to node ${i.node}, which this testbed does not have`);
+      }
+    }
+  }
+
+  async launch(spec: InstanceSpec, ctx: LaunchContext): Promise<LaunchedInstance> {
+    const marker = `${ctx.stepTag}/${spec.name}`;
+    const exec = this.exec;
+    // Before anything runs under the marker: a kill from here on leaves a ledger naming it.
+    ctx.ledger.record({ kind: 'processes', marker });
+    return {
+      spec,
+      exec,
+      installRoot: this.opts.installRoot,
+      cacheDir: this.opts.cacheDir,
+      workDir: `${this.opts.workRoot}/${ctx.stepTag}/${spec.name}`,
+      residentPid: null,
+      wrap: (phase, o) => wrapPhase({ spec, marker }, phase, o),
+      memoryPid: () => mainProcessOf(exec, marker),
+      stop: async () => {
+        await killMarked(exec, marker);
+      },
+    };
+  }
 }
