@@ -18,7 +18,7 @@ import { ensureLibvirtd, type StartedDaemons } from '../libvirt/daemons.ts';
 import type { Sample } from '../../src/core/sample.ts';
 import { LocalExecutor, SshExecutor } from '../../src/host/exec/index.ts';
 import { renderDomainXml, type DomainSpec } from '../../src/host/libvirt/domain-xml.ts';
-import { buildGuestImage, CURRENT_LINK, GUEST_WORKLOADS, type GuestImage } from '../../src/testbeds/images/guest.ts';
+import { buildGuestImage, CURRENT_LINK, GUEST_DISABLED_TIMERS, GUEST_WORKLOADS, type GuestImage } from '../../src/testbeds/images/guest.ts';
 import { getWorkload, runPhases } from '../../src/workloads/index.ts';
 
 const TEMPLATE = join(import.meta.dirname, '../../vm-templates/guest-tcg-disk.xml');
@@ -167,7 +167,10 @@ describeWith(['root', 'debootstrap', 'qemu', 'libvirtd', 'gcc'], 'guest image: b
     const exec = ssh!;
     expect((await exec.run(['uname', '-r'])).stdout.trim()).toBe(image.kernels[0]!.release);
     // The packaged MariaDB service is disabled: the workload runs its own server.
-    expect((await exec.run(['systemctl', 'is-enabled', 'mariadb'], { allowFailure: true })).stdout.trim()).toBe('disabled');
+    for (const unit of ['mariadb.service', 'mariadb.socket']) expect((await exec.run(['systemctl', 'is-enabled', unit], { allowFailure: true })).stdout.trim(), unit).toBe('disabled');
+    const timers = (await exec.run(['systemctl', 'is-enabled', ...GUEST_DISABLED_TIMERS], { allowFailure: true })).stdout.trim().split('\n');
+    expect(timers).toEqual(GUEST_DISABLED_TIMERS.map(() => 'disabled'));
+    expect((await exec.run(['systemctl', 'is-active', 'mariadb.service', 'mariadb.socket'], { allowFailure: true })).stdout.trim().split('\n')).toEqual(['inactive', 'inactive']);
 
     const rawDir = join(work, 'raw');
     mkdirSync(rawDir, { recursive: true });

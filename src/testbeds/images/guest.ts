@@ -32,8 +32,10 @@ export const GUEST_WORKLOADS_DIR = '/opt/nuksm/workloads';
 export const GUEST_PACKAGES = ['mariadb-server', 'mariadb-client', 'sysbench', 'python3', 'gcc', 'g++', 'gfortran', 'make', 'libgomp1', 'time'];
 /** The benchmarks pre-built in the image (the paper's five). */
 export const GUEST_WORKLOADS = ['xsbench', 'btree', 'randomaccess', 'cg', 'mysql'] as const;
+/** Timers of the base system disabled in the guest (apt downloads, weekly scans during a run). */
+export const GUEST_DISABLED_TIMERS = ['apt-daily.timer', 'apt-daily-upgrade.timer', 'dpkg-db-backup.timer', 'e2scrub_all.timer', 'fstrim.timer'];
 /** Bumped when the guest recipe changes in a way the inputs do not show. */
-const GUEST_RECIPE_VERSION = 'guest-v1';
+const GUEST_RECIPE_VERSION = 'guest-v2';
 const WORKLOADS_SOURCE_DIR = join(REPO_ROOT, 'src', 'workloads');
 /** The stable pointer in the cache dir: a symlink to the newest guest-<key> directory. */
 export const CURRENT_LINK = 'current';
@@ -169,7 +171,7 @@ export async function buildGuestImage(opts: BuildGuestImageOptions = {}): Promis
     // The base layer is held locked only while it is checked and copied.
     const base = await withCacheLock(baseCacheDir, log, async () => {
       const b = await ensureDebianBase({ cacheDir: baseCacheDir, mirror: opts.mirror, log });
-      key = hash([GUEST_RECIPE_VERSION, b.key, ...GUEST_PACKAGES, snapshot.sha256, workloadsHash]);
+      key = hash([GUEST_RECIPE_VERSION, b.key, ...GUEST_PACKAGES, ...GUEST_DISABLED_TIMERS, snapshot.sha256, workloadsHash]);
       dir = join(cacheDir, `guest-${key}`);
       cached = !opts.force && existsSync(join(dir, 'manifest.json')) && existsSync(join(dir, 'disk.qcow2'));
       if (!cached) {
@@ -272,7 +274,10 @@ async function buildGuestLayer(
       await chroot(root, ['apt-get', ...aptOpts, 'install', '-y', '--no-install-recommends', ...GUEST_PACKAGES], 1_800_000);
       const packagesSeconds = (Date.now() - tp) / 1000;
       // The packaged server would hold memory in every guest; the mysql workload starts its own.
-      await chroot(root, ['systemctl', 'disable', 'mariadb']);
+      // mariadb.socket would start it on a connection to the packaged socket/port: disabled too.
+      await chroot(root, ['systemctl', 'disable', 'mariadb.service', 'mariadb.socket']);
+      // Periodic jobs that would download or scan in the middle of a benchmark.
+      await chroot(root, ['systemctl', 'disable', ...GUEST_DISABLED_TIMERS]);
       await writeFile(join(root, 'etc/hostname'), 'nuksm-guest\n');
       await writeFile(join(root, 'etc/hosts'), '127.0.0.1 localhost\n127.0.1.1 nuksm-guest\n');
       const cacheInGuest = join(root, GUEST_CACHE_DIR.slice(1));
