@@ -204,6 +204,11 @@ export function checkTestbedFile(tb: TestbedFile, listed: ReadonlySet<string> = 
   if (tb.kind === 'physical' && tb.guests === null) {
     throw new ConfigError(f, 'guests', "a physical testbed needs 'guests' (SSH access to the VMs)");
   }
+  const net = tb.guests?.networking;
+  if (net?.kind === 'user' && tb.host.kind !== 'local') {
+    // The forwards listen on the libvirt host's loopback, which a controller elsewhere cannot reach (no SSH jump support).
+    throw new ConfigError(f, 'guests.network.user', `the SSH forwards listen on ${net.sshHost} of the host reached over SSH (${tb.host.host}), which this machine cannot reach: run nuksm on that host (host: { kind: local }) or use a libvirt network`);
+  }
   if (tb.kind === 'emulated' && tb.emulated === null) {
     throw new ConfigError(f, 'emulated', "an emulated testbed needs the 'emulated' machine shape");
   }

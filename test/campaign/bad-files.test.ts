@@ -120,6 +120,7 @@ const CASES: Case[] = [
   { kind: 'a missing guest known_hosts on a local host', mutate: { testbed: (t) => physicalWithGuests(t, { knownHostsFile: 'no-such-known-hosts' }) }, file: 'testbed', key: 'guests.knownHostsFile', why: /no-such-known-hosts does not exist.*relative to the testbed file's directory/ },
   { kind: 'user@host as the SSH host', mutate: { testbed: (t) => (t.host = { kind: 'ssh', host: 'root@server', user: 'root', identityFile: 'k', knownHostsFile: 'kh' }) }, file: 'testbed', key: 'host.host', why: /host\.user/ },
   { kind: 'a relative base image on a host reached over SSH', mutate: { testbed: (t) => (physicalWithGuests(t, { network: 'nuksm-net', baseImage: 'images/base.qcow2' }), (t.host = { kind: 'ssh', host: 'server', user: 'root', identityFile: 'k', knownHostsFile: 'kh' })) }, file: 'testbed', key: 'guests.baseImage', why: /absolute path/ },
+  { kind: 'user networking on a host reached over SSH', mutate: { testbed: (t) => (physicalWithGuests(t), (t.host = { kind: 'ssh', host: 'server', user: 'root', identityFile: 'k', knownHostsFile: 'kh' })) }, file: 'testbed', key: 'guests.network.user', why: /cannot reach: run nuksm on that host/ },
   { kind: 'SSH host with a bad port', mutate: { testbed: (t) => (t.host = { kind: 'ssh', host: 'h', port: 70000, user: 'u', identityFile: 'k', knownHostsFile: 'kh' }) }, file: 'testbed', key: 'host.port', why: /65535/ },
 ];
 
