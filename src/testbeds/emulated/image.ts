@@ -18,7 +18,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { KernelSpec } from '../../core/testbed-file.ts';
 import { buildNativeWorkloads, NATIVE_SOURCE_DIR } from '../../workloads/native/build.ts';
-import { ensureDebianBase, grubKernels, hash, listFiles, sh, withCacheLock, withMountedDisk, type DebianKernel } from '../images/debian.ts';
+import { ensureDebianBase, grubKernels, hash, listFiles, removeLayerDir, sh, withCacheLock, withMountedDisk, type DebianKernel } from '../images/debian.ts';
 
 export { grubKernels };
 
@@ -117,7 +117,7 @@ async function buildLocked(cacheDir: string, opts: BuildEmulatedImageOptions, lo
   let imageSeconds = 0;
   if (opts.force || !existsSync(manifest)) {
     const t0 = Date.now();
-    await rm(dir, { recursive: true, force: true });
+    await removeLayerDir(dir);
     await mkdir(dir, { recursive: true });
     log(`building image layer ${key} (harness + native workloads)`);
     await buildLayer(base.disk, dir, log);
@@ -157,7 +157,7 @@ async function pruneLayers(cacheDir: string, keep: string, log: (l: string) => v
     const m = await stat(join(dir, 'manifest.json')).catch(() => null);
     if (m && m.mtimeMs < dayAgo) {
       log(`pruning old image layer ${name}`);
-      await rm(dir, { recursive: true, force: true });
+      await removeLayerDir(dir);
     }
   }
 }

@@ -129,6 +129,48 @@ export class Mounts {
   }
 }
 
+/** Mount points at or under dir, deepest first (from /proc/self/mounts; octal escapes decoded). */
+export function mountsUnder(mountsText: string, dir: string): string[] {
+  const prefix = dir.endsWith('/') ? dir : `${dir}/`;
+  return mountsText
+    .split('\n')
+    .map((l) => l.split(' ')[1])
+    .filter((t): t is string => !!t)
+    .map((t) => t.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))))
+    .filter((t) => t === dir || t.startsWith(prefix))
+    .sort((a, b) => b.length - a.length);
+}
+
+/**
+ * Remove a layer directory left by an earlier build. A build killed half-way can leave its
+ * chroot mounts (a bind mount of the host's /dev among them) and loop devices: those are
+ * unmounted and detached first, and nothing is removed while anything is still mounted there,
+ * since a recursive remove would go into the host's /dev.
+ */
+export async function removeLayerDir(dir: string): Promise<void> {
+  if (!existsSync(dir)) return;
+  for (let pass = 0; pass < 3; pass++) {
+    const targets = mountsUnder(await readFile('/proc/self/mounts', 'utf8'), dir);
+    if (targets.length === 0) break;
+    for (const t of targets) await run.run(['umount', t], { timeoutMs: 60_000, allowFailure: true });
+  }
+  const left = mountsUnder(await readFile('/proc/self/mounts', 'utf8'), dir);
+  if (left.length > 0) {
+    for (const t of left) await run.run(['umount', '-l', t], { timeoutMs: 60_000, allowFailure: true });
+    const still = mountsUnder(await readFile('/proc/self/mounts', 'utf8'), dir);
+    if (still.length > 0) throw new HarnessError('config', `cannot remove ${dir}: still mounted there: ${still.join(', ')}`);
+  }
+  for (const f of await listFiles(dir, new Set(['root'])).catch(() => [] as string[])) {
+    if (!f.endsWith('.raw') && !f.endsWith('.partial')) continue;
+    const loops = await run.run(['losetup', '-j', join(dir, f)], { timeoutMs: 30_000, allowFailure: true });
+    for (const line of loops.stdout.split('\n')) {
+      const dev = /^(\/dev\/loop\d+):/.exec(line)?.[1];
+      if (dev) await detachDisk(dev);
+    }
+  }
+  await rm(dir, { recursive: true, force: true });
+}
+
 /** Attach a raw disk with partition scanning; returns the loop device and its first partition node. */
 export async function attachDisk(disk: string): Promise<{ loop: string; part: string }> {
   const loop = (await sh(['losetup', '-fP', '--show', disk], 60_000)).trim();
@@ -361,7 +403,7 @@ export async function ensureDebianBase(opts: EnsureBaseOptions): Promise<DebianB
   if (opts.force || !existsSync(manifestPath)) {
     const t0 = Date.now();
     log(`building base image ${key} in ${dir}`);
-    await rm(dir, { recursive: true, force: true });
+    await removeLayerDir(dir);
     await mkdir(dir, { recursive: true });
     const kernels = await buildBaseDisk(dir, mirror, backports, log);
     await rename(join(dir, 'work', 'disk.raw'), join(dir, 'disk.raw'));

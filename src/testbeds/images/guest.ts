@@ -21,7 +21,7 @@ import { ChrootExecutor } from '../../host/exec/chroot.ts';
 import { ARTIFACT_SNAPSHOT, parseSha256Sums } from '../../workloads/cache.ts';
 import { getWorkload } from '../../workloads/index.ts';
 import { DEFAULT_IMAGE_CACHE_DIR, REPO_ROOT } from '../emulated/image.ts';
-import { chroot, ensureDebianBase, hash, sh, treeHash, withCacheLock, withMountedDisk, type DebianKernel } from './debian.ts';
+import { chroot, ensureDebianBase, hash, removeLayerDir, sh, treeHash, withCacheLock, withMountedDisk, type DebianKernel } from './debian.ts';
 
 export const DEFAULT_GUEST_CACHE_DIR = join(REPO_ROOT, '.cache', 'guest');
 /** Offline cache directory inside the guest (InstallContext.cacheDir). */
@@ -175,7 +175,7 @@ export async function buildGuestImage(opts: BuildGuestImageOptions = {}): Promis
       dir = join(cacheDir, `guest-${key}`);
       cached = !opts.force && existsSync(join(dir, 'manifest.json')) && existsSync(join(dir, 'disk.qcow2'));
       if (!cached) {
-        await rm(dir, { recursive: true, force: true });
+        await removeLayerDir(dir);
         work = join(dir, 'work');
         await mkdir(work, { recursive: true });
         log(`copying base layer ${b.key} for guest layer ${key}`);
