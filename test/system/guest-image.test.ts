@@ -19,6 +19,7 @@ import type { Sample } from '../../src/core/sample.ts';
 import { LocalExecutor, SshExecutor } from '../../src/host/exec/index.ts';
 import { renderDomainXml, type DomainSpec } from '../../src/host/libvirt/domain-xml.ts';
 import { buildGuestImage, CURRENT_LINK, GUEST_DISABLED_TIMERS, GUEST_WORKLOADS, type GuestImage } from '../../src/testbeds/images/guest.ts';
+import { ARTIFACT_SNAPSHOT } from '../../src/workloads/cache.ts';
 import { getWorkload, runPhases } from '../../src/workloads/index.ts';
 
 const TEMPLATE = join(import.meta.dirname, '../../vm-templates/guest-tcg-disk.xml');
@@ -60,7 +61,7 @@ describeWith(['root', 'debootstrap', 'qemu', 'libvirtd', 'gcc'], 'guest image: b
 
   it('has the packages, the snapshot and the five benchmarks pre-built, behind a stable `current` pointer', async () => {
     for (const p of ['mariadb-server', 'sysbench', 'python3', 'gcc', 'g++', 'gfortran', 'make', 'libgomp1']) expect(image.packages[p], p).toMatch(/^\S+$/);
-    expect(image.snapshotSha256).toBe('77c9d76d4589853fe99cbfe5208d10ee6c2ca2b21be31a6bc36deeb21b7f85e9');
+    expect(image.snapshotSha256).toBe(ARTIFACT_SNAPSHOT.sha256 ?? '77c9d76d4589853fe99cbfe5208d10ee6c2ca2b21be31a6bc36deeb21b7f85e9');
     expect(Object.keys(image.workloads).sort()).toEqual([...GUEST_WORKLOADS].sort());
     for (const w of GUEST_WORKLOADS) expect(image.guestPaths.workloads[w]).toBe(`/opt/nuksm/workloads/${w}`);
     expect(image.workloads.cg!.compiler).toMatch(/GNU Fortran/);
