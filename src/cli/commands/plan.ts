@@ -14,6 +14,11 @@ export interface PlanArgs {
   json: boolean;
 }
 
+/** What runs in a step (a native stand-in shows as `*-native`, never under a real benchmark's name). */
+function workloadsOf(step: Plan['steps'][number]): string {
+  return [...new Set(step.scenario.workloads.map((w) => w.workload))].join(', ') || '-';
+}
+
 export function formatPlan(plan: Plan): string {
   const out: string[] = [];
   out.push(`Campaign ${plan.spec} on ${plan.testbed.name} (${plan.testbed.kind}, ${plan.testbed.file})`);
@@ -21,8 +26,8 @@ export function formatPlan(plan: Plan): string {
   out.push('Steps');
   out.push(
     textTable(
-      ['#', 'step', 'kernel', 'boot', 'estimate', 'feeds'],
-      plan.steps.map((s) => [s.seq, s.stepId, s.kernel ?? 'UNSUPPORTED', s.boot ?? '-', s.unsupported ? '-' : duration(s.estimateS), s.figures.join(' ')]),
+      ['#', 'step', 'workload', 'kernel', 'boot', 'estimate', 'feeds'],
+      plan.steps.map((s) => [s.seq, s.stepId, workloadsOf(s), s.kernel ?? 'UNSUPPORTED', s.boot ?? '-', s.unsupported ? '-' : duration(s.estimateS), s.figures.join(' ')]),
     ),
   );
   const unsupported = plan.steps.filter((s) => s.unsupported);

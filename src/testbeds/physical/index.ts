@@ -14,7 +14,7 @@ import { KernelControl } from '../../host/kernel/index.ts';
 import type { KernelBoot } from '../../host/libvirt/domain-xml.ts';
 import { Virsh } from '../../host/libvirt/virsh.ts';
 import { eventSet } from '../../host/perf/index.ts';
-import { describeHost, ProcessLauncher, reclaimAttempt, runStep, VmLauncher, libvirtNetworking, type GuestNetworking, type InstanceLauncher, type StepEnvironment } from '../step/index.ts';
+import { describeHost, ProcessLauncher, reclaimAttempt, runStep, VmLauncher, fileNetworking, type GuestNetworking, type InstanceLauncher, type StepEnvironment } from '../step/index.ts';
 import type { EnvironmentRecord, KernelState, StepContext, Testbed } from '../types.ts';
 import { expandHome, hostExecutor } from './host.ts';
 import { kernelKnobsOf } from './knobs.ts';
@@ -88,7 +88,7 @@ export class PhysicalTestbed implements Testbed {
         guests: file.guests,
         nodes: file.nodes,
         templatesDir: opts.templatesDir ?? join(import.meta.dirname, '../../../vm-templates'),
-        networking: opts.networking ?? libvirtNetworking(file.guests.network),
+        networking: opts.networking ?? fileNetworking(file.guests, exec),
         timeouts: t,
         kernelBoot: opts.kernelBoot ?? null,
         maxOffNodePct: opts.maxOffNodePct,

@@ -165,16 +165,30 @@ class StepRun {
         this.hog = await this.env.startHog!(s.memoryHog, { workDir: `${workRoot}/${MEMHOG}`, marker, stepStartMs: this.startMs, periodS: s.timeline.samplePeriodS, seed: s.seed, emit: this.ctx.emit, signal: this.signal });
       }
 
-      // Stage 4: instances on the stagger; install and the phases before the timed one.
-      const items: WorkloadItem[] = [];
-      for (const spec of [...s.instances].sort((a, b) => a.startAtS - b.startAtS)) {
+      // Stage 4: each instance starts at its stagger time, whether or not the earlier ones are up yet
+      // (a VM boot takes long); then its workloads install and run their phases before the timed one.
+      const perInstance = new Map<string, WorkloadItem[]>();
+      // One failed start cancels the others' boots instead of letting them run to their deadlines.
+      const startAbort = new AbortController();
+      const startSignal = AbortSignal.any([this.signal, startAbort.signal]);
+      const starts = [...s.instances].sort((a, b) => a.startAtS - b.startAtS).map(async (spec) => {
         await this.sleep(this.startMs + spec.startAtS * 1000 - Date.now(), `the wait to start ${spec.name}`);
         this.remainingMs(`start of ${spec.name}`);
         const launcher = this.env.launchers[spec.kind]!;
-        const inst = await launcher.launch(spec, { stepTag: this.tag, signal: this.signal, log: this.log, ledger: this.ledger, rawDir: this.ctx.rawDir, instances: s.instances });
+        const inst = await launcher.launch(spec, { stepTag: this.tag, signal: startSignal, log: this.log, ledger: this.ledger!, rawDir: this.ctx.rawDir, instances: s.instances });
         this.launched.push(inst);
-        for (const w of byInstance.get(spec.name) ?? []) items.push(await this.prepare(inst, w.run, w.workload, w.params));
-      }
+        const mine: WorkloadItem[] = [];
+        perInstance.set(spec.name, mine);
+        for (const w of byInstance.get(spec.name) ?? []) mine.push(await this.prepare(inst, w.run, w.workload, w.params));
+      }).map((p) => p.catch((err: unknown) => {
+        startAbort.abort();
+        throw err;
+      }));
+      // Every start settles before teardown can run (no launch may finish after it); the first failure fails the step.
+      const settled = await Promise.allSettled(starts);
+      const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
+      const items = s.instances.flatMap((i) => perInstance.get(i.name) ?? []);
 
       // Stage 5: placement from now on when every instance's memory holder is known.
       const idle = this.launched.filter((i) => i.residentPid !== null && !items.some((it) => it.inst === i));

@@ -13,7 +13,8 @@ import type { InstanceSpec } from '../../core/scenario.ts';
 import type { GuestAccess, NodeSpec } from '../../core/testbed-file.ts';
 import { SshExecutor } from '../../host/exec/index.ts';
 import type { Executor } from '../../host/exec/types.ts';
-import { loadTemplate, macForName, planDomains, renderDomainXml, type DomainSpec, type KernelBoot } from '../../host/libvirt/domain-xml.ts';
+import { loadTemplate, planDomains, renderDomainXml, type DomainSpec, type KernelBoot } from '../../host/libvirt/domain-xml.ts';
+import { allocateLoopbackPort, isHostfwdConflict, needsLibvirtAddress, needsSshPort, sshEndpointOf, vmNetworkFor } from '../../host/libvirt/network.ts';
 import { DEFAULT_MAX_OFF_NODE_PCT, reniceProcess, verifyPlacement } from '../../host/libvirt/placement.ts';
 import type { Virsh } from '../../host/libvirt/virsh.ts';
 import { LibvirtVm } from '../../host/libvirt/vm.ts';
@@ -26,13 +27,28 @@ export interface GuestNetworking {
   attach(spec: DomainSpec, instance: InstanceSpec): Promise<DomainSpec>;
   /** Where the guest's sshd answers once the domain runs. */
   endpoint(vm: LibvirtVm, spec: DomainSpec, instance: InstanceSpec, timeoutMs: number, signal: AbortSignal): Promise<{ host: string; port: number }>;
+  /** A failed `virsh start` worth one retry with a fresh attach (a forward port taken meanwhile). */
+  retryStart?: (err: unknown) => boolean;
 }
 
-/** A libvirt network: the domain's NIC on it, the guest's address from libvirt's DHCP lease, port 22. */
-export function libvirtNetworking(network: string): GuestNetworking {
+/**
+ * Networking as the testbed file's `guests.network` says (src/host/libvirt/network.ts): a libvirt
+ * network (the guest's DHCP address, port 22), or QEMU user networking with the guest's sshd
+ * forwarded to a free port on a loopback address of the libvirt host (no address wait).
+ */
+export function fileNetworking(guests: GuestAccess, exec: Executor): GuestNetworking {
+  const taken = new Set<number>();
   return {
-    attach: async (spec) => ({ ...spec, network: network ? { name: network, mac: macForName(spec.name) } : null }),
-    endpoint: async (vm, _spec, _instance, timeoutMs, signal) => ({ host: await vm.waitForAddress(timeoutMs, signal), port: 22 }),
+    attach: async (spec) => {
+      const net = vmNetworkFor(guests, spec.name);
+      if (!needsSshPort(net)) return { ...spec, network: net };
+      const port = await allocateLoopbackPort(exec, net.sshHost, { exclude: taken });
+      taken.add(port);
+      return { ...spec, network: { ...net, sshPort: port } };
+    },
+    endpoint: async (vm, spec, _instance, timeoutMs, signal) =>
+      needsLibvirtAddress(spec.network) ? sshEndpointOf(spec.network, await vm.waitForAddress(timeoutMs, signal)) : sshEndpointOf(spec.network),
+    retryStart: isHostfwdConflict,
   };
 }
 
@@ -87,7 +103,7 @@ export class VmLauncher implements InstanceLauncher {
     };
     spec = await o.networking.attach(spec, inst);
     const template = await loadTemplate(o.templatesDir, inst.template ?? 'guest-kvm');
-    const vm = new LibvirtVm(o.virsh, spec, renderDomainXml(template.text, template.file, spec));
+    let vm = new LibvirtVm(o.virsh, spec, renderDomainXml(template.text, template.file, spec));
     // Written down before creation: a kill from here on is undone on resume.
     ctx.ledger.record({ kind: 'domain', name: domName, uri: o.virsh.uri });
     if (spec.disk) ctx.ledger.record({ kind: 'file', path: spec.disk.overlayPath });
@@ -113,7 +129,18 @@ export class VmLauncher implements InstanceLauncher {
         await o.exec.run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-b', o.guests.baseImage, '-F', 'qcow2', spec.disk.overlayPath], { timeoutMs: t.commandS * 1000 });
       }
       await vm.define();
-      await vm.start(t.vmStartS * 1000);
+      try {
+        await vm.start(t.vmStartS * 1000);
+      } catch (err) {
+        if (!o.networking.retryStart?.(err)) throw err;
+        ctx.log.warn({ vm: domName, err: String(err) }, 'VM start failed on its network attachment; once more with a new one');
+        await vm.teardown();
+        spec = await o.networking.attach({ ...spec, network: null }, inst);
+        vm = new LibvirtVm(o.virsh, spec, renderDomainXml(template.text, template.file, spec));
+        if (spec.disk) await o.exec.run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-b', o.guests.baseImage, '-F', 'qcow2', spec.disk.overlayPath], { timeoutMs: t.commandS * 1000 });
+        await vm.define();
+        await vm.start(t.vmStartS * 1000);
+      }
       const endpoint = await o.networking.endpoint(vm, spec, inst, t.bootS * 1000, ctx.signal);
       await vm.waitForSsh(endpoint.host, t.bootS * 1000, endpoint.port, ctx.signal);
       const report = await verifyPlacement(o.virsh, spec, o.maxOffNodePct ?? DEFAULT_MAX_OFF_NODE_PCT);
