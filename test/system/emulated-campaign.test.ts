@@ -18,6 +18,7 @@ import { stringify } from 'yaml';
 import { afterAll, expect, it } from 'vitest';
 import { loadTestbedFile } from '../../src/campaign/testbed-file.ts';
 import { ResultsStore } from '../../src/results/store.ts';
+import { PAPER_WORKLOAD_NAMES } from '../../src/workloads/types.ts';
 import { describeWith } from '../support/components.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -113,6 +114,9 @@ describeWith(['qemu', 'debootstrap', 'root', 'gcc'], 'emulated testbed: a whole 
       expect(attempts.filter((a) => a.step_id === killedStep).at(-1)).toMatchObject({ attempt_id: killed.valid_attempt, outcome: 'done' });
       // Nothing duplicated: one runtime per instance and step; one point per series, instance and time.
       const rows = store.rows();
+      // Only the native stand-ins ran in the machine: no row (and no figure label) names a paper benchmark.
+      expect(rows.filter((r) => (PAPER_WORKLOAD_NAMES as readonly string[]).includes(r.workload))).toEqual([]);
+      expect(new Set(rows.filter((r) => r.metric === 'runtime_s').map((r) => r.workload))).toEqual(new Set(['randomaccess-native', 'xsbench-native']));
       for (const s of steps) {
         for (const inst of ['p0', 'p1']) expect(rows.filter((r) => r.step === s.step_id && r.instance === inst && r.metric === 'runtime_s').length, `${s.step_id} ${inst}`).toBe(1);
       }
