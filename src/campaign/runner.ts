@@ -149,6 +149,9 @@ export async function runCampaign(opts: RunOptions): Promise<RunResult> {
         },
         {
           retries: maxRetries,
+          // A stop during the back-off delay ends the wait (p-retry rejects with the signal's reason):
+          // no fresh attempt starts after SIGINT/SIGTERM, the step goes back to pending below.
+          signal: opts.signal,
           minTimeout: opts.retryDelayMs ?? 5000,
           factor: 2,
           shouldRetry: ({ error, attemptNumber }) => !opts.signal?.aborted && attemptNumber <= retries[(error as StepAttemptError).failureClass],

@@ -164,6 +164,27 @@ describe('runner', () => {
     expect((c.store.db.prepare('SELECT COUNT(*) AS n FROM samples').get() as { n: number }).n).toBe(0);
   });
 
+  it('a stop signal during the retry back-off stops the campaign: no new attempt, the step is requeued, not complete', async () => {
+    const c = campaign();
+    const last = c.journal.steps().at(-1)!;
+    const key = `${last.configId}|${last.kernelMode}`;
+    const double = new DoubleTestbed({ failures: { [key]: ['guest-unreachable'] } });
+    const controller = new AbortController();
+    // Abort once the last step's first attempt has failed, i.e. while p-retry waits out its 400 ms delay.
+    const poll = setInterval(() => {
+      if (c.journal.attempts().some((a) => a.stepId === last.stepId && a.outcome === 'failed')) {
+        clearInterval(poll);
+        setTimeout(() => controller.abort(), 50);
+      }
+    }, 5);
+    const result = await executeCampaign(c, double, { retryDelayMs: 400, log: silent, signal: controller.signal });
+    clearInterval(poll);
+    expect(result.outcome).toBe('stopped');
+    expect(double.calls.run.filter((k) => k === key)).toHaveLength(1);
+    expect(c.journal.steps().at(-1)).toMatchObject({ stepId: last.stepId, state: 'pending', attempts: 1 });
+    expect(result).toMatchObject({ done: 3, pending: 1 });
+  });
+
   it('refuses a second runner on the same campaign while the first is alive', async () => {
     const c = campaign();
     const controller = new AbortController();
