@@ -178,7 +178,7 @@ export function writeProgress(dir: string, p: Omit<CampaignProgress, 'updatedAt'
 export async function executeCampaign(
   c: OpenCampaign,
   testbed: Testbed,
-  opts: Partial<Pick<RunOptions, 'retries' | 'retryDelayMs' | 'signal' | 'maxSteps' | 'log' | 'stopGraceMs'>> & {
+  opts: Partial<Pick<RunOptions, 'retries' | 'retryDelayMs' | 'signal' | 'maxSteps' | 'log' | 'stopGraceMs' | 'teardownGraceMs'>> & {
     onProgress?: (p: Progress) => void;
     /** The testbed file's `resume`: install boot-resume hooks on this host for the campaign (src/campaign/boot-resume.ts). */
     resume?: TestbedFile['resume'];
@@ -211,6 +211,7 @@ export async function executeCampaign(
         signal: opts.signal,
         maxSteps: opts.maxSteps,
         stopGraceMs: opts.stopGraceMs,
+        teardownGraceMs: opts.teardownGraceMs,
         onProgress: (p) => {
           writeProgress(c.dir, { campaign: id, outcome: 'running', ...counts(), current: p.step.stepId, message: null });
           opts.onProgress?.(p);

@@ -52,6 +52,11 @@ export interface RunOptions {
   maxSteps?: number;
   /** After a stop signal, how long the testbed gets to clean up and return before the runner stops waiting. */
   stopGraceMs?: number;
+  /**
+   * After a step's maxDurationS, how long the testbed gets to tear the attempt down. A retry starts
+   * only after it has; an attempt still not torn down then fails the step (no concurrent attempt).
+   */
+  teardownGraceMs?: number;
 }
 
 export type RunOutcome = 'complete' | 'rebooting' | 'stopped';
@@ -68,9 +73,67 @@ export interface RunResult {
 }
 
 class StepAttemptError extends Error {
-  constructor(readonly failureClass: FailureClass, message: string) {
+  constructor(
+    readonly failureClass: FailureClass,
+    message: string,
+    /** No further attempt may start (the old one may still hold the step's resources). */
+    readonly final = false,
+  ) {
     super(message);
   }
+}
+
+/** The testbed did not finish an aborted attempt within the grace period: it may still be tearing down. */
+class UnsettledAttemptError extends HarnessError {
+  constructor(message: string) {
+    super('timeout', message);
+  }
+}
+
+/** How long a timed-out attempt gets to tear down before the step is failed instead of retried (default). */
+export const DEFAULT_TEARDOWN_GRACE_MS = 300_000;
+
+/**
+ * Waits for the attempt. When it is aborted (maxDurationS, or a stop), the attempt is still awaited
+ * until the testbed has torn it down, at most the grace period (stopGraceMs for a stop,
+ * teardownGraceMs for a timeout): a retry never starts next to a teardown still in progress. An
+ * attempt that does not settle in time is an UnsettledAttemptError (the step is not retried).
+ */
+async function settleOrAbort(running: Promise<void>, signal: AbortSignal, opts: RunOptions): Promise<void> {
+  const settled = running.then(
+    () => ({ ok: true as const }),
+    (error: unknown) => ({ ok: false as const, error }),
+  );
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<'aborted'>((resolve) => {
+    onAbort = () => resolve('aborted');
+    if (signal.aborted) resolve('aborted');
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
+  const first = await Promise.race([settled, aborted]);
+  if (onAbort) signal.removeEventListener('abort', onAbort);
+  if (first !== 'aborted') {
+    if (first.ok) return;
+    throw first.error;
+  }
+  const stopping = opts.signal?.aborted === true;
+  const graceMs = stopping ? (opts.stopGraceMs ?? 30_000) : (opts.teardownGraceMs ?? DEFAULT_TEARDOWN_GRACE_MS);
+  let graceTimer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((resolve) => {
+    graceTimer = setTimeout(() => resolve('late'), graceMs);
+  });
+  const end = await Promise.race([settled, late]);
+  clearTimeout(graceTimer);
+  const reason: unknown = signal.reason;
+  if (end === 'late') {
+    throw new UnsettledAttemptError(
+      stopping
+        ? 'the testbed did not return after the stop signal'
+        : `${reason instanceof Error ? reason.message : 'the attempt was aborted'}, and the testbed did not finish tearing the attempt down within ${graceMs} ms: the step is failed rather than retried next to it`,
+    );
+  }
+  // Torn down: the abort reason (the timeout, or the stop) is the attempt's outcome, whatever the testbed threw.
+  throw reason instanceof Error ? reason : end.ok ? new HarnessError('timeout', 'the attempt was aborted') : end.error;
 }
 
 export async function runCampaign(opts: RunOptions): Promise<RunResult> {
@@ -144,7 +207,7 @@ export async function runCampaign(opts: RunOptions): Promise<RunResult> {
             const message = err instanceof Error ? err.message : String(err);
             journal.failAttempt(step.stepId, attemptId, cls, message, false);
             log.warn({ step: step.stepId, attempt: attemptNumber, attemptId, failureClass: cls, err: message }, 'attempt failed');
-            throw new StepAttemptError(cls, message);
+            throw new StepAttemptError(cls, message, err instanceof UnsettledAttemptError);
           }
         },
         {
@@ -154,7 +217,7 @@ export async function runCampaign(opts: RunOptions): Promise<RunResult> {
           signal: opts.signal,
           minTimeout: opts.retryDelayMs ?? 5000,
           factor: 2,
-          shouldRetry: ({ error, attemptNumber }) => !opts.signal?.aborted && attemptNumber <= retries[(error as StepAttemptError).failureClass],
+          shouldRetry: ({ error, attemptNumber }) => !opts.signal?.aborted && !(error as StepAttemptError).final && attemptNumber <= retries[(error as StepAttemptError).failureClass],
         },
       );
       log.info({ step: step.stepId }, 'step done');
@@ -189,18 +252,9 @@ async function runOneAttempt(step: JournalStep, attemptId: string, attemptNumber
   let timer: NodeJS.Timeout | undefined;
   const startedAt = new Date().toISOString();
   try {
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        controller.abort(new HarnessError('timeout', `step exceeded maxDurationS ${step.scenario.timeline.maxDurationS} s`));
-        reject(new HarnessError('timeout', `step exceeded maxDurationS ${step.scenario.timeline.maxDurationS} s`));
-      }, limitMs);
-    });
-    const stopped = new Promise<never>((_, reject) => {
-      controller.signal.addEventListener('abort', () => {
-        setTimeout(() => reject(new HarnessError('timeout', 'the testbed did not return after the stop signal')), opts.stopGraceMs ?? 30_000).unref();
-      });
-    });
-    await Promise.race([testbed.runScenario(step.scenario, { emit, log: log.child({ step: step.stepId, attempt: attemptNumber }), signal: controller.signal, rawDir, kernel: step.kernel ?? undefined }), timeout, stopped]);
+    timer = setTimeout(() => controller.abort(new HarnessError('timeout', `step exceeded maxDurationS ${step.scenario.timeline.maxDurationS} s`)), limitMs);
+    const running = testbed.runScenario(step.scenario, { emit, log: log.child({ step: step.stepId, attempt: attemptNumber }), signal: controller.signal, rawDir, kernel: step.kernel ?? undefined });
+    await settleOrAbort(running, controller.signal, opts);
     open = false;
     const environment = await testbed.describe();
     // The step's raw outputs are durable before the journal calls it done (a power loss right after

@@ -101,6 +101,31 @@ describe('runner', () => {
     expect(steps.filter((s) => s.configId === 'a').every((s) => s.failureClass === 'timeout' && s.attempts === 2)).toBe(true);
   });
 
+  it('a timed-out attempt is torn down before its retry starts (no two attempts of a step at once)', async () => {
+    const c = campaign({ maxDurationS: 0.2 });
+    const double = new DoubleTestbed({ hang: ['a'], teardownMs: 300 });
+    const result = await executeCampaign(c, double, { retryDelayMs: 1, log: silent });
+    expect(result.done).toBe(2);
+    const at = (entries: string[], key: string) => Number(entries.find((e) => e.startsWith(key))!.split('@')[1]);
+    for (const mode of ['ksm-off', 'ksm']) {
+      // Attempt 2 starts only after attempt 1 finished its (slow) teardown.
+      expect(at(double.calls.started, `a|${mode}#2`)).toBeGreaterThanOrEqual(at(double.calls.settled, `a|${mode}#1`));
+      expect(double.calls.settled.filter((e) => e.startsWith(`a|${mode}#`))).toHaveLength(2);
+    }
+    expect(c.journal.steps().filter((s) => s.configId === 'a').every((s) => s.state === 'failed' && s.failureClass === 'timeout' && s.attempts === 2)).toBe(true);
+  });
+
+  it('a timed-out attempt that does not finish its teardown within the grace fails the step instead of starting a retry next to it', async () => {
+    const c = campaign({ maxDurationS: 0.2, modes: ['ksm'] });
+    const double = new DoubleTestbed({ hang: ['a'], teardownMs: 'never' });
+    const result = await executeCampaign(c, double, { retryDelayMs: 1, log: silent, teardownGraceMs: 100 });
+    expect(result).toMatchObject({ outcome: 'complete', done: 1, failed: 1 });
+    expect(double.calls.run.filter((k) => k === 'a|ksm')).toHaveLength(1);
+    const a = c.journal.steps().find((s) => s.configId === 'a')!;
+    expect(a).toMatchObject({ state: 'failed', failureClass: 'timeout', attempts: 1 });
+    expect(a.failureMessage).toMatch(/did not finish tearing the attempt down within 100 ms/);
+  });
+
   it('marks modes the testbed file lacks as unsupported without calling the testbed', async () => {
     const c = campaign({ modes: ['ksm', 'uksm'] });
     const { result, double, steps } = await run(c, {});

@@ -14,8 +14,10 @@ export interface DoubleScript {
   rebootInto?: KernelMode[];
   /** Kernel keys whose first ensureKernel answers 'rebooting'. */
   rebootIntoKernel?: string[];
-  /** configId whose step never finishes on its own (for the timeout). */
+  /** configId whose step never finishes on its own (for the timeout); it returns when its signal aborts, after `teardownMs`. */
   hang?: string[];
+  /** How long a hanging step takes to tear down after its signal aborted (ms; default 0). 'never': it does not return at all. */
+  teardownMs?: number | 'never';
   /** configId whose step emits an unknown metric. */
   badMetric?: string[];
 }
@@ -23,7 +25,7 @@ export interface DoubleScript {
 export class DoubleTestbed implements Testbed {
   readonly kind = 'model' as const;
   /** ensureKernel: the modes asked for; ensure: mode@kernel of each call (kernel as the runner passed it). */
-  readonly calls: { ensureKernel: KernelMode[]; ensure: string[]; run: string[] } = { ensureKernel: [], ensure: [], run: [] };
+  readonly calls: { ensureKernel: KernelMode[]; ensure: string[]; run: string[]; started: string[]; settled: string[] } = { ensureKernel: [], ensure: [], run: [], started: [], settled: [] };
   private mode: KernelMode = 'ksm-off';
   private readonly rebooted = new Set<string>();
 
@@ -52,12 +54,20 @@ export class DoubleTestbed implements Testbed {
     const key = `${s.configId}|${s.kernelMode}`;
     this.calls.run.push(key);
     const attempt = this.calls.run.filter((k) => k === key).length;
+    this.calls.started.push(`${key}#${attempt}@${Date.now()}`);
     for (const inst of s.instances) {
       ctx.emit([{ instance: inst.name, workload: s.workloads[0]!.workload, metric: 'runtime_s', value: 100 + attempt, unit: 's', t: null, node: null }]);
     }
     ctx.emit([{ instance: 'host', workload: '', metric: 'memory_saved_gib', value: s.seed % 7, unit: 'GiB', t: null, node: null }]);
     if (this.script.badMetric?.includes(s.configId)) ctx.emit([{ instance: 'host', workload: '', metric: 'made_up', value: 1, unit: 'x', t: null, node: null }]);
-    if (this.script.hang?.includes(s.configId)) await new Promise(() => {});
+    if (this.script.hang?.includes(s.configId)) {
+      await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve(), { once: true }));
+      const teardown = this.script.teardownMs ?? 0;
+      if (teardown === 'never') await new Promise(() => {});
+      else await new Promise((r) => setTimeout(r, teardown as number));
+      this.calls.settled.push(`${key}#${attempt}@${Date.now()}`);
+      throw new HarnessError('benchmark-error', 'aborted');
+    }
     const failure = this.script.failures?.[key]?.[attempt - 1];
     if (failure) throw new HarnessError(failure, `scripted ${failure} on attempt ${attempt}`);
   }
