@@ -74,7 +74,7 @@ describe('planner', () => {
     expect(out).toMatch(/Boots \(3 reboot\(s\)/); // v5.4, nuKSM_SingleTree, nuKSM_MultiTree (Fig. 8)
     expect(out).toMatch(/v5\.4\s+5\.4\.0\s+Advanced options for Ubuntu>Ubuntu, with Linux 5\.4\.0\s+14/);
     expect(out).toMatch(/nuKSM_SingleTree\s+5\.4\.0nuKSMSingleTree\+/);
-    expect(out).toMatch(/fig8-xsbench-40g-nuksm-forest-i1\s+nuKSM_MultiTree/);
+    expect(out).toMatch(/fig8-xsbench-40g-nuksm-forest-i1\s+xsbench\s+nuKSM_MultiTree/);
     expect(out).toMatch(/fig3\s+xsbench\s+vm1\s+vm\s+1\s+18,19,20,21/); // pin map
     expect(out).toMatch(/0001-fig3-xsbench-ksm-off-i1 .* 3a 3b 6a 6b table2/);
     const hours = Number(/Estimated wall time: .*\(([\d.]+) h\)/.exec(out)![1]);
