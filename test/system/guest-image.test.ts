@@ -24,6 +24,9 @@ import { getWorkload, runPhases } from '../../src/workloads/index.ts';
 
 const TEMPLATE = join(import.meta.dirname, '../../vm-templates/guest-tcg-disk.xml');
 const BOOT_TIMEOUT_MS = 420_000;
+// Default: the project's caches (.cache/guest on .cache/emulated's base). Overridable to test a
+// build from scratch elsewhere without touching them.
+const CACHES = { cacheDir: process.env.NUKSM_TEST_GUEST_CACHE_DIR || undefined, baseCacheDir: process.env.NUKSM_TEST_BASE_CACHE_DIR || undefined };
 
 describeWith(['root', 'debootstrap', 'qemu', 'libvirtd', 'gcc'], 'guest image: build, boot one libvirt TCG guest, run the five benchmarks in it over SSH', () => {
   const local = new LocalExecutor({ defaultTimeoutMs: 120_000 });
@@ -41,7 +44,7 @@ describeWith(['root', 'debootstrap', 'qemu', 'libvirtd', 'gcc'], 'guest image: b
     // libvirt's QEMU runs as libvirt-qemu: it must reach the overlay and the console file.
     chmodSync(work, 0o755);
     const t0 = Date.now();
-    image = await buildGuestImage({ log });
+    image = await buildGuestImage({ ...CACHES, log });
     firstBuildS = (Date.now() - t0) / 1000;
     log(`image ${image.key}: ${image.builtNow ? `guest layer built in ${image.buildSeconds.guest.toFixed(0)} s` : 'from the cache'}${image.baseBuiltNow ? `, base built in ${image.buildSeconds.base.toFixed(0)} s` : ''}; call took ${firstBuildS.toFixed(1)} s; ${(image.sizeBytes / 2 ** 20).toFixed(0)} MiB`);
     daemons = await ensureLibvirtd();
@@ -77,7 +80,7 @@ describeWith(['root', 'debootstrap', 'qemu', 'libvirtd', 'gcc'], 'guest image: b
     expect(manifest).toMatchObject({ key: image.key, baseKey: image.baseKey, packages: image.packages, workloads: image.workloads });
 
     const t0 = Date.now();
-    const again = await buildGuestImage({ log });
+    const again = await buildGuestImage({ ...CACHES, log });
     const cachedS = (Date.now() - t0) / 1000;
     log(`second build: ${cachedS.toFixed(1)} s (cache)`);
     expect(again.builtNow).toBe(false);
@@ -89,8 +92,9 @@ describeWith(['root', 'debootstrap', 'qemu', 'libvirtd', 'gcc'], 'guest image: b
     const write = process.stdout.write.bind(process.stdout);
     process.stdout.write = ((chunk: string) => (out.push(String(chunk)), true)) as typeof process.stdout.write;
     try {
-      await yargs([]).command(testbedBuildCommand).strict().parseAsync(['testbed', 'build', 'guest', '--json']);
-      await yargs([]).command(testbedBuildCommand).strict().parseAsync(['testbed', 'build', 'guest']);
+      const dirArgs = CACHES.cacheDir ? ['--cache-dir', CACHES.cacheDir] : [];
+      await yargs([]).command(testbedBuildCommand).strict().parseAsync(['testbed', 'build', 'guest', ...dirArgs, '--json']);
+      await yargs([]).command(testbedBuildCommand).strict().parseAsync(['testbed', 'build', 'guest', ...dirArgs]);
     } finally {
       process.stdout.write = write;
     }
