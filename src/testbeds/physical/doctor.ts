@@ -9,6 +9,7 @@ import type { Executor } from '../../host/exec/types.ts';
 import { Virsh } from '../../host/libvirt/virsh.ts';
 import { eventSet, parseCpuinfo, parsePerfStatIntervals, perfEventArgs, selectEventSet, totalsByEvent, type PerfEventSet } from '../../host/perf/index.ts';
 import { findGrubEntry, grubNamesOf, parseGrubMenu } from './grub.ts';
+import { guestNetworkOf } from '../../host/libvirt/network.ts';
 import { expandHome, hostExecutor } from './host.ts';
 import { compareNodes, readHostNodes } from './topology.ts';
 
@@ -126,6 +127,11 @@ async function checkKsm(exec: Executor, file: TestbedFile, release: string): Pro
 async function checkGrub(exec: Executor, file: TestbedFile): Promise<DoctorFinding[]> {
   const kernels = Object.entries(file.kernels);
   if (kernels.length === 0) return [ok('grub', 'the testbed file names no kernels: no reboots will be needed')];
+  // One kernel that is the running one: ensureKernel only verifies the boot, never reboots.
+  const running = (await sh(exec, ['uname', '-r'])).out.trim();
+  if (kernels.length === 1 && kernels[0]![1].release === running) {
+    return [ok('grub', `the only kernel '${kernels[0]![0]}' is the running one (${running}): no reboots will be needed, GRUB is not used`)];
+  }
   let cfgPath: string | null = null;
   let cfg = '';
   for (const p of GRUB_CFG_PATHS) {
@@ -178,10 +184,16 @@ async function checkLibvirt(exec: Executor, file: TestbedFile): Promise<DoctorFi
     return [fail('libvirt', `libvirt at ${file.libvirtUri} is not reachable: ${v.stderr.trim()}`, 'start libvirtd (systemctl start libvirtd, or by hand: mkdir -p /var/log/libvirt; virtlogd -d; libvirtd -d)')];
   }
   findings.push(ok('libvirt', `libvirt reachable at ${file.libvirtUri}`));
-  const net = await virsh.run(['net-info', file.guests.network], { allowFailure: true });
-  if (net.exitCode !== 0) findings.push(fail('libvirt-network', `network '${file.guests.network}' does not exist`, `virsh net-define <xml> && virsh net-start ${file.guests.network} && virsh net-autostart ${file.guests.network} (see docs/testbed-physical.md)`));
-  else if (!/Active:\s+yes/.test(net.stdout)) findings.push(fail('libvirt-network', `network '${file.guests.network}' is not active`, `virsh net-start ${file.guests.network}`));
-  else findings.push(ok('libvirt-network', `network '${file.guests.network}' is active`));
+  const guestNet = guestNetworkOf(file.guests);
+  if (guestNet === null) findings.push(fail('libvirt-network', 'guests have no network: there is no way to reach their sshd', 'set guests.network to a libvirt network or { user: { sshHost: 127.0.0.1 } }'));
+  else if (guestNet.kind === 'user') findings.push(ok('libvirt-network', `QEMU user networking: each VM's sshd forwarded to its own port on ${guestNet.sshHost} (no libvirt network needed)`));
+  else {
+    const name = guestNet.name;
+    const net = await virsh.run(['net-info', name], { allowFailure: true });
+    if (net.exitCode !== 0) findings.push(fail('libvirt-network', `network '${name}' does not exist`, `virsh net-define <xml> && virsh net-start ${name} && virsh net-autostart ${name} (see docs/testbed-physical.md)`));
+    else if (!/Active:\s+yes/.test(net.stdout)) findings.push(fail('libvirt-network', `network '${name}' is not active`, `virsh net-start ${name}`));
+    else findings.push(ok('libvirt-network', `network '${name}' is active`));
+  }
   const img = await sh(exec, ['qemu-img', 'info', '--output=json', file.guests.baseImage], 30_000);
   if (img.code !== 0) findings.push(fail('base-image', `base image ${file.guests.baseImage} is not readable by qemu-img: ${img.err.trim()}`, 'build or copy the guest base image (qcow2) to that path (docs/testbed-physical.md)'));
   else if (!/"format":\s*"qcow2"/.test(img.out)) findings.push(fail('base-image', `base image ${file.guests.baseImage} is not qcow2`, `qemu-img convert -O qcow2 <image> ${file.guests.baseImage}`));
