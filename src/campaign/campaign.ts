@@ -25,6 +25,21 @@ export function resultsRoot(option?: string): string {
   return resolve(option ?? process.env.NUKSM_RESULTS_DIR ?? 'results');
 }
 
+/**
+ * Campaign ids name a directory under the results root and a boot-resume hook: letters, digits
+ * and _ . : - (starting with a letter or digit), no '..', at most 128 characters. So no path
+ * separator, whitespace, shell metacharacter or empty id ever gets in.
+ */
+export const CAMPAIGN_ID = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
+
+/** Throws a ConfigError (exit 2) naming the flag or argument when `id` is not a valid campaign id. */
+export function checkCampaignId(id: string, key = '--campaign-id'): string {
+  if (!CAMPAIGN_ID.test(id) || id.includes('..')) {
+    throw new ConfigError('command line', key, `campaign id ${JSON.stringify(id)} is not allowed: use 1–128 letters, digits and _ . : - starting with a letter or digit, without '..' (it names a directory under the results root)`);
+  }
+  return id;
+}
+
 export function newCampaignId(spec: string): string {
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
   return `${spec}-${stamp}-${randomBytes(2).toString('hex')}`;
@@ -67,6 +82,7 @@ export interface PlanRequest {
 
 /** Loads and validates everything a campaign needs; throws ConfigError before anything runs. */
 export function planCampaign(req: PlanRequest): { plan: Plan; spec: CampaignSpec; testbed: TestbedFile } {
+  if (req.campaignId !== undefined) checkCampaignId(req.campaignId, '--campaign-id');
   if (req.iterations !== undefined && (!Number.isInteger(req.iterations) || req.iterations < 1)) {
     throw new ConfigError('command line', '--iterations', 'must be an integer ≥ 1');
   }
@@ -98,6 +114,7 @@ export function createCampaign(req: PlanRequest & { resultsDir?: string }): Open
 }
 
 export function openCampaign(resultsDir: string | undefined, campaignId: string): OpenCampaign {
+  checkCampaignId(campaignId, 'campaign-id');
   const dir = join(resultsRoot(resultsDir), campaignId);
   if (!existsSync(join(dir, STORE_FILE))) throw new ConfigError('command line', 'campaign', `no campaign '${campaignId}' in ${resultsRoot(resultsDir)}`);
   const store = new ResultsStore(dir);

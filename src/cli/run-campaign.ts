@@ -5,7 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { createCampaign, executeCampaign, loadTestbedFile, openCampaign, planCampaign, resultsRoot, type OpenCampaign, type PlanRequest } from '../campaign/campaign.ts';
+import { checkCampaignId, createCampaign, executeCampaign, loadTestbedFile, openCampaign, planCampaign, resultsRoot, type OpenCampaign, type PlanRequest } from '../campaign/campaign.ts';
 import type { RunResult } from '../campaign/runner.ts';
 import { exportFigures } from '../results/figures.ts';
 import { STORE_FILE } from '../results/store.ts';
@@ -86,6 +86,7 @@ export async function runNewCampaign(req: PlanRequest & { resultsDir?: string },
 
 /** `nuksm resume`: continue where the campaign runs (here, or inside the emulated machine). */
 export async function resumeCampaign(resultsDir: string | undefined, id: string, opts: { maxSteps?: number; quiet?: boolean } = {}): Promise<CampaignRun> {
+  checkCampaignId(id, 'campaign-id');
   const dir = join(resultsRoot(resultsDir), id);
   const { MACHINE_FILE, resumeCampaignInMachine } = await import('../campaign/in-machine.ts');
   if (existsSync(join(dir, MACHINE_FILE))) {

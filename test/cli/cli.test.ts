@@ -107,4 +107,19 @@ describe('nuksm CLI', () => {
     expect(out).toMatch(/C-10:1/);
     expect(out).toMatch(/table2\s+\S+table2\.csv/);
   }, 180_000);
+  it('refuses campaign ids that are paths, empty, or carry whitespace or shell metacharacters (exit 2, nothing written)', async () => {
+    const root = join(tmp, 'ids');
+    for (const id of ['../x', '', 'a/b', '..', 'a b', '$(id)', 'x;rm', 'x"y', '.hidden']) {
+      err = '';
+      expect(await main(['run', SPEC, '--testbed', MODEL, '--campaign-id', id, '--results-dir', root])).toBe(EXIT.config);
+      expect(err).toContain('--campaign-id');
+      expect(existsSync(root)).toBe(false);
+      expect(existsSync(join(tmp, 'x'))).toBe(false);
+    }
+    for (const cmd of ['resume', 'status', 'export', 'boot-resume show']) {
+      err = '';
+      expect(await main([...cmd.split(' '), '../x', '--results-dir', root])).toBe(EXIT.config);
+      expect(err).toMatch(/campaign-id: campaign id "\.\.\/x" is not allowed/);
+    }
+  });
 });

@@ -4,11 +4,21 @@
  * exercised inside the emulated machine by the system tests.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync, appendFileSync, utimesSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync, appendFileSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { bootResumePaths, cronEntry, guardScript, systemdUnit, type BootResumeSpec } from '../../src/host/boot-resume/index.ts';
+import { campaignResumeHook } from '../../src/campaign/boot-resume.ts';
+import { createCampaign } from '../../src/campaign/campaign.ts';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+import { bootResumePaths, cronEntry, guardDataFiles, guardScript, systemdUnit, type BootResumeSpec } from '../../src/host/boot-resume/index.ts';
+
+/** What installBootResume writes, minus the hooks: the guard and its data files. */
+function writeGuard(spec: BootResumeSpec): void {
+  for (const f of guardDataFiles(spec)) writeFileSync(f.path, f.content);
+  writeFileSync(bootResumePaths(spec).guard, guardScript(spec));
+}
 
 function setup(max = 3) {
   const root = mkdtempSync(join(tmpdir(), 'nuksm-boot-resume-'));
@@ -23,7 +33,7 @@ function setup(max = 3) {
   };
   const p = bootResumePaths(spec);
   execFileSync('mkdir', ['-p', p.stateDir]);
-  writeFileSync(p.guard, guardScript(spec));
+  writeGuard(spec);
   writeFileSync(spec.progressFile, 'step1\n');
   let boots = 0;
   const boot = (): number => {
@@ -109,7 +119,7 @@ describe('boot-resume guard', () => {
     };
     const p = bootResumePaths(flaky);
     execFileSync('mkdir', ['-p', p.stateDir]);
-    writeFileSync(p.guard, guardScript(flaky));
+    writeGuard(flaky);
     writeFileSync(flaky.bootIdFile!, 'boot-1\n');
     execFileSync('sh', [p.guard, 'cron']);
     expect(readFileSync(counter, 'utf8').trim()).toBe('2');
@@ -117,11 +127,47 @@ describe('boot-resume guard', () => {
     // Exit 3 (rebooting) is final: one run in the next boot.
     writeFileSync(counter, '-5\n');
     const rebooting = { ...flaky, command: ['sh', '-c', 'n=$(($(cat "$1") + 1)); echo $n > "$1"; exit 3', 'sh', counter] };
-    writeFileSync(p.guard, guardScript(rebooting));
+    writeGuard(rebooting);
     writeFileSync(flaky.bootIdFile!, 'boot-2\n');
     appendFileSync(flaky.progressFile, 'x');
     expect(() => execFileSync('sh', [p.guard, 'cron'])).toThrow();
     expect(readFileSync(counter, 'utf8').trim()).toBe('-4');
+  });
+
+  it('takes paths with quotes, $(…) and spaces as data: the guard is sh -n clean, runs the command with them verbatim and executes nothing injected', () => {
+    const root = mkdtempSync(join(tmpdir(), 'nuksm-boot-resume-inject-'));
+    const pwned = join(root, 'PWNED');
+    // A results directory a user could really have, with a command substitution and a quote in it.
+    const weird = join(root, `res "dir" $(touch ${pwned}) \`touch ${pwned}\` it's`);
+    mkdirSync(weird, { recursive: true });
+    const c = createCampaign({ spec: join(ROOT, 'experiments', 'smoke.yaml'), testbedFile: join(ROOT, 'experiments', 'testbeds', 'model.yaml'), resultsDir: weird, campaignId: 'inj-1' });
+    c.store.close();
+    const hook = campaignResumeHook(c.plan, c.dir, 'systemd')!;
+    const argsFile = join(root, 'args');
+    // The real hook's argv, run through a stand-in that records its arguments one per line (no node start here).
+    const spec: BootResumeSpec = {
+      ...hook,
+      command: ['sh', '-c', 'for a in "$@"; do printf "%s\\n" "$a"; done > "$0"', argsFile, ...hook.command.slice(2)],
+      env: { ...hook.env, NUKSM_X: `a "b" $(touch ${pwned})` },
+      stateRoot: join(root, 'state'),
+      bootIdFile: join(root, 'boot_id'),
+      maxBootsWithoutProgress: 1,
+    };
+    const p = bootResumePaths(spec);
+    mkdirSync(p.stateDir, { recursive: true });
+    writeGuard(spec);
+    writeFileSync(spec.bootIdFile!, 'boot-1\n');
+    execFileSync('sh', ['-n', p.guard]);
+    expect(guardScript(spec)).not.toContain(weird);
+    execFileSync('sh', [p.guard, 'systemd']);
+    expect(readFileSync(argsFile, 'utf8').split('\n').slice(0, -1)).toEqual(['resume', 'inj-1', '--results-dir', weird]);
+    expect(existsSync(pwned)).toBe(false);
+    expect(readFileSync(p.bootLog, 'utf8')).toMatch(/resume command exited 0/);
+    // The next boot without progress writes the boot-loop report, which names the progress file.
+    writeFileSync(spec.bootIdFile!, 'boot-2\n');
+    expect(() => execFileSync('sh', [p.guard, 'systemd'], { stdio: 'ignore' })).toThrow();
+    expect(readFileSync(p.reportFile, 'utf8')).toContain(join(c.dir, 'progress.json'));
+    expect(existsSync(pwned)).toBe(false);
   });
 
   it('generates a systemd unit and an @reboot cron entry that run the guard', () => {

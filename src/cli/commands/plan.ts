@@ -49,7 +49,7 @@ export const planCommand: CommandModule<object, PlanArgs> = {
   describe: 'Validate a campaign and print its steps, reboots, pin map, estimated time and figures (runs nothing)',
   builder: (y: Argv<object>) => withJson(withSpecAndTestbed(y)) as unknown as Argv<PlanArgs>,
   handler: (args) => {
-    const { plan } = planCampaign({ spec: args.spec, testbedFile: args.testbed, iterations: args.iterations, interleave: args.interleave, experimentsDir: args.experimentsDir, campaignId: '(planned)' });
+    const { plan } = planCampaign({ spec: args.spec, testbedFile: args.testbed, iterations: args.iterations, interleave: args.interleave, experimentsDir: args.experimentsDir, campaignId: 'planned' });
     process.stdout.write(args.json ? `${JSON.stringify(plan, null, 2)}\n` : formatPlan(plan));
   },
 };

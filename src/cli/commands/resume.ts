@@ -1,6 +1,6 @@
 /** `nuksm resume [campaign-id]`: continue a campaign after a crash, kill -9, stop or reboot. */
 import type { Argv, CommandModule } from 'yargs';
-import { latestCampaignId } from '../../campaign/campaign.ts';
+import { checkCampaignId, latestCampaignId } from '../../campaign/campaign.ts';
 import { ConfigError } from '../../core/errors.ts';
 import { withJson, withResultsDir } from '../options.ts';
 import { finishCampaign, resumeCampaign } from '../run-campaign.ts';
@@ -13,7 +13,8 @@ export interface ResumeArgs {
 }
 
 export function campaignIdOrLatest(id: string | undefined, resultsDir: string | undefined): string {
-  const found = id ?? latestCampaignId(resultsDir);
+  if (id !== undefined) return checkCampaignId(id, 'campaign-id');
+  const found = latestCampaignId(resultsDir);
   if (!found) throw new ConfigError('command line', 'campaign-id', 'no campaign given and none found in the results directory');
   return found;
 }

@@ -10,7 +10,7 @@
  * the emulated machine.
  */
 import type { Executor } from '../exec/types.ts';
-import { shellJoin, shellQuote } from '../exec/quote.ts';
+import { shellQuote } from '../exec/quote.ts';
 
 export interface BootResumeSpec {
   /** Short id, [A-Za-z0-9_-]; names the unit, cron file and state dir. */
@@ -55,10 +55,14 @@ export interface BootResumePaths {
 }
 
 const ID = /^[A-Za-z0-9_-]{1,64}$/;
+/** The state root is written into the unit and the cron line as is: plain path characters only. */
+const SAFE_PATH = /^\/[A-Za-z0-9_.\/-]*$/;
 
 export function bootResumePaths(spec: Pick<BootResumeSpec, 'id' | 'stateRoot'>): BootResumePaths {
   if (!ID.test(spec.id)) throw new Error(`boot-resume id '${spec.id}' must match ${ID}`);
-  const stateDir = `${spec.stateRoot ?? '/var/lib/nuksm/resume'}/${spec.id}`;
+  const root = spec.stateRoot ?? '/var/lib/nuksm/resume';
+  if (!SAFE_PATH.test(root) || root.split('/').includes('..')) throw new Error(`boot-resume state root '${root}' must be an absolute path of letters, digits and _ . / - (no '..')`);
+  const stateDir = `${root}/${spec.id}`;
   return {
     stateDir,
     guard: `${stateDir}/guard.sh`,
@@ -72,16 +76,57 @@ export function bootResumePaths(spec: Pick<BootResumeSpec, 'id' | 'stateRoot'>):
   };
 }
 
-/** The guard script (POSIX sh). Runs the resume command at most once per boot, under a lock. */
+/** One value per line, for a data file the guard reads with `read -r` (never evaluated). */
+function dataLines(what: string, values: readonly string[]): string {
+  for (const v of values) {
+    if (/[\n\r\0]/.test(v)) throw new Error(`boot-resume: ${what} contains a newline or NUL byte, which the guard's data files cannot carry: ${JSON.stringify(v)}`);
+  }
+  return values.map((v) => `${v}\n`).join('');
+}
+
+const count = (what: string, v: number, min: number): number => {
+  if (!Number.isInteger(v) || v < min || v > 1_000_000) throw new Error(`boot-resume: ${what} must be an integer ≥ ${min}, got ${v}`);
+  return v;
+};
+
+/**
+ * The guard's data files (next to guard.sh in the state dir): the resume command (`command`, one
+ * argument per line), its environment (`env`, NAME=value per line), working directory (`cwd`) and
+ * the progress file's path (`progress-file`). The guard reads them as data, so paths with quotes,
+ * `$(…)` or spaces (a results directory, a campaign id) are never shell text.
+ */
+export function guardDataFiles(spec: BootResumeSpec): { path: string; content: string }[] {
+  const p = bootResumePaths(spec);
+  if (spec.command.length === 0) throw new Error('boot-resume: empty resume command');
+  const env = Object.entries(spec.env ?? {}).map(([k, v]) => {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new Error(`boot-resume: environment variable name '${k}' is not a shell name`);
+    return `${k}=${v}`;
+  });
+  return [
+    { path: `${p.stateDir}/command`, content: dataLines('the resume command', spec.command) },
+    { path: `${p.stateDir}/env`, content: dataLines('the environment', env) },
+    { path: `${p.stateDir}/cwd`, content: dataLines('the working directory', spec.cwd ? [spec.cwd] : []) },
+    { path: `${p.stateDir}/progress-file`, content: dataLines('the progress file', [spec.progressFile]) },
+  ];
+}
+
+/**
+ * The guard script (POSIX sh). Runs the resume command at most once per boot, under a lock. It
+ * holds no campaign data: only the state dir (a checked plain path), numbers, and the hook's own
+ * names; everything else comes from guardDataFiles().
+ */
 export function guardScript(spec: BootResumeSpec): string {
   const p = bootResumePaths(spec);
-  const maxBoots = spec.maxBootsWithoutProgress ?? 3;
-  const env = Object.entries(spec.env ?? {}).map(([k, v]) => `export ${k}=${shellQuote(v)}`).join('\n');
+  const maxBoots = count('maxBootsWithoutProgress', spec.maxBootsWithoutProgress ?? 3, 1);
+  const attempts = count('attemptsPerBoot', spec.attemptsPerBoot ?? 3, 1);
+  const delay = count('retryDelayS', spec.retryDelayS ?? 10, 0);
+  const finals = (spec.finalExitCodes ?? [0]).map((c) => count('finalExitCodes', c, 0));
   return `#!/bin/sh
-# nuksm boot-resume guard for campaign hook '${spec.id}' (generated; see src/host/boot-resume).
+# nuksm boot-resume guard for hook ${spec.id} (generated; see src/host/boot-resume).
+# Its inputs are the data files next to it (command, env, cwd, progress-file), read as data.
 state=${shellQuote(p.stateDir)}
 via=\${1:-manual}
-log() { echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) boot=$boot via=$via $*" >> ${shellQuote(p.bootLog)}; }
+log() { echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) boot=$boot via=$via $*" >> "$state/boots.log"; }
 remove_hooks() {
   systemctl disable ${shellQuote(p.unitName)} >/dev/null 2>&1
   rm -f ${shellQuote(p.unitFile)} ${shellQuote(p.cronFile)}
@@ -92,9 +137,10 @@ flock -n 9 || exit 0
 # One run per boot, whichever hook (systemd or cron) comes first.
 [ "$(cat "$state/last-boot" 2>/dev/null)" = "$boot" ] && exit 0
 echo "$boot" > "$state/last-boot"
-if [ -e ${shellQuote(p.stopFile)} ]; then log "stop file present: removing hooks"; remove_hooks; exit 0; fi
-if [ -e ${shellQuote(p.pauseFile)} ]; then log "paused: not resuming this boot"; exit 0; fi
-progress=$(stat -c '%s:%Y' ${shellQuote(spec.progressFile)} 2>/dev/null || echo none)
+if [ -e "$state/stop" ]; then log "stop file present: removing hooks"; remove_hooks; exit 0; fi
+if [ -e "$state/pause" ]; then log "paused: not resuming this boot"; exit 0; fi
+progress_file=$(cat "$state/progress-file" 2>/dev/null)
+progress=$(stat -c '%s:%Y' "$progress_file" 2>/dev/null || echo none)
 if [ "$(cat "$state/last-progress" 2>/dev/null)" = "$progress" ]; then
   n=$(( $(cat "$state/boots-without-progress" 2>/dev/null || echo 0) + 1 ))
 else
@@ -103,24 +149,32 @@ fi
 echo "$progress" > "$state/last-progress"
 echo "$n" > "$state/boots-without-progress"
 if [ "$n" -ge ${maxBoots} ]; then
-  echo "boot loop: $n boots in a row without progress in ${spec.progressFile} (last boot $boot); resume stopped, hooks removed" > ${shellQuote(p.reportFile)}
+  echo "boot loop: $n boots in a row without progress in $progress_file (last boot $boot); resume stopped, hooks removed" > "$state/boot-loop.report"
   log "boot loop ($n boots without progress): stopping"
   remove_hooks
   exit 1
 fi
 log "resuming (boots without progress: $n)"
-${env}
-${spec.cwd ? `cd ${shellQuote(spec.cwd)} || exit 1` : ''}
+if [ -f "$state/env" ]; then
+  while IFS= read -r kv; do [ -n "$kv" ] && export "$kv"; done < "$state/env"
+fi
+if [ -s "$state/cwd" ]; then
+  cwd=$(cat "$state/cwd")
+  cd "$cwd" || exit 1
+fi
+set --
+while IFS= read -r arg; do set -- "$@" "$arg"; done < "$state/command"
+[ "$#" -gt 0 ] || { log "no resume command in $state/command"; exit 1; }
 attempt=1
 while :; do
-  ${shellJoin([...spec.command])} >> "$state/resume.log" 2>&1
+  "$@" >> "$state/resume.log" 2>&1
   rc=$?
   log "resume command exited $rc"
-  case " ${(spec.finalExitCodes ?? [0]).join(' ')} " in *" $rc "*) break ;; esac
-  [ "$attempt" -ge ${spec.attemptsPerBoot ?? 3} ] && break
+  case " ${finals.join(' ')} " in *" $rc "*) break ;; esac
+  [ "$attempt" -ge ${attempts} ] && break
   attempt=$((attempt + 1))
-  log "retrying the resume command ($attempt/${spec.attemptsPerBoot ?? 3}) in ${spec.retryDelayS ?? 10} s"
-  sleep ${spec.retryDelayS ?? 10}
+  log "retrying the resume command ($attempt/${attempts}) in ${delay} s"
+  sleep ${delay}
 done
 exit $rc
 `;
@@ -152,6 +206,7 @@ export function cronEntry(spec: BootResumeSpec): string {
 export async function installBootResume(exec: Executor, spec: BootResumeSpec): Promise<BootResumePaths> {
   const p = bootResumePaths(spec);
   await exec.run(['mkdir', '-p', p.stateDir], { timeoutMs: 15_000 });
+  for (const f of guardDataFiles(spec)) await exec.writeFile(f.path, f.content);
   await exec.writeFile(p.guard, guardScript(spec));
   await exec.run(['chmod', '755', p.guard], { timeoutMs: 15_000 });
   if (spec.via !== 'cron') {
