@@ -1,7 +1,7 @@
 /**
  * The guest image end to end: `buildGuestImage` (or its cache), then ONE libvirt TCG guest booted
- * from a qcow2 overlay on it (vm-templates/guest-tcg-disk.xml: GRUB disk boot, serial console to a
- * file, QEMU user networking with sshd forwarded to a loopback port), logged into with the image's
+ * from a qcow2 overlay on it (vm-templates/guest-tcg.xml: GRUB disk boot, serial console to a
+ * file, QEMU user networking with sshd forwarded to a loopback port, as the VM launcher renders it), logged into with the image's
  * key and strict host-key checking against its known_hosts, and the five benchmarks run inside it
  * over SSH with their real install() (pre-built: 'yes'), phases (small) and parse().
  */
@@ -18,11 +18,12 @@ import { ensureLibvirtd, type StartedDaemons } from '../libvirt/daemons.ts';
 import type { Sample } from '../../src/core/sample.ts';
 import { LocalExecutor, SshExecutor } from '../../src/host/exec/index.ts';
 import { renderDomainXml, type DomainSpec } from '../../src/host/libvirt/domain-xml.ts';
+import { vmNetworkFor, withSshPort } from '../../src/host/libvirt/index.ts';
 import { buildGuestImage, CURRENT_LINK, GUEST_DISABLED_TIMERS, GUEST_WORKLOADS, type GuestImage } from '../../src/testbeds/images/guest.ts';
 import { ARTIFACT_SNAPSHOT } from '../../src/workloads/cache.ts';
 import { getWorkload, runPhases } from '../../src/workloads/index.ts';
 
-const TEMPLATE = join(import.meta.dirname, '../../vm-templates/guest-tcg-disk.xml');
+const TEMPLATE = join(import.meta.dirname, '../../vm-templates/guest-tcg.xml');
 const BOOT_TIMEOUT_MS = 420_000;
 // Default: the project's caches (.cache/guest on .cache/emulated's base). Overridable to test a
 // build from scratch elsewhere without touching them.
@@ -125,7 +126,8 @@ describeWith(['root', 'debootstrap', 'qemu', 'libvirtd', 'gcc'], 'guest image: b
 
     const boot = async (attempt: number): Promise<{ port: number; sshS: number }> => {
       const port = await freePort();
-      const xml = renderDomainXml(readFileSync(TEMPLATE, 'utf8').replaceAll('NUKSM_SSH_PORT', String(port)), TEMPLATE, spec);
+      // The VM launcher's way: the template plus a user-networking NIC with the loopback forward.
+      const xml = renderDomainXml(readFileSync(TEMPLATE, 'utf8'), TEMPLATE, withSshPort({ ...spec, network: vmNetworkFor({ user: 'root', identityFile: '', knownHostsFile: '', network: '', networking: { kind: 'user', sshHost: '127.0.0.1' }, baseImage: '', overlayDir: '' }, name) }, port));
       expect(xml).toContain(`hostfwd=tcp:127.0.0.1:${port}-:22`);
       writeFileSync(join(work, `${name}.xml`), xml);
       await virsh(['define', join(work, `${name}.xml`)]);
