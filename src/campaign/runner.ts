@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import pRetry from 'p-retry';
 import type { Logger } from 'pino';
 import { HarnessError, failureClassOf, type FailureClass } from '../core/errors.ts';
+import { setLongTimeout, type LongTimer } from '../core/long-timer.ts';
 import type { Sample } from '../core/sample.ts';
 import type { Testbed } from '../testbeds/types.ts';
 import type { Journal, JournalStep } from './journal.ts';
@@ -249,10 +250,11 @@ async function runOneAttempt(step: JournalStep, attemptId: string, attemptNumber
     if (open) journal.store.addSamples(step.stepId, attemptId, samples);
   };
   const limitMs = step.scenario.timeline.maxDurationS * 1000;
-  let timer: NodeJS.Timeout | undefined;
+  let timer: LongTimer | undefined;
   const startedAt = new Date().toISOString();
   try {
-    timer = setTimeout(() => controller.abort(new HarnessError('timeout', `step exceeded maxDurationS ${step.scenario.timeline.maxDurationS} s`)), limitMs);
+    // A long timer: a plan stored before durations were bounded may ask for more than 2^31−1 ms.
+    timer = setLongTimeout(() => controller.abort(new HarnessError('timeout', `step exceeded maxDurationS ${step.scenario.timeline.maxDurationS} s`)), limitMs);
     const running = testbed.runScenario(step.scenario, { emit, log: log.child({ step: step.stepId, attempt: attemptNumber }), signal: controller.signal, rawDir, kernel: step.kernel ?? undefined });
     await settleOrAbort(running, controller.signal, opts);
     open = false;
@@ -276,7 +278,7 @@ async function runOneAttempt(step: JournalStep, attemptId: string, attemptNumber
     });
   } finally {
     open = false;
-    clearTimeout(timer);
+    timer?.clear();
     opts.signal?.removeEventListener('abort', onAbort);
   }
 }

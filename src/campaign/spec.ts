@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { ConfigError } from '../core/errors.ts';
 import { KERNEL_MODES } from '../core/scenario.ts';
 import { PAPER_WORKLOAD_NAMES, WORKLOAD_NAMES } from '../workloads/types.ts';
-import { parseWith, readYaml } from './config-error.ts';
+import { durationS, parseWith, readYaml } from './config-error.ts';
 
 export const FIGURES = ['3a', '3b', '4', '6a', '6b', 'table2', '7', 'table3', '8a', '8b', '8c', '9'] as const;
 export type FigureName = (typeof FIGURES)[number];
@@ -40,13 +40,13 @@ const instanceOverrideSchema = z
   .strict();
 
 const mergeWaitSchema = z.union([
-  z.object({ fixedS: z.number().min(0) }).strict(),
+  z.object({ fixedS: durationS(0) }).strict(),
   z
     .object({
       converged: z
         .object({
-          maxS: z.number().positive(),
-          windowS: z.number().positive().default(60),
+          maxS: durationS(),
+          windowS: durationS().default(60),
           epsilonPct: z.number().positive().max(100).default(1),
         })
         .strict()
@@ -57,11 +57,11 @@ const mergeWaitSchema = z.union([
 
 const timelineSchema = z
   .object({
-    staggerS: z.number().min(0).optional(),
+    staggerS: durationS(0).optional(),
     mergeWait: mergeWaitSchema.default({ converged: { maxS: 1800, windowS: 60, epsilonPct: 1 } }),
     timedPhases: z.enum(['concurrent', 'sequential']).optional(),
-    samplePeriodS: z.number().positive().default(10),
-    maxDurationS: z.number().positive().default(4 * 3600),
+    samplePeriodS: durationS().default(10),
+    maxDurationS: durationS().default(4 * 3600),
   })
   .strict();
 
@@ -81,9 +81,9 @@ const memoryHogSchema = z
   .object({
     node: z.number().int().min(0),
     stepGiB: z.number().positive(),
-    everyS: z.number().positive(),
+    everyS: durationS(),
     maxGiB: z.number().positive(),
-    startAtS: z.number().min(0).default(0),
+    startAtS: durationS(0).default(0),
   })
   .strict()
   .refine((h) => h.stepGiB <= h.maxGiB, { message: 'stepGiB must not exceed maxGiB', path: ['stepGiB'] });
@@ -98,9 +98,9 @@ const configurationSchema = z
     mergeWait: mergeWaitSchema.optional(),
     memoryHog: memoryHogSchema.nullable().default(null),
     /** Expected duration of one instance's timed phase on the paper's server (for `nuksm plan`). */
-    estimatedTimedS: z.number().positive(),
+    estimatedTimedS: durationS(),
     /** Expected duration of the untimed phases (install, load, prepare). */
-    estimatedPrepareS: z.number().min(0).default(60),
+    estimatedPrepareS: durationS(0).default(60),
   })
   .strict();
 

@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { ConfigError } from '../core/errors.ts';
 import { KERNEL_MODES } from '../core/scenario.ts';
 import type { GuestNetwork, TestbedFile } from '../core/testbed-file.ts';
-import { parseWith, readYaml } from './config-error.ts';
+import { durationS, parseWith, readYaml } from './config-error.ts';
 
 const knobs = z.record(z.string(), z.union([z.string(), z.number()]).transform(String)).default({});
 
@@ -132,11 +132,11 @@ const guestsSchema = z
 
 const timeoutsSchema = z
   .object({
-    bootS: z.number().positive().default(600),
-    sshConnectS: z.number().positive().default(30),
-    commandS: z.number().positive().default(600),
-    vmStartS: z.number().positive().default(180),
-    vmShutdownS: z.number().positive().default(120),
+    bootS: durationS().default(600),
+    sshConnectS: durationS().default(30),
+    commandS: durationS().default(600),
+    vmStartS: durationS().default(180),
+    vmShutdownS: durationS().default(120),
   })
   .strict();
 

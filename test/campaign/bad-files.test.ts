@@ -122,6 +122,15 @@ const CASES: Case[] = [
   { kind: 'a relative base image on a host reached over SSH', mutate: { testbed: (t) => (physicalWithGuests(t, { network: 'nuksm-net', baseImage: 'images/base.qcow2' }), (t.host = { kind: 'ssh', host: 'server', user: 'root', identityFile: 'k', knownHostsFile: 'kh' })) }, file: 'testbed', key: 'guests.baseImage', why: /absolute path/ },
   { kind: 'user networking on a host reached over SSH', mutate: { testbed: (t) => (physicalWithGuests(t), (t.host = { kind: 'ssh', host: 'server', user: 'root', identityFile: 'k', knownHostsFile: 'kh' })) }, file: 'testbed', key: 'guests.network.user', why: /cannot reach: run nuksm on that host/ },
   { kind: 'SSH host with a bad port', mutate: { testbed: (t) => (t.host = { kind: 'ssh', host: 'h', port: 70000, user: 'u', identityFile: 'k', knownHostsFile: 'kh' }) }, file: 'testbed', key: 'host.port', why: /65535/ },
+  // Durations a Node timer cannot take (a longer setTimeout fires after 1 ms).
+  { kind: 'maxDurationS beyond the longest Node timer', mutate: { spec: (s) => (s.timeline = { maxDurationS: 3_000_000 }) }, file: 'spec', key: 'timeline.maxDurationS', why: /at most 2147483 s/ },
+  { kind: 'an infinite maxDurationS (.inf)', mutate: { spec: (s) => (s.timeline = { maxDurationS: Infinity }) }, file: 'spec', key: 'timeline.maxDurationS', why: /finite/ },
+  { kind: 'a NaN merge wait (.nan)', mutate: { spec: (s) => (s.timeline = { mergeWait: { fixedS: NaN } }) }, file: 'spec', key: 'timeline.mergeWait.fixedS', why: /finite|number/ },
+  { kind: 'an enormous converged merge wait', mutate: { spec: (s) => (s.timeline = { mergeWait: { converged: { maxS: 1e12 } } }) }, file: 'spec', key: 'timeline.mergeWait.converged.maxS', why: /at most/ },
+  { kind: 'an enormous stagger', mutate: { spec: (s) => (s.timeline = { staggerS: 1e10 }) }, file: 'spec', key: 'timeline.staggerS', why: /at most/ },
+  { kind: 'an infinite memory-hog period', mutate: { spec: (s) => (s.configurations[0].memoryHog = { node: 0, stepGiB: 1, everyS: Infinity, maxGiB: 4 }) }, file: 'spec', key: 'configurations[0].memoryHog.everyS', why: /finite/ },
+  { kind: 'a boot timeout beyond the longest Node timer', mutate: { testbed: (t) => (t.timeouts = { bootS: 1e9 }) }, file: 'testbed', key: 'timeouts.bootS', why: /at most/ },
+  { kind: 'an infinite command timeout', mutate: { testbed: (t) => (t.timeouts = { commandS: Infinity }) }, file: 'testbed', key: 'timeouts.commandS', why: /finite/ },
 ];
 
 describe('bad spec and testbed files are rejected before anything runs', () => {

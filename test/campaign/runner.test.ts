@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { stringify } from 'yaml';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { setLongTimeout } from '../../src/core/long-timer.ts';
 import { createCampaign, executeCampaign, openCampaign } from '../../src/campaign/campaign.ts';
 import { DoubleTestbed, type DoubleScript } from './support/double-testbed.ts';
 
@@ -124,6 +125,35 @@ describe('runner', () => {
     const a = c.journal.steps().find((s) => s.configId === 'a')!;
     expect(a).toMatchObject({ state: 'failed', failureClass: 'timeout', attempts: 1 });
     expect(a.failureMessage).toMatch(/did not finish tearing the attempt down within 100 ms/);
+  });
+
+  it('a maxDurationS beyond the Node timer range (a plan stored before the bound) does not time the step out after 1 ms', async () => {
+    const c = campaign();
+    for (const st of c.journal.steps()) {
+      const scenario = { ...st.scenario, timeline: { ...st.scenario.timeline, maxDurationS: 3_000_000 } };
+      c.store.db.prepare('UPDATE steps SET scenario_json = ? WHERE step_id = ?').run(JSON.stringify(scenario), st.stepId);
+    }
+    const { result, steps } = await run(c, { slowMs: 30 });
+    expect(result).toMatchObject({ outcome: 'complete', done: 4, failed: 0 });
+    expect(steps.every((s) => s.attempts === 1)).toBe(true);
+  });
+
+  it('setLongTimeout waits delays past 2^31−1 ms and can be cleared', () => {
+    vi.useFakeTimers();
+    try {
+      let fired = 0;
+      setLongTimeout(() => fired++, 2 ** 31 + 5_000);
+      const never = setLongTimeout(() => fired++, 2 ** 31 + 10_000);
+      vi.advanceTimersByTime(2 ** 31 - 1);
+      expect(fired).toBe(0);
+      vi.advanceTimersByTime(5_001);
+      expect(fired).toBe(1);
+      never.clear();
+      vi.advanceTimersByTime(60_000);
+      expect(fired).toBe(1);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('marks modes the testbed file lacks as unsupported without calling the testbed', async () => {

@@ -18,6 +18,8 @@ export interface DoubleScript {
   hang?: string[];
   /** How long a hanging step takes to tear down after its signal aborted (ms; default 0). 'never': it does not return at all. */
   teardownMs?: number | 'never';
+  /** Every step takes this long (ms) before it returns. */
+  slowMs?: number;
   /** configId whose step emits an unknown metric. */
   badMetric?: string[];
 }
@@ -59,6 +61,7 @@ export class DoubleTestbed implements Testbed {
       ctx.emit([{ instance: inst.name, workload: s.workloads[0]!.workload, metric: 'runtime_s', value: 100 + attempt, unit: 's', t: null, node: null }]);
     }
     ctx.emit([{ instance: 'host', workload: '', metric: 'memory_saved_gib', value: s.seed % 7, unit: 'GiB', t: null, node: null }]);
+    if (this.script.slowMs) await new Promise((r) => setTimeout(r, this.script.slowMs));
     if (this.script.badMetric?.includes(s.configId)) ctx.emit([{ instance: 'host', workload: '', metric: 'made_up', value: 1, unit: 'x', t: null, node: null }]);
     if (this.script.hang?.includes(s.configId)) {
       await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve(), { once: true }));
