@@ -5,8 +5,9 @@
  * cron entry for the scalability flow, as the paper's artifact does), whose guard runs
  * `nuksm resume <id>`; the hooks are removed when the campaign completes.
  *
- * Progress for the guard's boot-loop check and for whoever watches the campaign from outside is
- * <campaign dir>/progress.json, rewritten atomically before every step and at the end.
+ * The guard's boot-loop check measures progress as the journal's finished steps (`nuksm status
+ * <id> --finished`). Whoever watches the campaign from outside reads <campaign dir>/progress.json,
+ * rewritten atomically before every step and at the end.
  */
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -49,10 +50,12 @@ export function campaignResumeHook(plan: Plan, dir: string, resume: TestbedFile[
   if (resume === 'none') return null;
   // The artifact's scalability flow restarts from @reboot: add the cron entry when the plan has one.
   const scalability = plan.steps.some((s) => s.scenario.memoryHog !== null && s.scenario.memoryHog !== undefined);
+  const nuksm = [process.execPath, join(HARNESS_ROOT, 'bin', 'nuksm.js')];
   return {
     id: hookIdOf(plan.campaign),
-    command: [process.execPath, join(HARNESS_ROOT, 'bin', 'nuksm.js'), 'resume', plan.campaign, '--results-dir', dirname(dir)],
-    progressFile: join(dir, PROGRESS_FILE),
+    command: [...nuksm, 'resume', plan.campaign, '--results-dir', dirname(dir)],
+    // Progress is the journal's count of finished steps (done or failed), not progress.json's mtime.
+    progressCommand: [...nuksm, 'status', plan.campaign, '--results-dir', dirname(dir), '--finished'],
     via: resume === 'systemd' && scalability ? 'both' : resume,
     finalExitCodes: FINAL_EXITS,
     attemptsPerBoot: 3,

@@ -44,8 +44,15 @@ export interface CampaignRecord {
 
 const now = () => new Date().toISOString();
 
+/** Boots into one kernel that may fail before its steps fail with class 'boot' (the boot-loop bound). */
+export const MAX_BOOTS_PER_KERNEL = 3;
+
 export class Journal {
-  constructor(readonly store: ResultsStore) {}
+  constructor(readonly store: ResultsStore) {
+    // Per kernel: how many times the runner asked the testbed for it without getting it ready
+    // (each such ask on a self-rebooting host is one reboot). Reset when the kernel is ready.
+    this.db.exec('CREATE TABLE IF NOT EXISTS kernel_boots (kernel TEXT PRIMARY KEY, tries INTEGER NOT NULL, last_release TEXT, updated_at TEXT NOT NULL)');
+  }
 
   private get db() {
     return this.store.db;
@@ -180,6 +187,41 @@ export class Journal {
   /** A step stopped on purpose (SIGINT/SIGTERM) goes back to pending: it is not a failure. */
   requeue(stepId: string): void {
     this.db.prepare("UPDATE steps SET state = 'pending' WHERE step_id = ? AND state = 'running'").run(stepId);
+  }
+
+  /** Asks for a kernel (ensureKernel) that have not ended 'ready' since it was last ready: boots into it that failed or are under way. */
+  kernelTries(kernel: string): number {
+    const r = this.db.prepare('SELECT tries FROM kernel_boots WHERE kernel = ?').get(kernel) as { tries: number } | undefined;
+    return r?.tries ?? 0;
+  }
+
+  /** Durable before the testbed is asked for the kernel (and may reboot the host): one more try. */
+  beginKernelTry(kernel: string, runningRelease: string | null): number {
+    return this.db.transaction(() => {
+      this.db
+        .prepare('INSERT INTO kernel_boots (kernel, tries, last_release, updated_at) VALUES (?, 1, ?, ?) ON CONFLICT(kernel) DO UPDATE SET tries = tries + 1, last_release = excluded.last_release, updated_at = excluded.updated_at')
+        .run(kernel, runningRelease, now());
+      return this.kernelTries(kernel);
+    })();
+  }
+
+  /** The kernel is up and verified: its tries start again from 0. */
+  kernelReady(kernel: string): void {
+    this.db.prepare('UPDATE kernel_boots SET tries = 0, updated_at = ? WHERE kernel = ?').run(now(), kernel);
+  }
+
+  /** Every pending step on a kernel that cannot be booted becomes a failure row of class 'boot'. Returns their ids. */
+  failKernelSteps(kernel: string, message: string): string[] {
+    return this.db.transaction(() => {
+      const ids = (this.db.prepare("SELECT step_id FROM steps WHERE kernel = ? AND state IN ('pending', 'running')").all(kernel) as { step_id: string }[]).map((r) => r.step_id);
+      for (const id of ids) this.failAttempt(id, null, 'boot', message, true);
+      return ids;
+    })();
+  }
+
+  /** Steps that are done or failed for good: the campaign's progress (the boot-loop guard reads it). */
+  finishedSteps(): number {
+    return (this.db.prepare("SELECT COUNT(*) AS n FROM steps WHERE state IN ('done', 'failed')").get() as { n: number }).n;
   }
 
   counts(): Record<StepState, number> {

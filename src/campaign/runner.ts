@@ -12,7 +12,7 @@ import { HarnessError, failureClassOf, type FailureClass } from '../core/errors.
 import { setLongTimeout, type LongTimer } from '../core/long-timer.ts';
 import type { Sample } from '../core/sample.ts';
 import type { Testbed } from '../testbeds/types.ts';
-import type { Journal, JournalStep } from './journal.ts';
+import { MAX_BOOTS_PER_KERNEL, type Journal, type JournalStep } from './journal.ts';
 
 /** Retries (after the first attempt) per failure class. Config, unsupported, oom and parse errors are not retried: rerunning does not change them. */
 export const DEFAULT_RETRIES: Record<FailureClass, number> = {
@@ -53,6 +53,8 @@ export interface RunOptions {
   maxSteps?: number;
   /** After a stop signal, how long the testbed gets to clean up and return before the runner stops waiting. */
   stopGraceMs?: number;
+  /** Boots into one kernel that may fail before its steps fail with class 'boot' (default MAX_BOOTS_PER_KERNEL, 3). */
+  maxBootsPerKernel?: number;
   /**
    * After a step's maxDurationS, how long the testbed gets to tear the attempt down. A retry starts
    * only after it has; an attempt still not torn down then fails the step (no concurrent attempt).
@@ -155,6 +157,8 @@ export async function runCampaign(opts: RunOptions): Promise<RunResult> {
   // (knobs), so it is called whenever the mode or the kernel changes (a mode may run on several
   // kernels); a reboot only happens when the kernel differs.
   let readyFor: string | null = null;
+  const maxBoots = opts.maxBootsPerKernel ?? MAX_BOOTS_PER_KERNEL;
+  const releases = new Map((journal.campaign()?.plan.boots ?? []).map((b) => [b.kernel, b.release]));
   let ran = 0;
   const startedAt = Date.now();
   let estimateDoneS = 0;
@@ -184,11 +188,41 @@ export async function runCampaign(opts: RunOptions): Promise<RunResult> {
     }
     const wanted = `${step.kernelMode}@${step.kernel}`;
     if (readyFor !== wanted) {
-      const state = await testbed.ensureKernel(step.scenario.kernelMode, log, step.kernel);
+      const kernel = step.kernel;
+      const expected = releases.get(kernel) ?? null;
+      const tries = journal.kernelTries(kernel);
+      if (tries >= maxBoots) {
+        // maxBoots asks for this kernel did not end with it ready (each one a reboot where the
+        // runner lives on the host): unless it runs now, asking again would reboot forever.
+        const running = await testbed.describe().then((e) => e.kernelRelease, () => null);
+        if (running === null || running !== expected) {
+          const message = `${tries} boots into kernel '${kernel}' (release ${expected ?? '?'}) did not bring it up: the host runs ${running ?? 'an unknown kernel'} (GRUB fell back to its default entry, the kernel failed to boot, or 'release' in the testbed file is wrong); not rebooting again`;
+          const failedSteps = journal.failKernelSteps(kernel, message);
+          log.error({ kernel, expected, running, tries, steps: failedSteps }, `${message}; its steps fail with class boot and the campaign goes on with the other kernels`);
+          continue;
+        }
+      }
+      // Durable before the testbed may reboot the host: a boot that never comes back still counts.
+      const attempt = journal.beginKernelTry(kernel, null);
+      let state: Awaited<ReturnType<Testbed['ensureKernel']>>;
+      try {
+        state = await testbed.ensureKernel(step.scenario.kernelMode, log, kernel);
+      } catch (err) {
+        if (!(err instanceof HarnessError && err.failureClass === 'boot')) throw err;
+        if (attempt < maxBoots) {
+          log.warn({ kernel, attempt, maxBoots, err: err.message }, 'making the kernel ready failed; trying again');
+          continue;
+        }
+        const message = `kernel '${kernel}' could not be made ready in ${attempt} tries: ${err.message}`;
+        const failedSteps = journal.failKernelSteps(kernel, message);
+        log.error({ kernel, attempt, steps: failedSteps }, `${message}; its steps fail with class boot`);
+        continue;
+      }
       if (state.status === 'rebooting') {
-        log.info({ step: step.stepId, kernel: step.kernel }, 'rebooting into the next kernel; the campaign resumes after boot');
+        log.info({ step: step.stepId, kernel, boot: attempt, maxBoots }, 'rebooting into the next kernel; the campaign resumes after boot');
         return result('rebooting');
       }
+      journal.kernelReady(kernel);
       readyFor = wanted;
     }
 

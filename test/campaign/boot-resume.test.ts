@@ -34,7 +34,7 @@ describe('campaign boot-resume hooks', () => {
     expect(hook.id).toBe('emu_1');
     expect(hook.command.slice(-4)).toEqual(['resume', 'emu.1', '--results-dir', tmp]);
     expect(hook.command[1]).toMatch(/bin\/nuksm\.js$/);
-    expect(hook.progressFile).toBe(join(c.dir, PROGRESS_FILE));
+    expect(hook.progressCommand.slice(1)).toEqual([hook.command[1], 'status', 'emu.1', '--results-dir', tmp, '--finished']);
     expect(campaignResumeHook(c.plan, c.dir, 'none')).toBeNull();
     expect(campaignResumeHook(c.plan, c.dir, 'cron')!.via).toBe('cron');
     const noHog = { ...c.plan, steps: c.plan.steps.filter((s) => !s.scenario.memoryHog) };

@@ -25,7 +25,8 @@ function setup(max = 3) {
   const spec: BootResumeSpec = {
     id: `t${process.pid}-${Math.floor(Math.random() * 1e6)}`,
     command: ['sh', '-c', 'echo resumed >> "$1"', 'sh', join(root, 'runs')],
-    progressFile: join(root, 'journal'),
+    // Stands in for `nuksm status <id> --finished`: the number of finished steps (lines here).
+    progressCommand: ['sh', '-c', 'wc -l < "$1"', 'sh', join(root, 'journal')],
     maxBootsWithoutProgress: max,
     via: 'both',
     stateRoot: join(root, 'state'),
@@ -34,7 +35,8 @@ function setup(max = 3) {
   const p = bootResumePaths(spec);
   execFileSync('mkdir', ['-p', p.stateDir]);
   writeGuard(spec);
-  writeFileSync(spec.progressFile, 'step1\n');
+  const journal = join(root, 'journal');
+  writeFileSync(journal, 'step1\n');
   let boots = 0;
   const boot = (): number => {
     boots++;
@@ -50,11 +52,13 @@ function setup(max = 3) {
     }
   };
   const runs = () => (existsSync(join(root, 'runs')) ? readFileSync(join(root, 'runs'), 'utf8').trim().split('\n').length : 0);
-  const progress = (n: number) => {
-    appendFileSync(spec.progressFile, `step${n}\n`);
-    utimesSync(spec.progressFile, new Date(), new Date(Date.now() + n * 1000));
+  const progress = (n: number) => appendFileSync(journal, `step${n}\n`);
+  /** What every boot does to progress.json: a rewrite (new size, new mtime), no step finished. */
+  const rewrite = (n: number) => {
+    writeFileSync(join(root, 'progress.json'), `{"outcome":"running","n":${'x'.repeat(n)}}\n`);
+    utimesSync(join(root, 'progress.json'), new Date(), new Date(Date.now() + n * 1000));
   };
-  return { spec, p, boot, guard, runs, progress };
+  return { spec, p, boot, guard, runs, progress, rewrite };
 }
 
 describe('boot-resume guard', () => {
@@ -75,6 +79,23 @@ describe('boot-resume guard', () => {
     expect(t.boot()).toBe(1); // 2 → boot loop
     expect(readFileSync(t.p.reportFile, 'utf8')).toMatch(/boot loop: 2 boots in a row without progress/);
     expect(t.runs()).toBe(2);
+  });
+
+  it('progress is the finished-step count, not progress.json being rewritten: a boot loop that rewrites it still stops', () => {
+    const t = setup(2);
+    for (let i = 1; i <= 3; i++) {
+      t.rewrite(i); // every boot's runner rewrites progress.json, but no step finishes
+      expect(t.boot()).toBe(i < 3 ? 0 : 1);
+    }
+    expect(readFileSync(t.p.reportFile, 'utf8')).toMatch(/boot loop: 2 boots in a row without progress \(progress: 1,/);
+  });
+
+  it('a progress command that fails counts as no progress', () => {
+    const t = setup(1);
+    writeFileSync(join(t.p.stateDir, 'progress-command'), 'false\n');
+    expect(t.boot()).toBe(0);
+    expect(t.boot()).toBe(1);
+    expect(readFileSync(t.p.reportFile, 'utf8')).toMatch(/progress: none/);
   });
 
   it('progress resets the boot-loop count', () => {
@@ -109,7 +130,7 @@ describe('boot-resume guard', () => {
     const flaky: BootResumeSpec = {
       id: `r${process.pid}`,
       command: ['sh', '-c', 'n=$(($(cat "$1" 2>/dev/null || echo 0) + 1)); echo $n > "$1"; [ $n -ge 2 ] && exit 0; exit 139', 'sh', counter],
-      progressFile: join(root, 'progress'),
+      progressCommand: ['sh', '-c', 'wc -c < "$1"', 'sh', join(root, 'progress')],
       via: 'cron',
       stateRoot: join(root, 'state'),
       bootIdFile: join(root, 'boot_id'),
@@ -129,7 +150,7 @@ describe('boot-resume guard', () => {
     const rebooting = { ...flaky, command: ['sh', '-c', 'n=$(($(cat "$1") + 1)); echo $n > "$1"; exit 3', 'sh', counter] };
     writeGuard(rebooting);
     writeFileSync(flaky.bootIdFile!, 'boot-2\n');
-    appendFileSync(flaky.progressFile, 'x');
+    appendFileSync(join(root, 'progress'), 'x');
     expect(() => execFileSync('sh', [p.guard, 'cron'])).toThrow();
     expect(readFileSync(counter, 'utf8').trim()).toBe('-4');
   });
@@ -163,10 +184,11 @@ describe('boot-resume guard', () => {
     expect(readFileSync(argsFile, 'utf8').split('\n').slice(0, -1)).toEqual(['resume', 'inj-1', '--results-dir', weird]);
     expect(existsSync(pwned)).toBe(false);
     expect(readFileSync(p.bootLog, 'utf8')).toMatch(/resume command exited 0/);
-    // The next boot without progress writes the boot-loop report, which names the progress file.
+    // The next boot without progress writes the boot-loop report. Progress came from the real
+    // `nuksm status <id> --results-dir <weird> --finished` (0 steps finished in this campaign).
     writeFileSync(spec.bootIdFile!, 'boot-2\n');
     expect(() => execFileSync('sh', [p.guard, 'systemd'], { stdio: 'ignore' })).toThrow();
-    expect(readFileSync(p.reportFile, 'utf8')).toContain(join(c.dir, 'progress.json'));
+    expect(readFileSync(p.reportFile, 'utf8')).toMatch(/boot loop: 1 boots in a row without progress \(progress: 0,/);
     expect(existsSync(pwned)).toBe(false);
   });
 

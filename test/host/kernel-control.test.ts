@@ -1,4 +1,15 @@
-import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino, { type Logger } from 'pino';
+import { stringify } from 'yaml';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createCampaign, executeCampaign, loadTestbedFile, openCampaign } from '../../src/campaign/campaign.ts';
+import { MAX_BOOTS_PER_KERNEL } from '../../src/campaign/journal.ts';
+import type { KernelMode } from '../../src/core/scenario.ts';
+import type { TestbedFile } from '../../src/core/testbed-file.ts';
+import type { EnvironmentRecord, KernelState } from '../../src/testbeds/types.ts';
+import { DoubleTestbed } from '../campaign/support/double-testbed.ts';
 import { HarnessError } from '../../src/core/errors.ts';
 import { KernelControl, checkBoot, scanKernelLog } from '../../src/host/kernel/control.ts';
 import { FakeExecutor } from './fake-executor.ts';
@@ -81,5 +92,100 @@ describe('KernelControl.bootInto (fake host)', () => {
   it('falls back to dmesg when journalctl is unavailable', async () => {
     const exec = new FakeExecutor((argv) => (argv[0] === 'journalctl' ? { exitCode: 127 } : argv[0] === 'dmesg' ? { stdout: 'Kernel panic - not syncing\n' } : { stdout: `6.1.0\n${OLD}\n` }));
     await expect(new KernelControl(exec, fast).verify('6.1.0', null)).rejects.toThrow(/panic/);
+  });
+});
+
+/**
+ * A host whose GRUB always falls back to the default kernel (6.1.0): every boot into 'new'
+ * (6.12.0) comes up as 6.1.0 again. The runner lives on that host (verifyOrReboot), so each run
+ * ends 'rebooting' and the next "boot" is the next executeCampaign, as the boot-resume guard does.
+ */
+describe('a kernel that never comes up (wrong-kernel boots) ends as boot failure rows, not a reboot loop', () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'nuksm-boot-loop-'));
+  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+  class SelfRebootingTestbed extends DoubleTestbed {
+    constructor(
+      readonly control: KernelControl,
+      readonly file: TestbedFile,
+      readonly host: { release: string },
+    ) {
+      super();
+    }
+    override async ensureKernel(mode: KernelMode, log: Logger, kernel?: string): Promise<KernelState> {
+      await super.ensureKernel(mode, log, kernel);
+      const k = this.file.kernels[kernel!]!;
+      const state = await this.control.verifyOrReboot(k.bootEntry, k.release);
+      return { status: state.status, kernelRelease: state.release };
+    }
+    override async describe(): Promise<EnvironmentRecord> {
+      return { ...(await super.describe()), kernelRelease: this.host.release };
+    }
+  }
+
+  it(`after ${MAX_BOOTS_PER_KERNEL} boots into it its steps fail with class boot and the other kernel's steps run`, async () => {
+    const testbedFile = join(tmp, 'tb.yaml');
+    writeFileSync(
+      testbedFile,
+      stringify({
+        name: 'fallback',
+        kind: 'model',
+        nodes: [
+          { id: 0, cpus: [0, 1], memoryGiB: 16 },
+          { id: 1, cpus: [2, 3], memoryGiB: 16 },
+        ],
+        kernels: { old: { bootEntry: 'Linux old', release: '6.1.0' }, new: { bootEntry: 'Linux new', release: '6.12.0' } },
+        modes: { 'ksm-off': { kernel: 'old' }, ksm: { kernel: 'new' } },
+      }),
+    );
+    const spec = join(tmp, 'spec.yaml');
+    writeFileSync(
+      spec,
+      stringify({
+        kind: 'experiment',
+        name: 't',
+        figures: ['table2'],
+        kernelModes: ['ksm', 'ksm-off'],
+        instances: [{ name: 'p0', kind: 'process', node: 0, vcpus: 1, memoryGiB: 1 }],
+        timeline: { maxDurationS: 60 },
+        configurations: [
+          { id: 'a', workload: 'cg', estimatedTimedS: 10 },
+          { id: 'b', workload: 'btree', estimatedTimedS: 10 },
+        ],
+      }),
+    );
+    const c = createCampaign({ spec, testbedFile, resultsDir: tmp, campaignId: 'loop' });
+    // Plan order: the 'new' kernel first (ksm is asked for first), then 'old'.
+    expect(c.plan.boots.map((b) => b.kernel)).toEqual(['new', 'old']);
+    const host = { release: '6.1.0', boot: 1 };
+    const bootId = () => `00000000-0000-4000-8000-${String(host.boot).padStart(12, '0')}`;
+    const exec = new FakeExecutor((argv) => {
+      if (argv[0] === 'sh') return { stdout: `${host.release}\n${bootId()}\n` };
+      if (argv[0] === 'journalctl') return { stdout: '[0.1] Linux version\n' };
+      if (argv[0] === 'grub-reboot') return {};
+      if (argv[0] === 'systemctl') {
+        host.boot++; // reboots …, and GRUB falls back to the default entry
+        return {};
+      }
+      return { exitCode: 1 };
+    });
+    const file = loadTestbedFile(testbedFile);
+    const outcomes: string[] = [];
+    const log = pino({ level: 'silent' });
+    for (let boot = 1; boot <= 6; boot++) {
+      const opened = boot === 1 ? c : openCampaign(tmp, 'loop');
+      const r = await executeCampaign(opened, new SelfRebootingTestbed(new KernelControl(exec), file, host), { log, retryDelayMs: 1 });
+      outcomes.push(r.outcome);
+      if (r.outcome === 'complete') break;
+    }
+    expect(outcomes).toEqual([...Array(MAX_BOOTS_PER_KERNEL).fill('rebooting'), 'complete']);
+    expect(exec.calls.filter((a) => a[0] === 'systemctl')).toHaveLength(MAX_BOOTS_PER_KERNEL);
+    const steps = c.journal.steps();
+    expect(steps.filter((s) => s.kernel === 'new').map((s) => [s.state, s.failureClass])).toEqual([
+      ['failed', 'boot'],
+      ['failed', 'boot'],
+    ]);
+    expect(steps.find((s) => s.kernel === 'new')!.failureMessage).toMatch(/3 boots into kernel 'new' \(release 6\.12\.0\) did not bring it up: the host runs 6\.1\.0/);
+    expect(steps.filter((s) => s.kernel === 'old').every((s) => s.state === 'done')).toBe(true);
   });
 });

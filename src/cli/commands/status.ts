@@ -13,12 +13,16 @@ export interface StatusArgs {
   campaignId?: string;
   resultsDir?: string;
   json: boolean;
+  finished?: boolean;
 }
 
 export const statusCommand: CommandModule<object, StatusArgs> = {
   command: 'status [campaign-id]',
   describe: 'Show the state of every step of a campaign (default: the latest)',
-  builder: (y: Argv<object>) => withJson(withResultsDir(y)).positional('campaign-id', { type: 'string', describe: 'campaign' }) as unknown as Argv<StatusArgs>,
+  builder: (y: Argv<object>) =>
+    withJson(withResultsDir(y))
+      .positional('campaign-id', { type: 'string', describe: 'campaign' })
+      .option('finished', { type: 'boolean', default: false, describe: 'print only the number of finished (done or failed) steps, from the journal (the boot-loop guard reads it)' }) as unknown as Argv<StatusArgs>,
   handler: (args) => {
     const id = campaignIdOrLatest(args.campaignId, args.resultsDir);
     const dir = join(resultsRoot(args.resultsDir), id);
@@ -30,6 +34,12 @@ export const statusCommand: CommandModule<object, StatusArgs> = {
       return;
     }
     const c = openCampaign(args.resultsDir, id);
+    if (args.finished) {
+      const n = c.journal.finishedSteps();
+      c.store.close();
+      process.stdout.write(`${n}\n`);
+      return;
+    }
     const steps = c.journal.steps();
     const counts = c.journal.counts();
     c.store.close();

@@ -5,7 +5,8 @@
  *  - the pause file exists (nothing runs this boot; remove the file to continue next boot),
  *  - the campaign made no progress over the last `maxBootsWithoutProgress` boots (boot loop: the
  *    guard writes a report file, stops and removes the hooks).
- * Progress = the size+mtime of a progress file (the campaign journal), recorded at each boot.
+ * Progress = what `progressCommand` prints (for a campaign: its finished steps, read from the
+ * journal), recorded at each boot. Not a file's size or mtime: every boot rewrites progress.json.
  * Everything goes through an Executor, so the same code installs hooks on a physical host or inside
  * the emulated machine.
  */
@@ -17,8 +18,11 @@ export interface BootResumeSpec {
   id: string;
   /** Command that resumes the campaign (argv). */
   command: readonly string[];
-  /** File whose growth means progress (e.g. the campaign journal). */
-  progressFile: string;
+  /**
+   * Command (argv) that prints the progress measure, e.g. the number of finished steps in the
+   * campaign journal; a change between boots is progress. A failing command counts as no progress.
+   */
+  progressCommand: readonly string[];
   /** Boots in a row without progress before the guard stops (default 3). */
   maxBootsWithoutProgress?: number;
   /** Which hook(s) to install. */
@@ -55,6 +59,8 @@ export interface BootResumePaths {
 }
 
 const ID = /^[A-Za-z0-9_-]{1,64}$/;
+/** The progress command may take this long (it opens the journal); then the boot counts as no progress. */
+const PROGRESS_TIMEOUT_S = 120;
 /** The state root is written into the unit and the cron line as is: plain path characters only. */
 const SAFE_PATH = /^\/[A-Za-z0-9_.\/-]*$/;
 
@@ -93,7 +99,8 @@ const count = (what: string, v: number, min: number): number => {
  * The guard's data files (next to guard.sh in the state dir): the resume command (`command`, one
  * argument per line), its environment (`env`, NAME=value per line), working directory (`cwd`) and
  * the progress file's path (`progress-file`). The guard reads them as data, so paths with quotes,
- * `$(…)` or spaces (a results directory, a campaign id) are never shell text.
+ * `$(…)` or spaces (a results directory, a campaign id) are never shell text. `progress-command`
+ * holds the progress command, one argument per line, like `command`.
  */
 export function guardDataFiles(spec: BootResumeSpec): { path: string; content: string }[] {
   const p = bootResumePaths(spec);
@@ -106,7 +113,7 @@ export function guardDataFiles(spec: BootResumeSpec): { path: string; content: s
     { path: `${p.stateDir}/command`, content: dataLines('the resume command', spec.command) },
     { path: `${p.stateDir}/env`, content: dataLines('the environment', env) },
     { path: `${p.stateDir}/cwd`, content: dataLines('the working directory', spec.cwd ? [spec.cwd] : []) },
-    { path: `${p.stateDir}/progress-file`, content: dataLines('the progress file', [spec.progressFile]) },
+    { path: `${p.stateDir}/progress-command`, content: dataLines('the progress command', spec.progressCommand) },
   ];
 }
 
@@ -123,7 +130,7 @@ export function guardScript(spec: BootResumeSpec): string {
   const finals = (spec.finalExitCodes ?? [0]).map((c) => count('finalExitCodes', c, 0));
   return `#!/bin/sh
 # nuksm boot-resume guard for hook ${spec.id} (generated; see src/host/boot-resume).
-# Its inputs are the data files next to it (command, env, cwd, progress-file), read as data.
+# Its inputs are the data files next to it (command, env, cwd, progress-command), read as data.
 state=${shellQuote(p.stateDir)}
 via=\${1:-manual}
 log() { echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) boot=$boot via=$via $*" >> "$state/boots.log"; }
@@ -139,8 +146,13 @@ flock -n 9 || exit 0
 echo "$boot" > "$state/last-boot"
 if [ -e "$state/stop" ]; then log "stop file present: removing hooks"; remove_hooks; exit 0; fi
 if [ -e "$state/pause" ]; then log "paused: not resuming this boot"; exit 0; fi
-progress_file=$(cat "$state/progress-file" 2>/dev/null)
-progress=$(stat -c '%s:%Y' "$progress_file" 2>/dev/null || echo none)
+# Progress: what the progress command prints (the campaign's finished steps, from its journal).
+progress=$(
+  set --
+  while IFS= read -r arg; do set -- "$@" "$arg"; done < "$state/progress-command"
+  [ "$#" -gt 0 ] && timeout ${PROGRESS_TIMEOUT_S} "$@" 2>/dev/null | tr -d '[:space:]'
+)
+[ -n "$progress" ] || progress=none
 if [ "$(cat "$state/last-progress" 2>/dev/null)" = "$progress" ]; then
   n=$(( $(cat "$state/boots-without-progress" 2>/dev/null || echo 0) + 1 ))
 else
@@ -149,7 +161,7 @@ fi
 echo "$progress" > "$state/last-progress"
 echo "$n" > "$state/boots-without-progress"
 if [ "$n" -ge ${maxBoots} ]; then
-  echo "boot loop: $n boots in a row without progress in $progress_file (last boot $boot); resume stopped, hooks removed" > "$state/boot-loop.report"
+  echo "boot loop: $n boots in a row without progress (progress: $progress, from $state/progress-command; last boot $boot); resume stopped, hooks removed" > "$state/boot-loop.report"
   log "boot loop ($n boots without progress): stopping"
   remove_hooks
   exit 1
