@@ -123,8 +123,9 @@ describe('a kernel that never comes up (wrong-kernel boots) ends as boot failure
     }
   }
 
-  it(`after ${MAX_BOOTS_PER_KERNEL} boots into it its steps fail with class boot and the other kernel's steps run`, async () => {
-    const testbedFile = join(tmp, 'tb.yaml');
+  let n = 0;
+  function fallbackCampaign() {
+    const testbedFile = join(tmp, `tb${n}.yaml`);
     writeFileSync(
       testbedFile,
       stringify({
@@ -154,9 +155,14 @@ describe('a kernel that never comes up (wrong-kernel boots) ends as boot failure
         ],
       }),
     );
-    const c = createCampaign({ spec, testbedFile, resultsDir: tmp, campaignId: 'loop' });
+    const c = createCampaign({ spec, testbedFile, resultsDir: tmp, campaignId: `loop${n++}` });
     // Plan order: the 'new' kernel first (ksm is asked for first), then 'old'.
     expect(c.plan.boots.map((b) => b.kernel)).toEqual(['new', 'old']);
+    return { c, file: loadTestbedFile(testbedFile) };
+  }
+
+  it(`after ${MAX_BOOTS_PER_KERNEL} boots into it its steps fail with class boot and the other kernel's steps run`, async () => {
+    const { c, file } = fallbackCampaign();
     const host = { release: '6.1.0', boot: 1 };
     const bootId = () => `00000000-0000-4000-8000-${String(host.boot).padStart(12, '0')}`;
     const exec = new FakeExecutor((argv) => {
@@ -169,11 +175,10 @@ describe('a kernel that never comes up (wrong-kernel boots) ends as boot failure
       }
       return { exitCode: 1 };
     });
-    const file = loadTestbedFile(testbedFile);
     const outcomes: string[] = [];
     const log = pino({ level: 'silent' });
     for (let boot = 1; boot <= 6; boot++) {
-      const opened = boot === 1 ? c : openCampaign(tmp, 'loop');
+      const opened = boot === 1 ? c : openCampaign(tmp, c.plan.campaign);
       const r = await executeCampaign(opened, new SelfRebootingTestbed(new KernelControl(exec), file, host), { log, retryDelayMs: 1 });
       outcomes.push(r.outcome);
       if (r.outcome === 'complete') break;
@@ -187,5 +192,34 @@ describe('a kernel that never comes up (wrong-kernel boots) ends as boot failure
     ]);
     expect(steps.find((s) => s.kernel === 'new')!.failureMessage).toMatch(/3 boots into kernel 'new' \(release 6\.12\.0\) did not bring it up: the host runs 6\.1\.0/);
     expect(steps.filter((s) => s.kernel === 'old').every((s) => s.state === 'done')).toBe(true);
+  });
+
+  it('a refused reboot (systemctl reboot fails) fails the kernel\'s steps loudly with class boot instead of answering rebooting', async () => {
+    const { c, file } = fallbackCampaign();
+    const host = { release: '6.1.0' };
+    const exec = new FakeExecutor((argv) => {
+      if (argv[0] === 'sh') return { stdout: `${host.release}\n${OLD}\n` };
+      if (argv[0] === 'journalctl') return { stdout: '[0.1] Linux version\n' };
+      if (argv[0] === 'grub-reboot') return {};
+      if (argv[0] === 'systemctl') return { exitCode: 1, stderr: 'Failed to set wall message, ignoring: Interactive authentication required.\nCall to Reboot failed: Access denied\n' };
+      return { exitCode: 1 };
+    });
+    const r = await executeCampaign(c, new SelfRebootingTestbed(new KernelControl(exec), file, host), { log: pino({ level: 'silent' }), retryDelayMs: 1 });
+    expect(r).toMatchObject({ outcome: 'complete', done: 2, failed: 2 });
+    const failed = c.journal.steps().filter((s) => s.kernel === 'new');
+    expect(failed.every((s) => s.state === 'failed' && s.failureClass === 'boot')).toBe(true);
+    expect(failed[0]!.failureMessage).toMatch(/the reboot was refused on fake: 'systemctl reboot' exited 1/);
+    expect(exec.calls.filter((a) => a[0] === 'systemctl')).toHaveLength(MAX_BOOTS_PER_KERNEL);
+  });
+});
+
+describe('KernelControl.requestReboot', () => {
+  it('throws a boot error when systemctl reboot is refused; a command killed by the shutdown or a dropped connection is a reboot under way', async () => {
+    const answer = (r: Record<string, unknown> | Error) => new KernelControl(new FakeExecutor(() => { if (r instanceof Error) throw r; return r; }));
+    await expect(answer({ exitCode: 1, stderr: 'Access denied' }).requestReboot()).rejects.toMatchObject({ failureClass: 'boot', message: expect.stringMatching(/refused.*exited 1: Access denied/) });
+    await expect(answer({ exitCode: 143 }).requestReboot()).resolves.toBeUndefined();
+    await expect(answer({ exitCode: 0 }).requestReboot()).resolves.toBeUndefined();
+    await expect(answer(new HarnessError('guest-unreachable', 'connection lost')).requestReboot()).resolves.toBeUndefined();
+    await expect(new KernelControl(new FakeExecutor((a) => (a[0] === 'sh' ? { stdout: `5.4.0\n${OLD}\n` } : a[0] === 'systemctl' ? { exitCode: 1 } : {}))).verifyOrReboot('e', '6.1.0')).rejects.toMatchObject({ failureClass: 'boot' });
   });
 });

@@ -84,11 +84,21 @@ export class KernelControl {
     await this.exec.run(['grub-reboot', entry], { timeoutMs: 60_000 });
   }
 
-  /** Ask the host to reboot; the connection dropping during the call is expected. */
+  /**
+   * Ask the host to reboot; the connection dropping during the call is expected, and so is the
+   * command being killed by the shutdown it started (exit 128+n). Any other non-zero exit is a
+   * refusal (no privilege, an inhibitor lock, systemd not running): HarnessError('boot'), since
+   * answering 'rebooting' when nothing reboots stalls the campaign.
+   */
   async requestReboot(): Promise<void> {
-    await this.exec.run(['systemctl', 'reboot'], { timeoutMs: 30_000, allowFailure: true }).catch((err: unknown) => {
-      if (!(err instanceof HarnessError && (err.failureClass === 'guest-unreachable' || err.failureClass === 'timeout'))) throw err;
+    const res = await this.exec.run(['systemctl', 'reboot'], { timeoutMs: 30_000, allowFailure: true }).catch((err: unknown) => {
+      if (err instanceof HarnessError && (err.failureClass === 'guest-unreachable' || err.failureClass === 'timeout')) return null;
+      throw err;
     });
+    if (res && res.exitCode !== 0 && !(res.exitCode >= 128)) {
+      const why = `${res.stderr}${res.stdout}`.trim().split('\n')[0] ?? '';
+      throw new HarnessError('boot', `the reboot was refused on ${this.exec.target}: 'systemctl reboot' exited ${res.exitCode}${why ? `: ${why}` : ''}`, { exitCode: res.exitCode });
+    }
   }
 
   /** Wait until the host stops answering with the old boot_id (gone, or already back with a new one). */
