@@ -67,4 +67,19 @@ describe('known_hosts', () => {
     expect(await pin.verify('n', 22, ed25519Blob())).toMatchObject({ ok: false, reason: 'mismatch' });
     expect(readFileSync(file, 'utf8').trim().split('\n')).toHaveLength(1);
   });
+  it('pinning appends on a line of its own when the file lacks a trailing newline (no glued entries)', async () => {
+    const file = join(work, 'kh-no-newline');
+    const other = ed25519Blob();
+    writeFileSync(file, `first ssh-ed25519 ${other.toString('base64')}`); // no trailing newline
+    const pin = new KnownHosts(file, 'pin-on-first-use');
+    expect(await pin.verify('second', 22, key)).toEqual({ ok: true, how: 'pinned' });
+    const lines = readFileSync(file, 'utf8').split('\n');
+    expect(lines).toHaveLength(3);
+    expect(lines[0]).toBe(`first ssh-ed25519 ${other.toString('base64')}`);
+    expect(lines[2]).toBe('');
+    // Both entries are intact and enforced.
+    const strict = new KnownHosts(file);
+    expect(await strict.verify('first', 22, other)).toEqual({ ok: true, how: 'known' });
+    expect(await strict.verify('second', 22, key)).toEqual({ ok: true, how: 'known' });
+  });
 });

@@ -127,6 +127,12 @@ export class KnownHosts {
     const salt = randomBytes(20);
     const hash = createHmac('sha1', salt).update(name).digest('base64');
     await mkdir(dirname(this.file), { recursive: true });
-    await appendFile(this.file, `|1|${salt.toString('base64')}|${hash} ${keyType} ${keyBase64}\n`, { mode: 0o600 });
+    // A file whose last line has no newline (hand-edited, `echo -n`) would glue the new entry onto it.
+    const existing = await readFile(this.file, 'utf8').catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return '';
+      throw err;
+    });
+    const sep = existing === '' || existing.endsWith('\n') ? '' : '\n';
+    await appendFile(this.file, `${sep}|1|${salt.toString('base64')}|${hash} ${keyType} ${keyBase64}\n`, { mode: 0o600 });
   }
 }
