@@ -6,6 +6,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import Database from 'better-sqlite3';
 import { execaSync } from 'execa';
 import pino, { type Logger } from 'pino';
 import { ConfigError, HarnessError } from '../core/errors.ts';
@@ -147,27 +148,54 @@ export function campaignLogger(dir: string, level = process.env.NUKSM_LOG_LEVEL 
 }
 
 /**
- * One runner per campaign at a time: a lock file holding the runner's pid and the boot id. A lock
- * left by a process that no longer exists (kill -9), or written in an earlier boot (a reboot or
- * power loss: its pid may well belong to another process now), is taken over.
+ * One runner per campaign at a time. The lock is SQLite's write lock on `runner.lock.db` (an
+ * fcntl lock, taken atomically by the kernel and released when the process dies: kill -9, a crash,
+ * a reboot), held by a write transaction left open for the whole run. So two resumers can never both take over, however
+ * their calls interleave. `runner.lock` (pid and boot id, written after the lock is held) says who
+ * holds it; a live pid in it from this boot (a runner of an older harness, which only wrote that
+ * file) is respected too, checked while the exclusive lock is held.
  */
 export function lockCampaign(dir: string): () => void {
   const path = join(dir, 'runner.lock');
   const boot = currentBootId();
-  for (let i = 0; i < 2; i++) {
+  const db = new Database(join(dir, 'runner.lock.db'), { timeout: 0 });
+  const holder = () => {
     try {
-      writeFileSync(path, `${process.pid} ${boot}`, { flag: 'wx' });
-      return () => rmSync(path, { force: true });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      return readFileSync(path, 'utf8').trim().split(/\s+/)[0] ?? '?';
+    } catch {
+      return '?';
+    }
+  };
+  try {
+    // An open write transaction holds SQLite's RESERVED lock, which one connection at a time can
+    // have: taken in one step, never waited for (timeout 0), kept until the run ends.
+    db.exec('BEGIN IMMEDIATE');
+  } catch (err) {
+    db.close();
+    if ((err as { code?: string }).code === 'SQLITE_BUSY' || (err as { code?: string }).code === 'SQLITE_LOCKED') {
+      throw new HarnessError('config', `${dir}: the campaign is already being run by pid ${holder()}`);
+    }
+    throw err;
+  }
+  try {
+    if (existsSync(path)) {
       const [pidText, lockBoot = ''] = readFileSync(path, 'utf8').trim().split(/\s+/);
       const pid = Number(pidText);
       const sameBoot = lockBoot === '' || boot === '' || lockBoot === boot;
       if (sameBoot && pid !== process.pid && isAlive(pid)) throw new HarnessError('config', `${dir}: the campaign is already being run by pid ${pid}`);
-      rmSync(path, { force: true });
     }
+    writeFileAtomic(path, `${process.pid} ${boot}`);
+  } catch (err) {
+    db.close();
+    throw err;
   }
-  throw new HarnessError('config', `${dir}: could not take the runner lock`);
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    rmSync(path, { force: true });
+    db.close(); // rolls the open transaction back: the lock is free
+  };
 }
 
 function currentBootId(): string {
