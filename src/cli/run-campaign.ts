@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { checkCampaignId, createCampaign, executeCampaign, loadTestbedFile, openCampaign, planCampaign, resultsRoot, type OpenCampaign, type PlanRequest } from '../campaign/campaign.ts';
 import type { RunResult } from '../campaign/runner.ts';
 import { exportFigures } from '../results/figures.ts';
+import { describeReport, reportOrWarning, writeReportSync } from '../results/report.ts';
 import { STORE_FILE } from '../results/store.ts';
 import { ConfigError } from '../core/errors.ts';
 import { createTestbed } from '../testbeds/index.ts';
@@ -110,8 +111,9 @@ export function finishCampaign(run: CampaignRun, json: boolean): void {
   if (!run.c) return; // stopped inside the emulated machine: the launcher said how to continue
   const { c, result } = run;
   const figures = result.outcome === 'complete' ? exportFigures(c.store) : [];
+  const report = result.outcome === 'complete' ? reportOrWarning(() => writeReportSync(c)) : null;
   c.store.close();
-  process.stdout.write(json ? `${JSON.stringify({ campaign: c.plan.campaign, dir: c.dir, ...result, figures }, null, 2)}\n` : describeOutcome(c.plan.campaign, c.dir, result));
+  process.stdout.write(json ? `${JSON.stringify({ campaign: c.plan.campaign, dir: c.dir, ...result, figures, report: report?.path ?? null }, null, 2)}\n` : describeOutcome(c.plan.campaign, c.dir, result) + (report ? describeReport(report) : ''));
 }
 
 export function describeOutcome(id: string, dir: string, r: RunResult): string {

@@ -5,6 +5,7 @@ import { doctorCommand } from './doctor.ts';
 import { exportCommand } from './export.ts';
 import { parseCommand } from './parse.ts';
 import { planCommand } from './plan.ts';
+import { reportCommand } from './report.ts';
 import { resumeCommand } from './resume.ts';
 import { runCommand } from './run.ts';
 import { startCommand } from './start.ts';
@@ -13,4 +14,4 @@ import { testbedBuildCommand } from './testbed-build.ts';
 import { testbedCommand } from './testbed-init.ts';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const COMMANDS: CommandModule<object, any>[] = [planCommand, runCommand, resumeCommand, statusCommand, exportCommand, doctorCommand, startCommand, parseCommand, testbedCommand(testbedBuildCommand), bootResumeCommand];
+export const COMMANDS: CommandModule<object, any>[] = [planCommand, runCommand, resumeCommand, statusCommand, exportCommand, doctorCommand, startCommand, parseCommand, testbedCommand(testbedBuildCommand), bootResumeCommand, reportCommand];

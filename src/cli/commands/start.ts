@@ -2,6 +2,7 @@
 import { join } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { exportFigures, figureInput, FIGURE_DEFS, table2, table3 } from '../../results/figures.ts';
+import { describeReport, reportOrWarningAsync, writeReport } from '../../results/report.ts';
 import type { ResultsStore } from '../../results/store.ts';
 import { textTable } from '../format.ts';
 import { withResultsDir } from '../options.ts';
@@ -45,6 +46,8 @@ export const startCommand: CommandModule<object, StartArgs> = {
     const written = exportFigures(c.store);
     process.stdout.write(describeOutcome(c.plan.campaign, c.dir, result));
     process.stdout.write(summary(c.store, written));
+    const report = await reportOrWarningAsync(() => writeReport(c));
+    if (report) process.stdout.write(describeReport(report));
     c.store.close();
   },
 };
