@@ -4,11 +4,12 @@
  * run or resume it with a JSON log file.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { execaSync } from 'execa';
 import pino, { type Logger } from 'pino';
+import { writeFileDurable, type DurableWriteOptions } from '../core/durable-file.ts';
 import { ConfigError, HarnessError } from '../core/errors.ts';
 import type { TestbedFile } from '../core/testbed-file.ts';
 import { ResultsStore, STORE_FILE } from '../results/store.ts';
@@ -46,11 +47,12 @@ export function newCampaignId(spec: string): string {
   return `${spec}-${stamp}-${randomBytes(2).toString('hex')}`;
 }
 
-/** Writes a file so readers see the old or the new content, never a half-written one. */
-export function writeFileAtomic(path: string, content: string): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, content);
-  renameSync(tmp, path);
+/**
+ * Writes a file so readers see the old or the new content, never a half-written one, and so it
+ * survives a power loss (src/core/durable-file.ts); nothing is written when the content is the same.
+ */
+export function writeFileAtomic(path: string, content: string, opts: DurableWriteOptions = {}): boolean {
+  return writeFileDurable(path, content, opts);
 }
 
 export function specHash(spec: CampaignSpec): string {
@@ -109,8 +111,10 @@ export function createCampaign(req: PlanRequest & { resultsDir?: string }): Open
   if (existsSync(join(dir, STORE_FILE))) throw new ConfigError('command line', '--campaign-id', `campaign '${plan.campaign}' already exists in ${dir}; use 'nuksm resume ${plan.campaign}' or a new id`);
   const store = new ResultsStore(dir);
   const journal = new Journal(store);
-  writeFileAtomic(join(dir, 'plan.json'), `${JSON.stringify({ ...plan, specHash: specHash(spec) }, null, 2)}\n`);
-  journal.create(plan);
+  const planned = { ...plan, specHash: specHash(spec) };
+  writeFileAtomic(join(dir, 'plan.json'), `${JSON.stringify(planned, null, 2)}\n`);
+  // The journal keeps the plan with its spec hash: runs and resumes read it from there, never plan.json.
+  journal.create(planned);
   return { dir, store, journal, plan, spec };
 }
 
@@ -217,7 +221,18 @@ function isAlive(pid: number): boolean {
 }
 
 export function writeProgress(dir: string, p: Omit<CampaignProgress, 'updatedAt'>): void {
-  writeFileAtomic(join(dir, PROGRESS_FILE), `${JSON.stringify({ ...p, updatedAt: new Date().toISOString() })}\n`);
+  writeFileAtomic(join(dir, PROGRESS_FILE), `${JSON.stringify({ ...p, updatedAt: new Date().toISOString() })}\n`, { always: true });
+}
+
+/** The spec hash recorded at creation: in the journal's plan; campaigns created before that kept it in plan.json only. */
+function specHashOf(c: OpenCampaign): string | null {
+  const inJournal = (c.plan as Plan & { specHash?: string }).specHash;
+  if (inJournal) return inJournal;
+  try {
+    return (JSON.parse(readFileSync(join(c.dir, 'plan.json'), 'utf8')) as { specHash?: string }).specHash ?? null;
+  } catch {
+    return null;
+  }
 }
 
 export async function executeCampaign(
@@ -230,7 +245,6 @@ export async function executeCampaign(
   } = {},
 ): Promise<RunResult> {
   const log = opts.log ?? campaignLogger(c.dir);
-  const plan = JSON.parse(readFileSync(join(c.dir, 'plan.json'), 'utf8')) as Plan & { specHash?: string };
   const unlock = lockCampaign(c.dir);
   const id = c.plan.campaign;
   const counts = () => {
@@ -250,7 +264,7 @@ export async function executeCampaign(
         testbed,
         log,
         rawDir: join(c.dir, 'raw'),
-        manifestBase: { campaign: id, harnessCommit: harnessCommit(), specHash: plan.specHash ?? null, specFile: c.plan.specFile, testbedFile: c.plan.testbed.file },
+        manifestBase: { campaign: id, harnessCommit: harnessCommit(), specHash: specHashOf(c), specFile: c.plan.specFile, testbedFile: c.plan.testbed.file },
         retries: opts.retries,
         retryDelayMs: opts.retryDelayMs,
         signal: opts.signal,

@@ -12,6 +12,7 @@
  */
 import type { Executor } from '../exec/types.ts';
 import { shellQuote } from '../exec/quote.ts';
+import { DURABLE_RENAME_SH } from '../../core/durable-file.ts';
 
 export interface BootResumeSpec {
   /** Short id, [A-Za-z0-9_-]; names the unit, cron file and state dir. */
@@ -214,19 +215,36 @@ export function cronEntry(spec: BootResumeSpec): string {
   return `# nuksm: resume campaign ${spec.id} after boot (generated)\nSHELL=/bin/sh\nPATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n@reboot root /bin/sh ${p.guard} cron\n`;
 }
 
-/** Install the guard and the hook(s) on the host behind exec. Idempotent. */
+/**
+ * Writes a file on the host behind exec atomically and durably, only when its content changes
+ * (the Executor counterpart of src/core/durable-file.ts): a temp file next to it, fsync, rename,
+ * fsync the directory. Returns whether it wrote.
+ */
+export async function writeHostFileDurable(exec: Executor, path: string, content: string): Promise<boolean> {
+  const now = await exec.readFile(path).catch(() => null);
+  if (now === content) return false;
+  const tmp = `${path}.tmp-nuksm`;
+  await exec.writeFile(tmp, content);
+  await exec.run(['sh', '-c', DURABLE_RENAME_SH, 'sh', tmp, path], { timeoutMs: 60_000 });
+  return true;
+}
+
+/**
+ * Install the guard and the hook(s) on the host behind exec. Idempotent: files whose content is
+ * unchanged are not rewritten (a resume re-arms the hooks without touching them), and systemd is
+ * reloaded only when the unit changed.
+ */
 export async function installBootResume(exec: Executor, spec: BootResumeSpec): Promise<BootResumePaths> {
   const p = bootResumePaths(spec);
   await exec.run(['mkdir', '-p', p.stateDir], { timeoutMs: 15_000 });
-  for (const f of guardDataFiles(spec)) await exec.writeFile(f.path, f.content);
-  await exec.writeFile(p.guard, guardScript(spec));
-  await exec.run(['chmod', '755', p.guard], { timeoutMs: 15_000 });
+  // Data files first: a guard never runs with another campaign's inputs.
+  for (const f of guardDataFiles(spec)) await writeHostFileDurable(exec, f.path, f.content);
+  if (await writeHostFileDurable(exec, p.guard, guardScript(spec))) await exec.run(['chmod', '755', p.guard], { timeoutMs: 15_000 });
   if (spec.via !== 'cron') {
-    await exec.writeFile(p.unitFile, systemdUnit(spec));
-    await exec.run(['systemctl', 'daemon-reload'], { timeoutMs: 60_000 });
+    if (await writeHostFileDurable(exec, p.unitFile, systemdUnit(spec))) await exec.run(['systemctl', 'daemon-reload'], { timeoutMs: 60_000 });
     await exec.run(['systemctl', 'enable', p.unitName], { timeoutMs: 60_000 });
   }
-  if (spec.via !== 'systemd') await exec.writeFile(p.cronFile, cronEntry(spec));
+  if (spec.via !== 'systemd') await writeHostFileDurable(exec, p.cronFile, cronEntry(spec));
   return p;
 }
 
