@@ -39,6 +39,7 @@ const CHECKS: Record<string, () => boolean> = {
   ksm: () => writable('/sys/kernel/mm/ksm/run'),
   root: () => process.getuid?.() === 0,
   netns: () => onPath('ip'),
+  chromium: () => existsSync('/usr/bin/chromium'),
 };
 
 export type Component = keyof typeof CHECKS;
