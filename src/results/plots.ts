@@ -61,9 +61,11 @@ function subtitle(rows: readonly Row[], errorBars: string | null): string[] {
   return lines;
 }
 
-function errorNote(ns: readonly number[]): string {
+function errorNote(ns: readonly number[], sds: readonly (number | null)[] = []): string {
   const max = Math.max(0, ...ns);
-  return max >= 2 ? `error bars: ±1 sample sd over n = ${distinct(ns).sort().join('/')} iterations` : 'one iteration per bar: no error bars';
+  if (max < 2) return 'one iteration per bar: no error bars';
+  const zero = sds.length > 0 && sds.every((sd) => sd === null || sd === 0) ? ' (every sd is 0 here: the iterations agree, so the bars have no length)' : '';
+  return `error bars: ±1 sample sd over n = ${distinct(ns).sort().join('/')} iterations${zero}`;
 }
 
 /** Series label of a bar: mode (with kernel when a mode ran on several kernels) · instance. */
@@ -112,8 +114,8 @@ function groupedBars(opts: { figure: string; title: string; rows: readonly Row[]
   const seriesOrder = distinct(data.map((d) => d.series));
   const groups = opts.groupOrder ? opts.groupOrder.filter((g) => data.some((d) => d.group === g)) : distinct(data.map((d) => d.group));
   const facets = distinct(data.map((d) => d.facet));
-  const barWidth = 14;
-  const cellWidth = Math.max(120, groups.length * (seriesOrder.length * barWidth + 12));
+  const barWidth = 16;
+  const cellWidth = Math.max(facets.length > 1 ? 200 : 320, groups.length * (seriesOrder.length * barWidth + 14));
   const x = { field: 'group', type: 'nominal', title: opts.groupTitle, sort: groups, axis: { labelAngle: 0, labelLimit: 110 }, scale: { paddingInner: 0.2 } };
   const xOffset = { field: 'series', type: 'nominal', sort: seriesOrder };
   const layers: VlSpec[] = [
@@ -140,7 +142,7 @@ function groupedBars(opts: { figure: string; title: string; rows: readonly Row[]
     layers.push({ name: 'reference', data: { values: [{ ref: opts.reference }] }, mark: { type: 'rule', strokeDash: [4, 3], color: '#666' }, encoding: { y: { field: 'ref', type: 'quantitative' } } });
   }
   const unit: VlSpec = { width: cellWidth, height: 260, layer: layers };
-  const title = { text: opts.title, subtitle: subtitle(opts.rows, errorNote(data.map((d) => d.n))) };
+  const title = { text: opts.title, subtitle: subtitle(opts.rows, errorNote(data.map((d) => d.n), data.map((d) => (d.lo === null || d.hi === null ? null : d.hi - d.lo)))) };
   if (opts.facet && facets.length > 1) {
     return { title, data: { values: data }, facet: { column: { field: 'facet', type: 'nominal', title: null, sort: facets, header: { labelFontSize: 13, labelFontWeight: 'bold' } } }, spec: unit, resolve: { scale: { y: 'shared' } }, config: CONFIG };
   }
@@ -210,7 +212,8 @@ function localitySpec(figure: string, title: string, rows: readonly Row[]): VlSp
     l.transform = [{ filter: `datum._layer === ${i}` }];
   }
   const ns = rows.map((r) => num(r.n) ?? 0).concat(rows.map((r) => num(r.ksm_n) ?? 0));
-  const note = stacked.length === 0 ? 'no DRAM counters on this testbed: only the merged-page placement is shown' : errorNote(ns.filter((n) => n > 0));
+  const sds = [...stacked, ...points].map((d) => (d.lo === null || d.hi === null ? null : d.hi - d.lo));
+  const note = stacked.length === 0 ? `no DRAM counters on this testbed: only the merged-page placement is shown; ${errorNote(ns.filter((n) => n > 0), sds)}` : errorNote(ns.filter((n) => n > 0), sds);
   const cellWidth = Math.max(100, order.length * 34);
   return {
     title: { text: title, subtitle: subtitle(rows, note) },
@@ -295,7 +298,7 @@ function seriesSpec(figure: string, title0: string, rows: readonly Row[], yTitle
         mark: { type: 'line', strokeWidth: 1.6, interpolate: 'linear' },
         encoding: {
           x: { field: 't', type: 'quantitative', title: 'time since step start (s)' },
-          y: { field: 'value', type: 'quantitative', title: yTitle, scale: yScale, ...(yTitle.includes('ops/s') ? { axis: { format: '~s' } } : {}) },
+          y: { field: 'value', type: 'quantitative', title: yTitle, scale: yScale, ...(yTitle.includes('ops/s') ? { axis: { labelExpr: "datum.value === 0 ? '0' : format(datum.value, '~s')" } } : {}) },
           color: { field: 'colour', type: 'nominal', title: colourTitle, sort: colours, scale: { domain: colours, range: ['#1f78b4', '#e31a1c', '#33a02c', '#ff7f00', '#6a3d9a', '#b15928'] } },
           strokeDash: { field: dashField, type: 'nominal', title: dashField === 'colour' ? colourTitle : iterations.length > 1 ? 'iteration' : 'quantity', sort: dashes, scale: { domain: dashes, range: dashRange.slice(0, dashes.length) }, legend: dashField === 'colour' || dashes.length > 1 ? {} : null },
           detail: { field: 'line', type: 'nominal' },

@@ -1,0 +1,104 @@
+/**
+ * Plots and the report on hand-built figure rows (no campaign, no browser; the browser test is
+ * test/system/report-browser.test.ts): error bars from the sd columns, one line per iteration,
+ * the PNG decoded, the reproduction table against the paper's numbers, a self-contained HTML.
+ */
+import { PNG } from 'pngjs';
+import { describe, expect, it } from 'vitest';
+import type { Plan } from '../../src/campaign/plan.ts';
+import { FIGURE_DEFS, type Row } from '../../src/results/figures.ts';
+import { PAPER_NUMBERS } from '../../src/results/paper-numbers.ts';
+import { PLOTS, render, renderSync } from '../../src/results/plots.ts';
+import { reportHtml, reproductionRows, type ReportData } from '../../src/results/report.ts';
+
+const runtimeRow = (benchmark: string, mode: string, instance: string, runtime: number, sd: number | null, n: number, norm: number): Row => ({
+  testbed: 'physical', benchmark, kernel_mode: mode, kernel: mode === 'nuksm-fair' ? 'nuksm' : 'v5.4', instance, runtime_s: runtime, runtime_sd: sd, n, normalized_runtime: norm,
+});
+const fig6a: Row[] = [
+  runtimeRow('xsbench', 'ksm-off', 'vm0', 100, 2, 3, 1), runtimeRow('xsbench', 'ksm-off', 'vm1', 101, 3, 3, 1.01),
+  runtimeRow('xsbench', 'ksm', 'vm0', 102, 1, 3, 1.02), runtimeRow('xsbench', 'ksm', 'vm1', 125, 4, 3, 1.25),
+  runtimeRow('xsbench', 'nuksm-fair', 'vm0', 110, 2, 3, 1.1), runtimeRow('xsbench', 'nuksm-fair', 'vm1', 112, null, 1, 1.12),
+];
+const series = (iteration: number, instance: string): Row[] =>
+  [10, 20, 30].map((t) => ({ testbed: 'model', config: 'btree-throughput', kernel_mode: 'ksm', kernel: 'model', instance, node: null, iteration, t, metric: 'throughput_ops', unit: 'ops/s', value: 1000 * t + iteration, nice: instance === 'vm1' ? -3 : 0 }));
+
+const count = (svg: string, mark: string, el: string) => [...svg.matchAll(new RegExp(`<g class="[^"]*\\b${mark}_marks"[^>]*>(.*?)</g>`, 'gs'))].reduce((n, m) => n + (m[1]!.match(new RegExp(`<${el}\\b`, 'g'))?.length ?? 0), 0);
+
+describe('plots', () => {
+  it('grouped bars: one bar per row, ±sd error bars only where n ≥ 2, measured testbed and kernels named; PNG decodes at 2×, not blank', async () => {
+    const spec = PLOTS['6a']!.spec(fig6a)!;
+    const [r] = await render([{ spec, png: 2 }]);
+    expect(r!.warnings).toEqual([]);
+    expect(count(r!.svg, 'bars', 'path')).toBe(6);
+    expect(count(r!.svg, 'err', 'line')).toBe(5); // nuksm-fair vm1 ran once
+    expect(r!.svg).toContain('testbed: physical (measured)');
+    expect(r!.svg).toContain('nuKSM on kernel nuksm');
+    expect(r!.svg).toContain('KSM on kernel v5.4');
+    expect(r!.svg).toContain('n = 1/3');
+    expect(r!.svg).not.toContain('MODEL OUTPUT');
+    const png = PNG.sync.read(Buffer.from(r!.png!));
+    const [, w, h] = /^<svg[^>]* width="([\d.]+)" height="([\d.]+)"/.exec(r!.svg)!;
+    expect([png.width, png.height]).toEqual([Number(w) * 2, Number(h) * 2]);
+    let ink = 0;
+    for (let i = 0; i < png.data.length; i += 4) if (png.data[i]! < 200 || png.data[i + 1]! < 200 || png.data[i + 2]! < 200) ink += 1;
+    expect(ink / (png.width * png.height)).toBeGreaterThan(0.02);
+  });
+
+  it('time series: one line per instance and iteration; a model plot says it is model output; the synchronous renderer gives the same SVG', async () => {
+    const rows = [...series(1, 'vm0'), ...series(2, 'vm0'), ...series(1, 'vm1'), ...series(2, 'vm1')];
+    const spec = PLOTS['4']!.spec(rows)!;
+    const [a] = await render([{ spec }]);
+    const [b] = renderSync([{ spec }]);
+    expect(count(a!.svg, 'lines', 'path')).toBe(4);
+    expect(a!.svg).toContain('MODEL OUTPUT');
+    expect(a!.svg).toContain('vm1 (nice -3)');
+    expect(a!.svg).toContain('throughput (ops/s)');
+    expect(a!.svg).toContain('time since step start (s)');
+    expect(b!.svg).toBe(a!.svg);
+  });
+
+  it('every figure has a plot definition; tables have none to draw', () => {
+    expect(Object.keys(PLOTS).sort()).toEqual(FIGURE_DEFS.map((d) => d.name).sort());
+    expect(PLOTS.table2!.spec([])).toBeNull();
+    expect(PLOTS['3a']!.spec([])).toBeNull();
+  });
+});
+
+describe('report', () => {
+  const plan = { campaign: 'c1', spec: 'paper', specFile: 'experiments/paper.yaml', testbed: { file: 'tb.yaml', name: 'skylake', kind: 'physical' }, seed: 1, steps: [] } as unknown as Plan;
+  const def = (name: string) => FIGURE_DEFS.find((d) => d.name === name)!;
+  const data: ReportData = {
+    dir: '/nonexistent',
+    plan,
+    record: null,
+    steps: [],
+    manifests: new Map(),
+    generatedAt: '2026-01-01T00:00:00.000Z',
+    figures: [
+      { def: def('table2'), rows: [{ benchmark: 'xsbench', fairness_ksm: 0.8, fairness_nuksm: 0.99, perf_nuksm_over_ksm: 1.01, saved_gib_ksm: 10.5, saved_gib_nuksm: null }] },
+      { def: def('table3'), rows: [{ config: 'C-10:1', nice_vm0: -20, nice_vm1: -11, snice_vm0: 1, snice_vm1: 10, local_pct_vm0: 90.5, local_pct_vm1: 9.5 }] },
+    ],
+  };
+
+  it('reproduction table: every paper number, the campaign value and the difference where run, "not run" otherwise', () => {
+    const rows = reproductionRows(data);
+    expect(rows).toHaveLength(PAPER_NUMBERS.length);
+    expect(rows).toHaveLength(5 * 5 + 5 * 2);
+    const get = (row: string, label: string) => rows.find((r) => r.row === row && r.label === label)!;
+    expect(get('xsbench', 'fairness, KSM')).toMatchObject({ paper: 0.84, campaign: 0.8, diff: -0.04 });
+    expect(get('xsbench', 'memory saved, nuKSM')).toMatchObject({ paper: 10.79, campaign: null, diff: null });
+    expect(get('C-10:1', 'de-duplicated pages local to VM-1')).toMatchObject({ paper: 9, campaign: 9.5, diff: 0.5 });
+    expect(get('cg', 'fairness, nuKSM')).toMatchObject({ paper: 0.99, campaign: null });
+    expect(rows.every((r) => r.source.startsWith('paper Table'))).toBe(true);
+  });
+
+  it('HTML is self-contained: no script, no external reference; a measured testbed is labelled measured', () => {
+    const html = reportHtml(data, new Map());
+    expect(html).not.toMatch(/<script/i);
+    expect(html).not.toMatch(/\b(src|href)="(https?:)?\/\//i);
+    expect(html).toContain("default-src 'none'");
+    expect(html).toContain('testbed skylake (physical): measured');
+    expect(html).not.toContain('model output');
+    expect((html.match(/<tr>/g) ?? []).length).toBeGreaterThan(PAPER_NUMBERS.length);
+  });
+});
