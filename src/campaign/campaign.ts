@@ -18,13 +18,28 @@ import { armBootResume, campaignResumeHook, disarmBootResume, PROGRESS_FILE, typ
 import { Journal } from './journal.ts';
 import { buildPlan, type Plan } from './plan.ts';
 import { runCampaign, type Progress, type RunOptions, type RunResult } from './runner.ts';
-import { loadCampaignSpec, type CampaignSpec } from './spec.ts';
+import { loadCampaignSpec, MAX_ITERATIONS, type CampaignSpec } from './spec.ts';
 import { loadTestbedFile } from './testbed-file.ts';
 
 export const LOG_FILE = 'campaign.log.jsonl';
 
+/**
+ * The results root: --results-dir, else $NUKSM_RESULTS_DIR, else ./results. A path that exists
+ * but is not a directory, or that holds a control character (a newline cannot be passed to the
+ * boot-resume guard as data), is a ConfigError naming where it came from.
+ */
 export function resultsRoot(option?: string): string {
-  return resolve(option ?? process.env.NUKSM_RESULTS_DIR ?? 'results');
+  const from = option !== undefined ? '--results-dir' : process.env.NUKSM_RESULTS_DIR !== undefined ? '$NUKSM_RESULTS_DIR' : null;
+  const root = resolve(option ?? process.env.NUKSM_RESULTS_DIR ?? 'results');
+  if (from === null) return root;
+  if (/[\x00-\x1f\x7f]/.test(root)) throw new ConfigError('command line', from, `${JSON.stringify(root)} contains a control character (newline, tab, …)`);
+  if (existsSync(root) && !statSync(root).isDirectory()) throw new ConfigError('command line', from, `${root} exists and is not a directory`);
+  return root;
+}
+
+/** --max-steps: a whole number ≥ 0 (yargs turns 'abc' into NaN). */
+export function checkMaxSteps(n: number | undefined): void {
+  if (n !== undefined && (!Number.isInteger(n) || n < 0)) throw new ConfigError('command line', '--max-steps', `must be a whole number ≥ 0, got ${String(n)}`);
 }
 
 /**
@@ -86,8 +101,8 @@ export interface PlanRequest {
 /** Loads and validates everything a campaign needs; throws ConfigError before anything runs. */
 export function planCampaign(req: PlanRequest): { plan: Plan; spec: CampaignSpec; testbed: TestbedFile } {
   if (req.campaignId !== undefined) checkCampaignId(req.campaignId, '--campaign-id');
-  if (req.iterations !== undefined && (!Number.isInteger(req.iterations) || req.iterations < 1)) {
-    throw new ConfigError('command line', '--iterations', 'must be an integer ≥ 1');
+  if (req.iterations !== undefined && (!Number.isInteger(req.iterations) || req.iterations < 1 || req.iterations > MAX_ITERATIONS)) {
+    throw new ConfigError('command line', '--iterations', `must be an integer from 1 to ${MAX_ITERATIONS}, got ${String(req.iterations)}`);
   }
   const spec = loadCampaignSpec(req.spec, req.experimentsDir ?? 'experiments');
   if (req.iterations !== undefined) spec.specs = spec.specs.map((s) => ({ ...s, iterations: req.iterations! }));

@@ -86,6 +86,7 @@ export function checkSpecAgainstTestbed(spec: ExperimentSpec, tb: TestbedFile): 
       throw new ConfigError(spec.file, `instances[${i}].vcpus`, `${inst.vcpus} vCPUs but node ${node.id} has ${node.cpus.length} CPUs in ${tb.file}`);
     }
   });
+  checkVcpuOvercommit(spec, tb);
   spec.configurations.forEach((c, i) => {
     for (const [inst, o] of Object.entries(c.instances)) {
       if (o.node !== undefined && !nodes.has(o.node)) {
@@ -99,6 +100,41 @@ export function checkSpecAgainstTestbed(spec: ExperimentSpec, tb: TestbedFile): 
   if (spec.monitors.includes('perf-dram') && tb.kind === 'physical' && tb.perfEventSet === 'none') {
     throw new ConfigError(spec.file, 'monitors', `'perf-dram' needs a perf event set, but ${tb.file} has perfEventSet: none`);
   }
+}
+
+/**
+ * More VM vCPUs pinned to a node than it has CPUs, in any configuration (the VMs share the
+ * node's CPUs), is refused unless the spec says `allowVcpuOvercommit: true`: the runs would
+ * measure CPU contention, not memory placement. Processes (`kind: process`) share their node's
+ * CPUs by design and are not counted.
+ */
+function checkVcpuOvercommit(spec: ExperimentSpec, tb: TestbedFile): void {
+  if (spec.allowVcpuOvercommit) return;
+  const cpusOf = new Map(tb.nodes.map((n) => [n.id, n.cpus.length]));
+  const over = (nodeOf: (i: number) => number) => {
+    const used = new Map<number, number>();
+    for (let j = 0; j < spec.instances.length; j++) {
+      if (spec.instances[j]!.kind !== 'vm') continue;
+      const node = nodeOf(j);
+      const total = (used.get(node) ?? 0) + spec.instances[j]!.vcpus;
+      used.set(node, total);
+      const cpus = cpusOf.get(node);
+      if (cpus !== undefined && total > cpus) return { j, node, total, cpus };
+    }
+    return null;
+  };
+  const base = over((j) => spec.instances[j]!.node);
+  if (base) {
+    throw new ConfigError(spec.file, `instances[${base.j}].vcpus`, `node ${base.node} would run ${base.total} vCPUs on its ${base.cpus} CPUs in ${tb.file}; set allowVcpuOvercommit: true to run it anyway`);
+  }
+  spec.configurations.forEach((c, i) => {
+    const o = over((j) => c.instances[spec.instances[j]!.name]?.node ?? spec.instances[j]!.node);
+    if (o) {
+      const name = spec.instances[o.j]!.name;
+      const key = c.instances[name]?.node !== undefined ? `configurations[${i}].instances.${name}.node` : `instances[${o.j}].vcpus`;
+      throw new ConfigError(spec.file, key, `configuration '${c.id}': node ${o.node} would run ${o.total} vCPUs on its ${o.cpus} CPUs in ${tb.file}; set allowVcpuOvercommit: true to run it anyway`);
+    }
+  });
 }
 
 function ksmFor(spec: ExperimentSpec, mode: KernelMode): KsmSettings {

@@ -9,6 +9,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from '../core/errors.ts';
 import { KERNEL_MODES } from '../core/scenario.ts';
+import { getWorkload } from '../workloads/index.ts';
 import { PAPER_WORKLOAD_NAMES, WORKLOAD_NAMES } from '../workloads/types.ts';
 import { durationS, parseWith, readYaml } from './config-error.ts';
 
@@ -23,13 +24,35 @@ const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]*$/, 'use letters, dig
 const configId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:/-]*$/, 'use letters, digits and _ . : / -');
 const paramValue = z.union([z.string(), z.number(), z.boolean()]);
 
+/** The KSM knobs are unsigned int (pages_to_scan, sleep_millisecs) or int (max_page_sharing) in the kernel. */
+export const UINT_MAX = 2 ** 32 - 1;
+export const INT_MAX = 2 ** 31 - 1;
+/** Iterations per configuration at most: every iteration is a step of hours on a real testbed. */
+export const MAX_ITERATIONS = 1000;
+/** A KSM knob is a plain file name in /sys/kernel/mm/ksm (and its value one line without spaces). */
+export const KNOB_NAME = /^[a-z][a-z0-9_]{0,63}$/;
+export const knobsSchema = z
+  .record(
+    z.string().regex(KNOB_NAME, 'a KSM knob is a plain file name in /sys/kernel/mm/ksm: lowercase letters, digits and _'),
+    z
+      .union([z.string(), z.number().finite()])
+      .transform(String)
+      .refine((v) => /^[A-Za-z0-9_.,:+-]{1,256}$/.test(v), { message: 'a knob value is one word (letters, digits and _ . , : + -), as written to its sysfs file' }),
+  )
+  .default({});
+const iterationsSchema = z.number().int().min(1, 'iterations must be at least 1').max(MAX_ITERATIONS, `iterations must be at most ${MAX_ITERATIONS} (each is a step per configuration and mode)`);
+
 const instanceSchema = z
   .object({
     name,
     kind: z.enum(['vm', 'process']).default('vm'),
     node: z.number().int().min(0),
     vcpus: z.number().int().positive(),
-    memoryGiB: z.number().positive(),
+    memoryGiB: z
+      .number()
+      .positive()
+      .finite()
+      .refine((g) => Math.round(g * 1024) >= 1, { message: 'rounds to 0 MiB (instances get whole MiB): at least 1/1024 GiB' }),
     nice: z.number().int().min(-20).max(19).default(0),
     template: z.string().min(1).nullable().default(null),
   })
@@ -67,22 +90,22 @@ const timelineSchema = z
 
 const ksmSchema = z
   .object({
-    pagesToScan: z.number().int().positive().default(1000),
-    sleepMillisecs: z.number().int().min(0).default(100),
+    pagesToScan: z.number().int().positive().max(UINT_MAX, `pages_to_scan is an unsigned int in the kernel: at most ${UINT_MAX}`).default(1000),
+    sleepMillisecs: z.number().int().min(0).max(UINT_MAX, `sleep_millisecs is an unsigned int in the kernel: at most ${UINT_MAX}`).default(100),
     mergeAcrossNodes: z.boolean().default(true),
-    maxPageSharing: z.number().int().min(2).default(256),
+    maxPageSharing: z.number().int().min(2).max(INT_MAX, `max_page_sharing is an int in the kernel: at most ${INT_MAX}`).default(256),
     /** nuKSM forest (nuKSM_MultiTree): MiB of memory per tree; applied to nuksm-* modes only. */
-    forestMibPerTree: z.number().int().positive().nullable().default(null),
-    extraKnobs: z.record(z.string(), z.union([z.string(), z.number()]).transform(String)).default({}),
+    forestMibPerTree: z.number().int().positive().max(INT_MAX).nullable().default(null),
+    extraKnobs: knobsSchema,
   })
   .strict();
 
 const memoryHogSchema = z
   .object({
     node: z.number().int().min(0),
-    stepGiB: z.number().positive(),
+    stepGiB: z.number().positive().finite(),
     everyS: durationS(),
-    maxGiB: z.number().positive(),
+    maxGiB: z.number().positive().finite(),
     startAtS: durationS(0).default(0),
   })
   .strict()
@@ -112,7 +135,9 @@ export const experimentSpecSchema = z
     follows: z.enum(['paper', 'artifact']).default('paper'),
     figures: z.array(z.enum(FIGURES)).min(1),
     kernelModes: z.array(z.enum(KERNEL_MODES)).min(1),
-    iterations: z.number().int().min(1, 'iterations must be at least 1').default(1),
+    iterations: iterationsSchema.default(1),
+    /** More vCPUs on a node than it has CPUs (in one configuration) is refused unless this is set. */
+    allowVcpuOvercommit: z.boolean().default(false),
     ksm: ksmSchema.default({}),
     instances: z.array(instanceSchema).min(1),
     timeline: timelineSchema.default({}),
@@ -128,7 +153,7 @@ export const campaignSpecSchema = z
     description: z.string().default(''),
     /** Experiment spec names (experiments/<name>.yaml) or paths relative to this file. */
     experiments: z.array(z.string().min(1)).min(1),
-    iterations: z.number().int().min(1, 'iterations must be at least 1').optional(),
+    iterations: iterationsSchema.optional(),
     seed: z.number().int().min(0).default(1),
     /** 'abba': alternate the kernel order across iterations (mode A,B then B,A) to spread drift. */
     interleave: z.enum(['none', 'abba']).default('none'),
@@ -174,11 +199,51 @@ function checkExperiment(spec: ExperimentSpec): void {
       if (!names.has(inst)) throw new ConfigError(f, `configurations[${i}].instances.${inst}`, `no instance named '${inst}' (known: ${[...names].join(', ')})`);
     }
   });
+  const t = spec.timeline;
+  const stagger = t.staggerS ?? STAGGER_S[spec.follows];
+  const lastStart = (spec.instances.length - 1) * stagger;
+  if (lastStart >= t.maxDurationS) {
+    throw new ConfigError(f, t.staggerS !== undefined ? 'timeline.staggerS' : 'follows', `the last of ${spec.instances.length} instances would start at ${lastStart} s (${stagger} s apart), at or after the step's limit maxDurationS ${t.maxDurationS} s`);
+  }
+  spec.configurations.forEach((c, i) => {
+    if (c.memoryHog && c.memoryHog.startAtS >= t.maxDurationS) {
+      throw new ConfigError(f, `configurations[${i}].memoryHog.startAtS`, `${c.memoryHog.startAtS} s is at or after the step's limit maxDurationS ${t.maxDurationS} s`);
+    }
+    checkWorkloadParams(spec, c, i);
+  });
   const modes = new Set<string>();
   spec.kernelModes.forEach((m, i) => {
     if (modes.has(m)) throw new ConfigError(f, `kernelModes[${i}]`, `kernel mode '${m}' listed twice`);
     modes.add(m);
   });
+}
+
+/**
+ * A configuration's workload parameters, checked against the workload's own schema now rather
+ * than when the step runs hours later: unknown names, strings where numbers go ('4GiB'), values out
+ * of range. `variant` (small | paper) picks the defaults, as the step engine does; the variant
+ * does not change what is valid. A given footprint must fit every instance that runs it.
+ */
+function checkWorkloadParams(spec: ExperimentSpec, c: ExperimentSpec['configurations'][number], i: number): void {
+  const f = spec.file;
+  const { variant, ...given } = c.params;
+  if (variant !== undefined && variant !== 'small' && variant !== 'paper') {
+    throw new ConfigError(f, `configurations[${i}].params.variant`, `'${String(variant)}' is not a variant (small | paper)`);
+  }
+  try {
+    getWorkload(c.workload).resolveParams(variant ?? 'paper', given, f);
+  } catch (err) {
+    if (err instanceof ConfigError) throw new ConfigError(f, `configurations[${i}].${err.keyPath}`, String(err.details.why ?? err.message));
+    throw err;
+  }
+  const footprint = given.footprintGiB;
+  if (typeof footprint === 'number') {
+    spec.instances.forEach((inst) => {
+      if (footprint > inst.memoryGiB) {
+        throw new ConfigError(f, `configurations[${i}].params.footprintGiB`, `${footprint} GiB does not fit instance '${inst.name}' (memoryGiB ${inst.memoryGiB})`);
+      }
+    });
+  }
 }
 
 export function parseExperimentSpec(file: string, data: unknown): ExperimentSpec {

@@ -11,8 +11,16 @@ import { ConfigError } from '../core/errors.ts';
 import { KERNEL_MODES } from '../core/scenario.ts';
 import type { GuestNetwork, TestbedFile } from '../core/testbed-file.ts';
 import { durationS, parseWith, readYaml } from './config-error.ts';
+import { knobsSchema } from './spec.ts';
 
-const knobs = z.record(z.string(), z.union([z.string(), z.number()]).transform(String)).default({});
+const knobs = knobsSchema;
+
+/**
+ * What `uname -r` can print: the kernel's release string is at most 64 characters (utsname), one
+ * word of printable ASCII; a Linux release starts with its version number (checked for the testbeds
+ * that boot kernels).
+ */
+const RELEASE = /^[!-.0-~]{1,64}$/;
 
 const hostSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('local') }).strict(),
@@ -43,7 +51,7 @@ const nodeSchema = z
 const kernelSchema = z
   .object({
     bootEntry: z.string().min(1, 'a kernel needs a GRUB boot entry'),
-    release: z.string().min(1),
+    release: z.string().min(1).regex(RELEASE, "not a release 'uname -r' can print: 1–64 printable characters, no spaces or '/'"),
     ksmKnobs: knobs,
   })
   .strict();
@@ -195,6 +203,11 @@ export function checkTestbedFile(tb: TestbedFile, listed: ReadonlySet<string> = 
       }
       if (spec.kernels.indexOf(kernel) !== i) throw new ConfigError(f, key, `kernel '${kernel}' listed twice`);
     });
+  }
+  if (tb.kind !== 'model') {
+    for (const [name, k] of Object.entries(tb.kernels)) {
+      if (!/^[0-9]/.test(k.release)) throw new ConfigError(f, `kernels.${name}.release`, `'${k.release}' is not a Linux release as 'uname -r' prints it (it starts with the version number, e.g. 6.1.0-13-amd64)`);
+    }
   }
   if (tb.resume !== 'none' && tb.host.kind !== 'local') {
     // The hooks resume the runner on the host that reboots; a controller reaching the host over

@@ -5,7 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { checkCampaignId, createCampaign, executeCampaign, loadTestbedFile, openCampaign, planCampaign, resultsRoot, type OpenCampaign, type PlanRequest } from '../campaign/campaign.ts';
+import { checkCampaignId, checkMaxSteps, createCampaign, executeCampaign, loadTestbedFile, openCampaign, planCampaign, resultsRoot, type OpenCampaign, type PlanRequest } from '../campaign/campaign.ts';
 import type { RunResult } from '../campaign/runner.ts';
 import { exportFigures } from '../results/figures.ts';
 import { describeReport, reportOrWarning, writeReportSync } from '../results/report.ts';
@@ -67,6 +67,8 @@ async function inMachine<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T>
 export type CampaignRun = { c: OpenCampaign; result: RunResult; exitCode: number } | { c: null; result: null; exitCode: number };
 
 export async function runNewCampaign(req: PlanRequest & { resultsDir?: string }, opts: { maxSteps?: number; quiet?: boolean } = {}): Promise<CampaignRun> {
+  checkMaxSteps(opts.maxSteps);
+  resultsRoot(req.resultsDir);
   const planned = planCampaign(req);
   if (planned.testbed.kind === 'emulated' && !planned.testbed.emulated?.inside) {
     // The runner is inside the machine and runs the whole campaign; say so rather than ignore it.
@@ -88,6 +90,7 @@ export async function runNewCampaign(req: PlanRequest & { resultsDir?: string },
 /** `nuksm resume`: continue where the campaign runs (here, or inside the emulated machine). */
 export async function resumeCampaign(resultsDir: string | undefined, id: string, opts: { maxSteps?: number; quiet?: boolean } = {}): Promise<CampaignRun> {
   checkCampaignId(id, 'campaign-id');
+  checkMaxSteps(opts.maxSteps);
   const dir = join(resultsRoot(resultsDir), id);
   const { MACHINE_FILE, resumeCampaignInMachine } = await import('../campaign/in-machine.ts');
   if (existsSync(join(dir, MACHINE_FILE))) {

@@ -2,7 +2,7 @@
  * Bad spec and testbed files are rejected before anything runs, with a ConfigError naming the
  * file and the key path. Each case mutates a valid spec or testbed file in one way.
  */
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
@@ -131,6 +131,32 @@ const CASES: Case[] = [
   { kind: 'an infinite memory-hog period', mutate: { spec: (s) => (s.configurations[0].memoryHog = { node: 0, stepGiB: 1, everyS: Infinity, maxGiB: 4 }) }, file: 'spec', key: 'configurations[0].memoryHog.everyS', why: /finite/ },
   { kind: 'a boot timeout beyond the longest Node timer', mutate: { testbed: (t) => (t.timeouts = { bootS: 1e9 }) }, file: 'testbed', key: 'timeouts.bootS', why: /at most/ },
   { kind: 'an infinite command timeout', mutate: { testbed: (t) => (t.timeouts = { commandS: Infinity }) }, file: 'testbed', key: 'timeouts.commandS', why: /finite/ },
+  // Numbers the kernel or memory cannot take.
+  { kind: 'a huge iteration count', mutate: { spec: (s) => (s.iterations = 1e9) }, file: 'spec', key: 'iterations', why: /at most 1000/ },
+  { kind: 'pagesToScan beyond the knob\'s unsigned int', mutate: { spec: (s) => (s.ksm = { pagesToScan: 2 ** 32 }) }, file: 'spec', key: 'ksm.pagesToScan', why: /unsigned int.*4294967295/ },
+  { kind: 'sleepMillisecs beyond the knob\'s unsigned int', mutate: { spec: (s) => (s.ksm = { sleepMillisecs: 1e12 }) }, file: 'spec', key: 'ksm.sleepMillisecs', why: /unsigned int/ },
+  { kind: 'maxPageSharing beyond the knob\'s int', mutate: { spec: (s) => (s.ksm = { maxPageSharing: 2 ** 31 }) }, file: 'spec', key: 'ksm.maxPageSharing', why: /int in the kernel/ },
+  { kind: 'memory that rounds to 0 MiB', mutate: { spec: (s) => (s.instances[0].memoryGiB = 0.0001) }, file: 'spec', key: 'instances[0].memoryGiB', why: /rounds to 0 MiB/ },
+  // Timeline contradictions.
+  { kind: 'a stagger past the step\'s limit', mutate: { spec: (s) => (s.timeline = { staggerS: 600, maxDurationS: 600 }) }, file: 'spec', key: 'timeline.staggerS', why: /start at 600 s.*maxDurationS 600 s/ },
+  { kind: 'the default stagger past a short limit', mutate: { spec: (s) => (s.timeline = { maxDurationS: 30 }) }, file: 'spec', key: 'follows', why: /start at 60 s \(60 s apart\)/ },
+  { kind: 'a memory hog starting after the step\'s limit', mutate: { spec: (s) => ((s.timeline = { maxDurationS: 600 }), (s.configurations[0].memoryHog = { node: 0, stepGiB: 1, everyS: 5, maxGiB: 4, startAtS: 900 })) }, file: 'spec', key: 'configurations[0].memoryHog.startAtS', why: /at or after the step's limit/ },
+  // vCPU overcommit of a node.
+  { kind: 'VMs with more vCPUs than their node has CPUs', mutate: { spec: (s) => ((s.instances[0].vcpus = 3), (s.instances[1] = { ...s.instances[1], node: 0 })) }, file: 'spec', key: 'instances[1].vcpus', why: /node 0 would run 5 vCPUs on its 4 CPUs.*allowVcpuOvercommit/ },
+  { kind: 'a node override that overcommits a node', mutate: { spec: (s) => ((s.instances[0].vcpus = 3), (s.instances[1].vcpus = 3), (s.configurations[0].instances = { vm1: { node: 0 } })) }, file: 'spec', key: 'configurations[0].instances.vm1.node', why: /configuration 'xsbench': node 0 would run 6 vCPUs/ },
+  // Workload parameters against the workload's schema, at plan time.
+  { kind: 'an unknown workload parameter', mutate: { spec: (s) => (s.configurations[0].params = { footprintGiB: 1, treads: 4 }) }, file: 'spec', key: 'configurations[0].params.treads', why: /treads|unrecognized|unknown/i },
+  { kind: 'a workload parameter with a unit', mutate: { spec: (s) => (s.configurations[0].params = { footprintGiB: '4GiB' }) }, file: 'spec', key: 'configurations[0].params.footprintGiB', why: /number/ },
+  { kind: 'a footprint larger than its instance', mutate: { spec: (s) => (s.configurations[0].params = { footprintGiB: 8 }) }, file: 'spec', key: 'configurations[0].params.footprintGiB', why: /8 GiB does not fit instance 'vm0' \(memoryGiB 4\)/ },
+  { kind: 'an unknown parameter variant', mutate: { spec: (s) => (s.configurations[0].params = { variant: 'huge' }) }, file: 'spec', key: 'configurations[0].params.variant', why: /small \| paper/ },
+  // KSM knob names that are not plain sysfs file names.
+  { kind: 'a KSM knob name that is a path', mutate: { spec: (s) => (s.ksm = { extraKnobs: { '../../../proc/sys/kernel/x': 1 } }) }, file: 'spec', key: 'ksm.extraKnobs.../../../proc/sys/kernel/x', why: /plain file name/ },
+  { kind: 'a kernel KSM knob name with a space', mutate: { testbed: (t) => (t.kernels.v54.ksmKnobs = { 'smart ksm': 1 }) }, file: 'testbed', key: 'kernels.v54.ksmKnobs.smart ksm', why: /plain file name/ },
+  { kind: 'a mode KSM knob value with a newline', mutate: { testbed: (t) => (t.modes.ksm.ksmKnobs = { run: '1\n2' }) }, file: 'testbed', key: 'modes.ksm.ksmKnobs.run', why: /one word/ },
+  // Kernel releases no `uname -r` prints.
+  { kind: 'a kernel release with a space', mutate: { testbed: (t) => (t.kernels.v54.release = '5.4.0 nuKSM') }, file: 'testbed', key: 'kernels.v54.release', why: /uname -r/ },
+  { kind: 'a kernel release longer than utsname holds', mutate: { testbed: (t) => (t.kernels.v54.release = `5.4.0-${'x'.repeat(70)}`) }, file: 'testbed', key: 'kernels.v54.release', why: /1–64/ },
+  { kind: 'a kernel release that is not a version on a booting testbed', mutate: { testbed: (t) => (physicalWithGuests(t), (t.kernels.v54.release = 'linux-5.4')) }, file: 'testbed', key: 'kernels.v54.release', why: /starts with the version number/ },
 ];
 
 describe('bad spec and testbed files are rejected before anything runs', () => {
@@ -173,6 +199,44 @@ describe('bad spec and testbed files are rejected before anything runs', () => {
       expect((err as ConfigError).keyPath).toBe('experiments[0]');
       expect((err as ConfigError).file).toBe(campaign);
     }
+  });
+
+  it('overcommitting a node is accepted when the spec allows it explicitly', () => {
+    const spec = validSpec();
+    spec.instances[0].vcpus = 3;
+    spec.instances[1] = { ...spec.instances[1], node: 0 };
+    spec.allowVcpuOvercommit = true;
+    expect(planCampaign({ spec: write(spec), testbedFile: write(validTestbed()) }).plan.steps).toHaveLength(2);
+  });
+
+  it('command-line values that are not numbers, and a --results-dir that is a file, are exit 2 naming the flag; nothing is written', async () => {
+    const spec = write(validSpec());
+    const tb = write(validTestbed());
+    const results = join(tmp, 'cli-results');
+    const aFile = join(tmp, 'not-a-dir');
+    writeFileSync(aFile, 'x');
+    const cases: [string[], RegExp][] = [
+      [['plan', spec, '--testbed', tb, '--iterations', 'three'], /--iterations: must be an integer from 1 to 1000, got NaN/],
+      [['run', spec, '--testbed', tb, '--results-dir', results, '--iterations', 'abc'], /--iterations: must be an integer/],
+      [['run', spec, '--testbed', tb, '--results-dir', results, '--iterations', '1e9'], /--iterations: must be an integer from 1 to 1000/],
+      [['run', spec, '--testbed', tb, '--results-dir', results, '--max-steps', 'abc'], /--max-steps: must be a whole number ≥ 0, got NaN/],
+      [['run', spec, '--testbed', tb, '--results-dir', results, '--max-steps', '1.5'], /--max-steps: must be a whole number/],
+      [['run', spec, '--testbed', tb, '--results-dir', aFile], /--results-dir: .*not-a-dir exists and is not a directory/],
+      [['resume', 'c1', '--results-dir', aFile], /--results-dir: .*not a directory/],
+      [['status', '--results-dir', aFile], /--results-dir: .*not a directory/],
+    ];
+    for (const [argv, why] of cases) {
+      const errs: string[] = [];
+      const spy = vi.spyOn(process.stderr, 'write').mockImplementation((c: string | Uint8Array) => (errs.push(String(c)), true));
+      try {
+        expect(await main(argv), argv.join(' ')).toBe(EXIT.config);
+      } finally {
+        spy.mockRestore();
+      }
+      expect(errs.join(''), argv.join(' ')).toMatch(why);
+      expect(existsSync(results), argv.join(' ')).toBe(false);
+    }
+    expect(readFileSync(aFile, 'utf8')).toBe('x');
   });
 
   it('the CLI exits 2 and creates no campaign directory', async () => {
