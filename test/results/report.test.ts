@@ -57,6 +57,20 @@ describe('plots', () => {
     expect(b!.svg).toBe(a!.svg);
   });
 
+  it('locality without DRAM counters (emulated): only the merged-page diamonds, with their sd, and the subtitle says why', async () => {
+    const loc = (mode: string, instance: string, share: number | null, sd: number | null, n: number): Row => ({
+      testbed: 'emulated', benchmark: 'randomaccess', kernel_mode: mode, kernel: 'bookworm', instance, local_pct: null, remote_pct: null, local_pct_sd: null, n: 0, ksm_local_pct: share, ksm_local_pct_sd: sd, ksm_n: n,
+    });
+    const rows = [loc('ksm-off', 'vm0', null, null, 0), loc('ksm', 'vm0', 0, 0, 2), loc('ksm', 'vm1', 100, 0, 2), loc('nuksm-fair', 'vm0', 48, 3, 2), loc('nuksm-fair', 'vm1', 52, 3, 2)];
+    const [r] = await render([{ spec: PLOTS['3b']!.spec(rows)! }]);
+    expect(r!.warnings).toEqual([]);
+    expect(count(r!.svg, 'bars', 'path')).toBe(0);
+    expect(count(r!.svg, 'points', 'path')).toBe(4);
+    expect(count(r!.svg, 'pointerr', 'line')).toBe(4);
+    expect(r!.svg).toContain('no DRAM counters on this testbed');
+    expect(r!.svg).toContain('testbed: emulated (measured)');
+  });
+
   it('every figure has a plot definition; tables have none to draw', () => {
     expect(Object.keys(PLOTS).sort()).toEqual(FIGURE_DEFS.map((d) => d.name).sort());
     expect(PLOTS.table2!.spec([])).toBeNull();
