@@ -11,7 +11,7 @@ import type { TestbedFile } from '../../src/core/testbed-file.ts';
 import type { EnvironmentRecord, KernelState } from '../../src/testbeds/types.ts';
 import { DoubleTestbed } from '../campaign/support/double-testbed.ts';
 import { HarnessError } from '../../src/core/errors.ts';
-import { KernelControl, checkBoot, scanKernelLog } from '../../src/host/kernel/control.ts';
+import { KernelControl, PROBE_SLACK_MS, checkBoot, scanKernelLog } from '../../src/host/kernel/control.ts';
 import { FakeExecutor } from './fake-executor.ts';
 
 const OLD = '1b3a2c6e-0000-4000-8000-000000000001';
@@ -210,6 +210,25 @@ describe('a kernel that never comes up (wrong-kernel boots) ends as boot failure
     expect(failed.every((s) => s.state === 'failed' && s.failureClass === 'boot')).toBe(true);
     expect(failed[0]!.failureMessage).toMatch(/the reboot was refused on fake: 'systemctl reboot' exited 1/);
     expect(exec.calls.filter((a) => a[0] === 'systemctl')).toHaveLength(MAX_BOOTS_PER_KERNEL);
+  });
+});
+
+describe('KernelControl waits end by their deadline', () => {
+  it('waitBack and waitGone end within the deadline plus PROBE_SLACK_MS even when a probe never returns (an SSH reconnect that ignores its timeout)', async () => {
+    const hung = new FakeExecutor(() => new Promise(() => {}));
+    const k = new KernelControl(hung, { pollMs: 10, upTimeoutMs: 300, downTimeoutMs: 300, probeTimeoutMs: 60_000 });
+    let t = Date.now();
+    await expect(k.waitBack(OLD)).rejects.toMatchObject({ failureClass: 'boot', message: expect.stringMatching(/did not come back within 300 ms/) });
+    expect(Date.now() - t).toBeLessThan(300 + PROBE_SLACK_MS + 500);
+    // A host that answers with the old boot id only after a long stall: still bounded.
+    const slow = new FakeExecutor(() => new Promise((r) => setTimeout(() => r({ stdout: `5.4.0\n${OLD}\n` }), 5_000)));
+    t = Date.now();
+    await expect(new KernelControl(slow, { pollMs: 10, downTimeoutMs: 300, probeTimeoutMs: 60_000 }).waitGone(OLD)).rejects.toMatchObject({ failureClass: 'boot' });
+    expect(Date.now() - t).toBeLessThan(300 + PROBE_SLACK_MS + 500);
+    // A probe hanging past its own (shorter) timeout: the host does not answer, so it is gone.
+    t = Date.now();
+    await new KernelControl(hung, { pollMs: 10, downTimeoutMs: 10_000, probeTimeoutMs: 100 }).waitGone(OLD);
+    expect(Date.now() - t).toBeLessThan(100 + PROBE_SLACK_MS + 500);
   });
 });
 

@@ -37,6 +37,9 @@ export function checkBoot(expected: { release: string; previousBootId: string | 
   return { ok: problems.length === 0, problems, badLogLines };
 }
 
+/** How far past its deadline a wait for the host may end (an abandoned probe's grace). */
+export const PROBE_SLACK_MS = 1_000;
+
 export interface KernelControlOptions {
   /** How long the host may take to stop answering after the reboot command. */
   downTimeoutMs?: number;
@@ -63,8 +66,8 @@ export class KernelControl {
     this.probeTimeoutMs = opts.probeTimeoutMs ?? 15_000;
   }
 
-  async bootInfo(): Promise<BootInfo> {
-    const res = await this.exec.run(['sh', '-c', 'uname -r; cat /proc/sys/kernel/random/boot_id'], { timeoutMs: this.probeTimeoutMs });
+  async bootInfo(timeoutMs = this.probeTimeoutMs): Promise<BootInfo> {
+    const res = await this.exec.run(['sh', '-c', 'uname -r; cat /proc/sys/kernel/random/boot_id'], { timeoutMs });
     const [release, bootId] = res.stdout.trim().split('\n').map((s) => s.trim());
     if (!release || !bootId) throw new HarnessError('boot', `cannot read kernel release and boot_id on ${this.exec.target}: '${res.stdout}'`);
     return { release, bootId };
@@ -101,30 +104,56 @@ export class KernelControl {
     }
   }
 
-  /** Wait until the host stops answering with the old boot_id (gone, or already back with a new one). */
+  /**
+   * One probe that ends by the deadline (plus PROBE_SLACK_MS) whatever the executor does: its
+   * timeout is cut to the time left, and a probe still hanging then (an SSH reconnect that does
+   * not honour its timeout) is abandoned. 'late' when the deadline came first.
+   */
+  private async probeBy(deadline: number): Promise<BootInfo | Error | 'late'> {
+    const left = deadline - Date.now();
+    if (left <= 0) return 'late';
+    const cutByDeadline = left <= this.probeTimeoutMs;
+    const timeoutMs = Math.max(1, Math.min(this.probeTimeoutMs, left));
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), timeoutMs + PROBE_SLACK_MS);
+    });
+    const probe = this.bootInfo(timeoutMs).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
+    try {
+      const r = await Promise.race([probe, late]);
+      // A probe that outlived its own timeout (not the deadline) is a host that does not answer.
+      return r === 'late' && !cutByDeadline ? new Error(`no answer within ${timeoutMs} ms`) : r;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Wait until the host stops answering with the old boot_id (gone, or already back with a new one). Ends by the deadline plus PROBE_SLACK_MS. */
   async waitGone(previousBootId: string): Promise<void> {
     const deadline = Date.now() + this.downTimeoutMs;
     while (Date.now() < deadline) {
-      const info = await this.bootInfo().catch(() => null);
-      if (!info || info.bootId !== previousBootId) return;
-      await sleep(this.pollMs);
+      const info = await this.probeBy(deadline);
+      if (info === 'late') break;
+      if (info instanceof Error || info.bootId !== previousBootId) return;
+      await sleep(Math.min(this.pollMs, Math.max(0, deadline - Date.now())));
     }
     throw new HarnessError('boot', `${this.exec.target} was still up with the same boot_id ${this.downTimeoutMs} ms after the reboot request`);
   }
 
-  /** Wait until the host answers with a boot_id different from previousBootId. */
+  /** Wait until the host answers with a boot_id different from previousBootId. Ends by the deadline plus PROBE_SLACK_MS. */
   async waitBack(previousBootId: string): Promise<BootInfo> {
     const deadline = Date.now() + this.upTimeoutMs;
     let lastError = '';
     while (Date.now() < deadline) {
-      try {
-        const info = await this.bootInfo();
-        if (info.bootId !== previousBootId) return info;
-        lastError = 'same boot_id';
-      } catch (err) {
-        lastError = (err as Error).message;
+      const info = await this.probeBy(deadline);
+      if (info === 'late') {
+        lastError = 'no answer before the deadline';
+        break;
       }
-      await sleep(this.pollMs);
+      if (info instanceof Error) lastError = info.message;
+      else if (info.bootId !== previousBootId) return info;
+      else lastError = 'same boot_id';
+      await sleep(Math.min(this.pollMs, Math.max(0, deadline - Date.now())));
     }
     throw new HarnessError('boot', `${this.exec.target} did not come back within ${this.upTimeoutMs} ms after reboot (last: ${lastError})`);
   }
