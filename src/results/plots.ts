@@ -433,7 +433,12 @@ export async function render(jobs: readonly RenderJob[]): Promise<Rendered[]> {
     const msg = await new Promise<{ results: Rendered[]; error: string | null }>((resolve, reject) => {
       port.once('message', resolve);
       worker.once('error', reject);
-      worker.once('exit', (code) => reject(new Error(`plot renderer: worker exited (${code}) without a result`)));
+      // The worker may exit before its message is delivered here: take it off the port then.
+      worker.once('exit', (code) => {
+        const late = receiveMessageOnPort(port)?.message as { results: Rendered[]; error: string | null } | undefined;
+        if (late) resolve(late);
+        else reject(new Error(`plot renderer: worker exited (${code}) without a result`));
+      });
     });
     return unpack(msg);
   } finally {
