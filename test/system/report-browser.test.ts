@@ -13,7 +13,7 @@ import { parse } from 'csv-parse/sync';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
-import { harnessCommit } from '../../src/campaign/campaign.ts';
+import { harnessCommit, openCampaign } from '../../src/campaign/campaign.ts';
 import { main } from '../../src/cli/main.ts';
 import { EXIT } from '../../src/cli/exit-codes.ts';
 import { FIGURE_DEFS } from '../../src/results/figures.ts';
@@ -176,7 +176,13 @@ describeWith(['chromium'], 'report in headless Chromium', () => {
     expect(plan.filter((r) => r[7] === 'failed').map((r) => [r[4], r[9]])).toEqual([['uksm', 'unsupported'], ['uksm', 'unsupported']]);
     const provenance = await page.locator('#provenance').textContent();
     expect(provenance).toContain('model-ksm'); // the manifests' kernel release
-    expect(provenance).toContain(`harness commit${harnessCommit() ?? '—'}`);
+    // the commit the steps recorded (the checkout may have moved on since they ran)
+    const c = openCampaign(out, 'report-test');
+    const recorded = c.journal.steps().filter((s) => s.state === 'done').map((s) => c.store.manifest(s.stepId)?.harnessCommit);
+    c.store.close();
+    expect(recorded.length).toBe(29);
+    expect(provenance).toContain(`harness commit${[...new Set(recorded.map((x) => String(x)))].join(', ')}`);
+    if (harnessCommit() !== null) expect(String(recorded[0])).toMatch(/^[0-9a-f]{40}/); // a git checkout: the commit is recorded
   });
 
   it('writes a full-page screenshot', async () => {
