@@ -88,6 +88,8 @@ export interface BarDatum {
   lo: number | null;
   hi: number | null;
   n: number;
+  mode: string;
+  instance: string;
 }
 
 function barData(rows: readonly Row[], valueCol: string, groupCol: string, facetCol: string | null): BarDatum[] {
@@ -101,12 +103,29 @@ function barData(rows: readonly Row[], valueCol: string, groupCol: string, facet
     const n = num(r.n) ?? 0;
     // sd of the normalised value: the row's own spread scaled by its normalisation (the reference's spread is not added).
     const e = sd !== null && mean && n >= 2 ? (value * sd) / mean : null;
-    out.push({ group: str(r[groupCol]), facet: facetCol ? str(r[facetCol]) : '', series: series(r), value, lo: e === null ? null : value - e, hi: e === null ? null : value + e, n });
+    out.push({ group: str(r[groupCol]), facet: facetCol ? str(r[facetCol]) : '', series: series(r), value, lo: e === null ? null : value - e, hi: e === null ? null : value + e, n, mode: str(r.kernel_mode), instance: str(r.instance) });
   }
   return out;
 }
 
-const PALETTE = ['#a6cee3', '#1f78b4', '#b2df8a', '#33a02c', '#fdbf6f', '#ff7f00', '#cab2d6', '#6a3d9a', '#fb9a99', '#e31a1c', '#ffff99', '#b15928'];
+// Colour pairs by kernel mode, the same in every figure (light = first instance, dark = second):
+// KSM off blue, KSM green, nuKSM orange, nuKSM priority purple, nuKSM forest red, UKSM brown.
+const PAIR_OF_MODE = ['ksm-off', 'ksm', 'nuksm-fair', 'nuksm-priority', 'nuksm-forest', 'uksm'];
+const PALETTE = ['#a6cee3', '#1f78b4', '#b2df8a', '#33a02c', '#fdbf6f', '#ff7f00', '#cab2d6', '#6a3d9a', '#fb9a99', '#e31a1c', '#dfc27d', '#b15928'];
+
+function seriesColours(data: readonly BarDatum[], order: readonly string[]): string[] {
+  const instances = distinct(data.map((d) => d.instance)).sort();
+  const used = new Set<string>();
+  return order.map((series, i) => {
+    const d = data.find((x) => x.series === series)!;
+    const pair = PAIR_OF_MODE.indexOf(d.mode);
+    let c = pair >= 0 && instances.length <= 2 ? PALETTE[2 * pair + Math.max(0, instances.indexOf(d.instance))]! : PALETTE[i % PALETTE.length]!;
+    // a mode on several kernels would repeat its pair: fall back to the next free colour
+    for (let k = 0; used.has(c) && k < PALETTE.length; k += 1) c = PALETTE[(PALETTE.indexOf(c) + 1) % PALETTE.length]!;
+    used.add(c);
+    return c;
+  });
+}
 
 function groupedBars(opts: { figure: string; title: string; rows: readonly Row[]; value: string; yTitle: string; group: string; groupTitle: string; groupOrder?: readonly string[]; facet?: string; reference?: number }): VlSpec | null {
   const data = barData(opts.rows, opts.value, opts.group, opts.facet ?? null);
@@ -125,7 +144,7 @@ function groupedBars(opts: { figure: string; title: string; rows: readonly Row[]
       encoding: {
         x, xOffset,
         y: { field: 'value', type: 'quantitative', title: opts.yTitle, scale: { zero: true } },
-        color: { field: 'series', type: 'nominal', title: 'kernel mode · instance', sort: seriesOrder, scale: { domain: seriesOrder, range: PALETTE.slice(0, Math.max(1, seriesOrder.length)) } },
+        color: { field: 'series', type: 'nominal', title: 'kernel mode · instance', sort: seriesOrder, scale: { domain: seriesOrder, range: seriesColours(data, seriesOrder) } },
         tooltip: [{ field: 'series' }, { field: 'group' }, { field: 'value', format: '.4f' }, { field: 'n' }],
       },
     },
@@ -336,7 +355,16 @@ export const PLOTS: Record<string, PlotDef> = {
   '8a': { figure: '8a', kind: 'series', title: 'Fig. 8a — free memory while a hog registers unique memory', spec: (rows) => seriesSpec('8a', 'Fig. 8a — free memory while a hog registers unique memory', rows, 'memory (GiB)', 'mode') },
   '8b': { figure: '8b', kind: 'series', title: 'Fig. 8b — de-duplicated memory over time', spec: (rows) => seriesSpec('8b', 'Fig. 8b — de-duplicated memory over time', rows, 'de-duplicated memory (GiB)', 'mode') },
   '8c': { figure: '8c', kind: 'series', title: 'Fig. 8c — ksmd CPU over time', spec: (rows) => seriesSpec('8c', 'Fig. 8c — ksmd CPU over time', rows, 'ksmd CPU (% of one core)', 'mode') },
-  '9': { figure: '9', kind: 'grouped-bars', title: 'Fig. 9 — UKSM, KSM and nuKSM on bare metal', spec: normalisedBars('9', 'Fig. 9 — UKSM, KSM and nuKSM on bare metal', 'runtime / same instance under KSM', 1) },
+  '9': {
+    figure: '9',
+    kind: 'grouped-bars',
+    title: 'Fig. 9 — UKSM, KSM and nuKSM on bare metal',
+    spec: (rows) => {
+      const spec = normalisedBars('9', 'Fig. 9 — UKSM, KSM and nuKSM on bare metal', 'runtime / same instance under KSM', 1)(rows);
+      if (spec && !rows.some((r) => r.kernel_mode === 'uksm')) (spec.title as { subtitle: string[] }).subtitle.push('no UKSM bars: no UKSM kernel ran in this campaign (see the plan)');
+      return spec;
+    },
+  },
 };
 
 export interface Rendered {
