@@ -16,6 +16,7 @@
  * results/<id>/machine.json records how to reach the machine again, so `nuksm resume <id>` on this
  * host continues the wait (starting the machine if it is off) after the host process was stopped.
  */
+import { writeFileDurable } from '../core/durable-file.ts';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { execa } from 'execa';
@@ -159,7 +160,8 @@ export async function runCampaignInMachine(req: { plan: Plan; spec: CampaignSpec
       if (built[k] && built[k].release !== spec.release) opts.log(`kernel '${k}': the image has ${built[k].release} (${testbed.file} says ${spec.release}); using the image's`);
     }
     await exec.writeFile(`${inputs}/testbed.yaml`, insideTestbedYaml(testbed, built));
-    writeFileSync(join(dir, MACHINE_FILE), `${JSON.stringify(record, null, 2)}\n`);
+    // The resume depends on it: durable before the campaign starts inside (issue 10 item 7).
+    writeFileDurable(join(dir, MACHINE_FILE), `${JSON.stringify(record, null, 2)}\n`);
     await runDetached(exec, guestNuksm(record.runArgs), { workDir: inputs, id: 'first-run' });
     opts.log(`campaign ${id} started inside the machine (${plan.steps.length} steps, ${plan.reboots} kernel boots planned)`);
     const deadlineMs = opts.deadlineMs ?? Math.max(3_600_000, 3 * plan.estimate.totalS * 1000);
@@ -184,7 +186,7 @@ function claimMachine(stateDir: string, dir: string): void {
     }
   }
   mkdirSync(stateDir, { recursive: true });
-  writeFileSync(owner, `${dir}\n`);
+  writeFileDurable(owner, `${dir}\n`);
 }
 
 /** `nuksm resume <id>` of an emulated campaign: start the machine if it is off and wait again. */
