@@ -77,6 +77,9 @@ export function checkSpecAgainstTestbed(spec: ExperimentSpec, tb: TestbedFile): 
   const nodes = new Map(tb.nodes.map((n) => [n.id, n]));
   const known = [...nodes.keys()].join(', ');
   spec.instances.forEach((inst, i) => {
+    if (inst.kind === 'vm' && tb.kind === 'physical' && tb.guests === null) {
+      throw new ConfigError(spec.file, `instances[${i}].kind`, `a VM needs the testbed's 'guests' (SSH access to the VMs), and ${tb.file} has none: it runs bare-metal process instances only`);
+    }
     const node = nodes.get(inst.node);
     if (!node) throw new ConfigError(spec.file, `instances[${i}].node`, `node ${inst.node} does not exist in testbed ${tb.file} (nodes: ${known})`);
     if (inst.memoryGiB > node.memoryGiB) {

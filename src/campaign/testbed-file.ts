@@ -214,9 +214,8 @@ export function checkTestbedFile(tb: TestbedFile, listed: ReadonlySet<string> = 
     // SSH waits for the reboot itself.
     throw new ConfigError(f, 'resume', `'${tb.resume}' installs hooks on the machine running nuksm, so it needs host.kind 'local' (this host is reached over SSH); use 'none'`);
   }
-  if (tb.kind === 'physical' && tb.guests === null) {
-    throw new ConfigError(f, 'guests', "a physical testbed needs 'guests' (SSH access to the VMs)");
-  }
+  // A physical testbed without 'guests' runs bare-metal instances only (Fig. 9); a spec with VMs
+  // is refused against it at plan time (src/campaign/plan.ts checkSpecAgainstTestbed).
   const net = tb.guests?.networking;
   if (net?.kind === 'user' && tb.host.kind !== 'local') {
     // The forwards listen on the libvirt host's loopback, which a controller elsewhere cannot reach (no SSH jump support).

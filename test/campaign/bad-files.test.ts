@@ -109,7 +109,7 @@ const CASES: Case[] = [
   { kind: 'duplicate node ids', mutate: { testbed: (t) => (t.nodes[1].id = 0) }, file: 'testbed', key: 'nodes[1].id', why: /duplicate node/ },
   { kind: 'a CPU in two nodes', mutate: { testbed: (t) => (t.nodes[1].cpus[0] = 3) }, file: 'testbed', key: 'nodes[1].cpus[0]', why: /already listed in node 0/ },
   { kind: 'unknown testbed kind', mutate: { testbed: (t) => (t.kind = 'cloud') }, file: 'testbed', key: 'kind', why: /model/ },
-  { kind: 'physical testbed without guest access', mutate: { testbed: (t) => (t.kind = 'physical') }, file: 'testbed', key: 'guests', why: /guests/ },
+  { kind: 'VMs on a physical testbed without guest access', mutate: { testbed: (t) => (t.kind = 'physical') }, file: 'spec', key: 'instances[0].kind', why: /a VM needs the testbed's 'guests'/ },
   { kind: 'user networking forwarded to a non-loopback address', mutate: { testbed: (t) => physicalWithGuests(t, { network: { user: { sshHost: '192.168.1.5' } } }) }, file: 'testbed', key: 'guests.network.user.sshHost', why: /'192\.168\.1\.5' is not a loopback address.*127\.0\.0\.0\/8 or ::1/ },
   { kind: 'user networking forwarded to a host name', mutate: { testbed: (t) => physicalWithGuests(t, { network: { user: { sshHost: 'localhost' } } }) }, file: 'testbed', key: 'guests.network.user.sshHost', why: /not a loopback address/ },
   { kind: 'user networking forwarded to the wildcard address', mutate: { testbed: (t) => physicalWithGuests(t, { network: { user: { sshHost: '0.0.0.0' } } }) }, file: 'testbed', key: 'guests.network.user.sshHost', why: /not a loopback address/ },
