@@ -15,6 +15,7 @@ import { EXIT } from '../core/exit-codes.ts';
 import type { TestbedFile } from '../core/testbed-file.ts';
 import { LocalExecutor } from '../host/exec/index.ts';
 import { installBootResume, removeBootResume, type BootResumeSpec } from '../host/boot-resume/index.ts';
+import { STORE_FILE } from '../results/store.ts';
 import type { Plan } from './plan.ts';
 import type { RunOutcome } from './runner.ts';
 
@@ -54,8 +55,9 @@ export function campaignResumeHook(plan: Plan, dir: string, resume: TestbedFile[
   return {
     id: hookIdOf(plan.campaign),
     command: [...nuksm, 'resume', plan.campaign, '--results-dir', dirname(dir)],
-    // Progress is the journal's count of finished steps (done or failed), not progress.json's mtime.
-    progressCommand: [...nuksm, 'status', plan.campaign, '--results-dir', dirname(dir), '--finished'],
+    // Progress is the journal's count of finished steps (done or failed), not progress.json's mtime;
+    // read by a plain-JS script (the same number as `nuksm status --finished`, without tsx's start-up).
+    progressCommand: [process.execPath, join(HARNESS_ROOT, 'bin', 'finished-steps.cjs'), join(dir, STORE_FILE)],
     via: resume === 'systemd' && scalability ? 'both' : resume,
     finalExitCodes: FINAL_EXITS,
     attemptsPerBoot: 3,

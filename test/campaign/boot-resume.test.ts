@@ -3,9 +3,10 @@
  * guard and the emulated launcher read, and the testbed-file rule that hooks need a local host.
  * (The hooks firing for real after reboots: test/system/emulated-campaign.test.ts.)
  */
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { campaignResumeHook, PROGRESS_FILE, type CampaignProgress } from '../../src/campaign/boot-resume.ts';
@@ -34,7 +35,9 @@ describe('campaign boot-resume hooks', () => {
     expect(hook.id).toBe('emu_1');
     expect(hook.command.slice(-4)).toEqual(['resume', 'emu.1', '--results-dir', tmp]);
     expect(hook.command[1]).toMatch(/bin\/nuksm\.js$/);
-    expect(hook.progressCommand.slice(1)).toEqual([hook.command[1], 'status', 'emu.1', '--results-dir', tmp, '--finished']);
+    // The progress measure: finished steps from the journal, by a plain-JS script (no tsx at boot).
+    expect(hook.progressCommand.slice(1)).toEqual([join(dirname(hook.command[1]!), 'finished-steps.cjs'), join(c.dir, 'campaign.sqlite')]);
+    expect(execFileSync(hook.progressCommand[0]!, hook.progressCommand.slice(1), { encoding: 'utf8' }).trim()).toBe('0'); // a new campaign: nothing finished yet
     expect(campaignResumeHook(c.plan, c.dir, 'none')).toBeNull();
     expect(campaignResumeHook(c.plan, c.dir, 'cron')!.via).toBe('cron');
     const noHog = { ...c.plan, steps: c.plan.steps.filter((s) => !s.scenario.memoryHog) };

@@ -147,6 +147,10 @@ flock -n 9 || exit 0
 echo "$boot" > "$state/last-boot"
 if [ -e "$state/stop" ]; then log "stop file present: removing hooks"; remove_hooks; exit 0; fi
 if [ -e "$state/pause" ]; then log "paused: not resuming this boot"; exit 0; fi
+# The environment of the run (e.g. NODE_OPTIONS) applies to the progress command too.
+if [ -f "$state/env" ]; then
+  while IFS= read -r kv; do [ -n "$kv" ] && export "$kv"; done < "$state/env"
+fi
 # Progress: what the progress command prints (the campaign's finished steps, from its journal).
 progress=$(
   set --
@@ -168,9 +172,6 @@ if [ "$n" -ge ${maxBoots} ]; then
   exit 1
 fi
 log "resuming (boots without progress: $n)"
-if [ -f "$state/env" ]; then
-  while IFS= read -r kv; do [ -n "$kv" ] && export "$kv"; done < "$state/env"
-fi
 if [ -s "$state/cwd" ]; then
   cwd=$(cat "$state/cwd")
   cd "$cwd" || exit 1
