@@ -14,7 +14,7 @@ import type { GuestAccess, NodeSpec } from '../../core/testbed-file.ts';
 import { SshExecutor } from '../../host/exec/index.ts';
 import type { Executor } from '../../host/exec/types.ts';
 import { loadTemplate, planDomains, renderDomainXml, type DomainSpec, type KernelBoot } from '../../host/libvirt/domain-xml.ts';
-import { allocateLoopbackPort, isHostfwdConflict, needsLibvirtAddress, needsSshPort, sshEndpointOf, vmNetworkFor } from '../../host/libvirt/network.ts';
+import { allocateLoopbackPort, isHostfwdConflict, needsSshPort, sshEndpointOf, vmNetworkFor } from '../../host/libvirt/network.ts';
 import { DEFAULT_MAX_OFF_NODE_PCT, reniceProcess, verifyPlacement } from '../../host/libvirt/placement.ts';
 import type { Virsh } from '../../host/libvirt/virsh.ts';
 import { LibvirtVm } from '../../host/libvirt/vm.ts';
@@ -46,8 +46,10 @@ export function fileNetworking(guests: GuestAccess, exec: Executor): GuestNetwor
       taken.add(port);
       return { ...spec, network: { ...net, sshPort: port } };
     },
+    // A loopback forward needs no address wait; otherwise the guest's address comes from libvirt
+    // (a VM without a NIC never gets one and fails as guest-unreachable at the boot deadline).
     endpoint: async (vm, spec, _instance, timeoutMs, signal) =>
-      needsLibvirtAddress(spec.network) ? sshEndpointOf(spec.network, await vm.waitForAddress(timeoutMs, signal)) : sshEndpointOf(spec.network),
+      needsSshPort(spec.network) ? sshEndpointOf(spec.network) : { host: await vm.waitForAddress(timeoutMs, signal), port: 22 },
     retryStart: isHostfwdConflict,
   };
 }
