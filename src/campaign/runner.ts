@@ -144,15 +144,18 @@ export async function runCampaign(opts: RunOptions): Promise<RunResult> {
   const retries = { ...DEFAULT_RETRIES, ...opts.retries };
   const maxRetries = Math.max(...Object.values(retries));
   const reset = journal.recoverInterrupted();
-  if (reset.length) {
-    log.warn({ steps: reset }, 'steps interrupted by a crash or kill are re-run from scratch');
-    // What those attempts started (VMs, overlays, processes, KSM knobs) goes before anything runs again.
-    const dirs = journal
-      .attempts()
-      .filter((a) => a.outcome === 'interrupted' && reset.includes(a.stepId))
-      .map((a) => join(opts.rawDir, a.stepId, `attempt-${a.number}`));
-    if (testbed.reclaim && dirs.length > 0) await testbed.reclaim(dirs, log);
-  }
+  if (reset.length) log.warn({ steps: reset }, 'steps interrupted by a crash or kill are re-run from scratch');
+  // What interrupted attempts started (VMs, overlays, processes, KSM knobs) goes before anything
+  // runs again. Every interrupted attempt, not only those just reset: a resume killed during its
+  // own reclaim leaves a ledger that is not closed (reclaimAttempt skips closed ones). Newest
+  // first, so the oldest attempt's saved KSM knobs (the state before the campaign touched them)
+  // are the last written.
+  const interrupted = journal
+    .attempts()
+    .filter((a) => a.outcome === 'interrupted')
+    .reverse()
+    .map((a) => join(opts.rawDir, a.stepId, `attempt-${a.number}`));
+  if (testbed.reclaim && interrupted.length > 0) await testbed.reclaim(interrupted, log);
   // The (mode, kernel) pair last made ready: testbeds may set mode-specific state in ensureKernel
   // (knobs), so it is called whenever the mode or the kernel changes (a mode may run on several
   // kernels); a reboot only happens when the kernel differs.
