@@ -7,7 +7,7 @@
  * both guests run; `nuksm resume` must remove the killed attempt's domains, overlays and QEMU
  * processes before anything else runs, re-run that step as its only valid attempt and finish.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -59,9 +59,12 @@ describeWith(['libvirtd', 'qemu', 'root', 'ksm', 'debootstrap', 'artifact'], 'a 
     // Whatever the outcome, no guest of this campaign survives the test.
     for (const d of domains().filter((n) => n.startsWith('nuksm-'))) {
       const raw = join(resultsDir, id, 'raw');
-      if (existsSync(raw) && execFileSync('grep', ['-rlF', d, raw], { encoding: 'utf8' }).trim()) {
-        execFileSync('virsh', ['-c', 'qemu:///system', 'destroy', d], { stdio: 'ignore' });
-        execFileSync('virsh', ['-c', 'qemu:///system', 'undefine', d], { stdio: 'ignore' });
+      // grep exits 1 when the domain is not this campaign's: only ours are removed, and that is no error.
+      const ours = existsSync(raw) && spawnSync('grep', ['-rlqF', d, raw]).status === 0;
+      if (ours) {
+        // destroy fails for a domain that is already off; undefine must run anyway.
+        spawnSync('virsh', ['-c', 'qemu:///system', 'destroy', d], { stdio: 'ignore' });
+        spawnSync('virsh', ['-c', 'qemu:///system', 'undefine', d], { stdio: 'ignore' });
       }
     }
     rmSync(work, { recursive: true, force: true });
