@@ -52,8 +52,9 @@ export function parsedOutputOf(phases: readonly Phase[], outcomes: readonly Phas
     .join('\n');
 }
 
-// $1 = path; the content comes on stdin. umask first: the file never exists with a wider mode.
-const WRITE_SECRET_SCRIPT = 'umask 077; mkdir -p -- "$(dirname -- "$1")" && rm -f -- "$1" && cat > "$1" && chmod 600 -- "$1"';
+// $1 = path; the content comes on stdin. The directory gets the usual mode (the workload's
+// server may run as another user); the file is created under umask 077, so it never has a wider mode.
+const WRITE_SECRET_SCRIPT = 'mkdir -p -- "$(dirname -- "$1")" && rm -f -- "$1" && umask 077 && cat > "$1" && chmod 600 -- "$1"';
 
 /** Write a phase's secret files (mode 0600, content over stdin) before it runs; see Phase.secretFiles. */
 export async function writeSecretFiles(exec: Executor, phase: Phase, signal?: AbortSignal): Promise<void> {

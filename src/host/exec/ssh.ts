@@ -13,6 +13,7 @@
  * server does (a stopped sshd, a port that accepts and never sends a banner); the kill of a
  * timed-out command goes over the same connection and never reconnects.
  */
+import { createWriteStream, type WriteStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import pRetry, { AbortError } from 'p-retry';
 import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
@@ -47,6 +48,9 @@ export interface SshExecutorOptions {
 }
 
 const PID_MARKER = 'NUKSM_REMOTE_PID ';
+
+/** run()'s options plus where runToFile() sends stdout. */
+type ChannelOptions = ExecOptions & { stdoutTo?: WriteStream };
 
 /** How long past its timeout a command may take to be killed (its rejection waits at most this). */
 export const KILL_BOUND_MS = 5_000;
@@ -182,6 +186,23 @@ export class SshExecutor implements Executor {
     }
   }
 
+  /**
+   * Run a command whose stdout (raw bytes, any size: e.g. `tar -czf -` of a results directory)
+   * is streamed into the local file `path` instead of memory; the result's stdout is ''. A
+   * non-zero exit throws as run() does (after the file was written), unless allowFailure.
+   */
+  async runToFile(argv: readonly string[], path: string, opts: Omit<ExecOptions, 'onStdout'> = {}): Promise<ExecResult> {
+    const sink = createWriteStream(path);
+    await new Promise<void>((resolve, reject) => sink.once('open', () => resolve()).once('error', reject));
+    await this.acquireChannel();
+    try {
+      return await this.runOnChannel(argv, { ...opts, stdoutTo: sink });
+    } finally {
+      if (!sink.closed) sink.destroy();
+      this.releaseChannel();
+    }
+  }
+
   // sshd refuses more than MaxSessions (default 10) channels per connection: queue beyond the
   // limit. Kill commands for timed-out runs bypass the queue, so they can never wait on it.
   private async acquireChannel(): Promise<void> {
@@ -198,7 +219,7 @@ export class SshExecutor implements Executor {
     else this.activeChannels--;
   }
 
-  private async runOnChannel(argv: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
+  private async runOnChannel(argv: readonly string[], opts: ChannelOptions = {}): Promise<ExecResult> {
     const timeoutMs = opts.timeoutMs ?? this.defaultTimeoutMs;
     const command = remoteCommandLine(argv, opts);
     const started = Date.now();
@@ -219,7 +240,7 @@ export class SshExecutor implements Executor {
     return this.collect(client, stream, argv, opts, timeoutMs, deadline, started);
   }
 
-  private collect(client: Client, stream: ClientChannel, argv: readonly string[], opts: ExecOptions, timeoutMs: number, deadline: number, started: number): Promise<ExecResult> {
+  private collect(client: Client, stream: ClientChannel, argv: readonly string[], opts: ChannelOptions, timeoutMs: number, deadline: number, started: number): Promise<ExecResult> {
     return new Promise<ExecResult>((resolve, reject) => {
       let stdout = '';
       let stderr = '';
@@ -262,7 +283,21 @@ export class SshExecutor implements Executor {
         finish(() => reject(new HarnessError('guest-unreachable', `SSH connection to ${this.target} was lost while running ${argv.join(' ')}`, { target: this.target, argv: [...argv] })));
       client.once('close', onConnectionClose);
 
+      const sink = opts.stdoutTo;
+      let sinkError: Error | null = null;
+      sink?.on('error', (err: Error) => {
+        sinkError ??= err;
+        kill(new HarnessError('benchmark-error', `${argv.join(' ')} on ${this.target}: cannot write its output locally: ${err.message}`, { argv: [...argv] }));
+      });
       stream.on('data', (b: Buffer) => {
+        if (sink) {
+          // Raw bytes to the file, with back-pressure: the channel pauses while the disk catches up.
+          if (!sinkError && !sink.write(b)) {
+            stream.pause();
+            sink.once('drain', () => stream.resume());
+          }
+          return;
+        }
         const s = b.toString('utf8');
         stdout += s;
         opts.onStdout?.(s);
@@ -297,11 +332,16 @@ export class SshExecutor implements Executor {
           return;
         }
         const code = exitCode;
-        const result = { exitCode: code, stdout, stderr, durationMs: Date.now() - started };
-        finish(() => {
-          if (code !== 0 && !opts.allowFailure) reject(new CommandError(this.target, argv, code, stdout, stderr));
-          else resolve(result);
-        });
+        const done = () => {
+          const result = { exitCode: code, stdout, stderr, durationMs: Date.now() - started };
+          finish(() => {
+            if (code !== 0 && !opts.allowFailure) reject(new CommandError(this.target, argv, code, stdout, stderr));
+            else resolve(result);
+          });
+        };
+        // The file is complete (flushed and closed) before the command counts as finished.
+        if (sink) sink.end(done);
+        else done();
       });
       stream.end(opts.input ?? undefined);
     });
