@@ -27,7 +27,7 @@ import { harnessCommit, MACHINE_FILE } from './campaign.ts';
 export { MACHINE_FILE };
 import type { Plan } from './plan.ts';
 import type { CampaignSpec } from './spec.ts';
-import { ConfigError, HarnessError } from '../core/errors.ts';
+import { ConfigError, HarnessError, failureClassOf } from '../core/errors.ts';
 import type { KernelSpec, TestbedFile } from '../core/testbed-file.ts';
 import { bootResumePaths } from '../host/boot-resume/index.ts';
 import { ResultsStore, STORE_FILE } from '../results/store.ts';
@@ -285,7 +285,7 @@ async function watchAndCollect(machine: QemuMachine, exec: SshExecutor, record: 
       if (progress.outcome === 'complete') {
         // The runner writes 'complete' before it removes its hooks, exports and closes the store:
         // copy only once no nuksm process of this campaign is left.
-        if (await campaignProcessRunning(exec, id)) {
+        if ((await campaignProcessRunning(exec, id)) !== false) {
           await sleep(2_000);
           continue;
         }
@@ -303,7 +303,8 @@ async function watchAndCollect(machine: QemuMachine, exec: SshExecutor, record: 
       // After a boot the guard starts the runner within a minute or so (and reruns one that
       // crashed). Progress unfinished and no runner for RUNNER_GRACE_MS: reboot the machine so
       // the guard tries again; its boot-loop check ends a campaign that never gets anywhere.
-      if ((progress.outcome === 'running' || progress.outcome === 'rebooting') && !(await campaignProcessRunning(exec, id))) {
+      const runner = progress.outcome === 'running' || progress.outcome === 'rebooting' ? await campaignProcessRunning(exec, id) : true;
+      if (runner === false) {
         noRunnerSince ??= Date.now();
         if (Date.now() - noRunnerSince > RUNNER_GRACE_MS) {
           if (++powerCycles > maxPowerCycles) {
@@ -315,7 +316,7 @@ async function watchAndCollect(machine: QemuMachine, exec: SshExecutor, record: 
           noRunnerSince = null;
           lastSeen = Date.now();
         }
-      } else noRunnerSince = null;
+      } else if (runner === true) noRunnerSince = null;
     } else if (exitText.trim() !== '' && exitText.trim() !== '3') {
       // The first `nuksm run` exited before writing any progress: bad input (final), or a crash —
       // started again (as a resume once the campaign exists), like the boot hook does.
@@ -345,10 +346,15 @@ async function collectBootResume(exec: SshExecutor, stateDir: string, hook: { un
   writeFileSync(join(out, 'hooks-left.txt'), left.stdout);
 }
 
-async function campaignProcessRunning(exec: SshExecutor, id: string): Promise<boolean> {
+/** Whether a nuksm run/resume of the campaign runs inside; null when the machine did not answer in time (slow under TCG, rebooting): ask again later. */
+async function campaignProcessRunning(exec: SshExecutor, id: string): Promise<boolean | null> {
   const pattern = `nuksm\\.js (run|resume) .*${id.replace(/[^A-Za-z0-9_-]/g, '.')}( |$)`;
-  const r = await exec.run(['pgrep', '-f', '--', pattern], { timeoutMs: 30_000, allowFailure: true });
-  return r.exitCode === 0;
+  const r = await exec.run(['pgrep', '-f', '--', pattern], { timeoutMs: 30_000, allowFailure: true }).catch((err: unknown) => {
+    const cls = failureClassOf(err);
+    if (cls === 'timeout' || cls === 'guest-unreachable') return null;
+    throw err;
+  });
+  return r === null ? null : r.exitCode === 0;
 }
 
 /**
