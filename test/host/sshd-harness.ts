@@ -135,3 +135,18 @@ export class TestSshd {
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
+
+/** A started TestSshd plus a scratch directory holding its known_hosts file; stop() ends the server and removes both. */
+export async function startSshdWithWorkDir(prefix: string): Promise<{ sshd: TestSshd; work: string; knownHosts: string; stop: () => Promise<void> }> {
+  const sshd = new TestSshd(await freePort());
+  await sshd.start();
+  const work = mkdtempSync(join(tmpdir(), prefix));
+  const knownHosts = join(work, 'known_hosts');
+  writeFileSync(knownHosts, `${sshd.knownHostsLine()}\n`);
+  const stop = async () => {
+    await sshd.stop();
+    sshd.cleanup();
+    rmSync(work, { recursive: true, force: true });
+  };
+  return { sshd, work, knownHosts, stop };
+}

@@ -3,35 +3,31 @@
  * copy-back): streamed into a file, byte-exact, and tar's own failure reported (issue 10 item 11).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { copyDirectoryOut } from '../../src/campaign/in-machine.ts';
 import { SshExecutor } from '../../src/host/exec/ssh.ts';
 import { describeWith } from '../support/components.ts';
-import { TestSshd, freePort } from '../host/sshd-harness.ts';
+import { startSshdWithWorkDir } from '../host/sshd-harness.ts';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 describeWith(['sshd'], 'copyDirectoryOut over a real sshd', () => {
-  let sshd: TestSshd;
+  let server: Awaited<ReturnType<typeof startSshdWithWorkDir>>;
   let work: string;
   let exec: SshExecutor;
 
   beforeAll(async () => {
-    sshd = new TestSshd(await freePort());
-    await sshd.start();
-    work = mkdtempSync(join(tmpdir(), 'nuksm-copy-out-'));
-    writeFileSync(join(work, 'known_hosts'), `${sshd.knownHostsLine()}\n`);
-    exec = new SshExecutor({ host: '127.0.0.1', port: sshd.port, username: sshd.user, privateKeyPath: sshd.clientKeyPath, knownHostsFile: join(work, 'known_hosts') });
+    server = await startSshdWithWorkDir('nuksm-copy-out-');
+    const { sshd } = server;
+    work = server.work;
+    exec = new SshExecutor({ host: '127.0.0.1', port: sshd.port, username: sshd.user, privateKeyPath: sshd.clientKeyPath, knownHostsFile: server.knownHosts });
   });
 
   afterAll(async () => {
     await exec?.close();
-    await sshd?.stop();
-    sshd?.cleanup();
-    if (work) rmSync(work, { recursive: true, force: true });
+    await server?.stop();
   });
 
   it('copies a campaign directory byte for byte (binary, incompressible, nested), leaving no archive behind', async () => {

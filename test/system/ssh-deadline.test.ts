@@ -4,16 +4,15 @@
  * and a loopback port that accepts and never sends an SSH banner.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { failureClassOf } from '../../src/core/errors.ts';
 import { runDetached, waitDetached } from '../../src/host/exec/detached.ts';
 import { KILL_BOUND_MS, SshExecutor, type SshExecutorOptions } from '../../src/host/exec/ssh.ts';
 import { describeWith } from '../support/components.ts';
-import { TestSshd, freePort } from '../host/sshd-harness.ts';
+import { startSshdWithWorkDir, type TestSshd } from '../host/sshd-harness.ts';
 
 /** How long after deadline + KILL_BOUND_MS a wait may end (timers and a loaded 2-core machine). */
 const SLACK_MS = 1_500;
@@ -44,12 +43,10 @@ describeWith(['sshd'], 'SSH waits end by their deadline', () => {
     return { ms: Date.now() - t0, err };
   };
 
+  let server: Awaited<ReturnType<typeof startSshdWithWorkDir>>;
   beforeAll(async () => {
-    sshd = new TestSshd(await freePort());
-    await sshd.start();
-    work = mkdtempSync(join(tmpdir(), 'nuksm-ssh-deadline-'));
-    knownHosts = join(work, 'known_hosts');
-    writeFileSync(knownHosts, `${sshd.knownHostsLine()}\n`);
+    server = await startSshdWithWorkDir('nuksm-ssh-deadline-');
+    ({ sshd, work, knownHosts } = server);
   });
 
   afterEach(() => {
@@ -60,18 +57,20 @@ describeWith(['sshd'], 'SSH waits end by their deadline', () => {
     sshd?.signalAll('SIGCONT');
     for (const e of executors) await e.close();
     // The commands these tests left running (their kill could not reach a stopped sshd).
-    for (const pid of execFileSync('pgrep', ['-f', marker], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number)) {
-      if (pid !== process.pid) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          /* gone */
-        }
+    let left: number[] = [];
+    try {
+      left = execFileSync('pgrep', ['-f', marker], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
+    } catch {
+      /* none left (pgrep exits 1) */
+    }
+    for (const pid of left.filter((p) => p !== process.pid)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone */
       }
     }
-    await sshd?.stop();
-    sshd?.cleanup();
-    if (work) rmSync(work, { recursive: true, force: true });
+    await server?.stop();
   });
 
   it('waitDetached ends by its deadline with a timeout error when sshd stops answering mid-wait', async () => {
