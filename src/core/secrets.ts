@@ -11,9 +11,12 @@ export const REDACTED = '***';
 
 const secrets = new Set<string>();
 
-/** Remember `value` as a secret (empty values are ignored: they cannot be told apart from text). */
+/** Shorter values are not redacted: they cannot be told apart from ordinary text (an old plan's password 'nuksm' is in every path). */
+export const MIN_SECRET_LENGTH = 8;
+
+/** Remember `value` as a secret (ignored below MIN_SECRET_LENGTH; new specs refuse such passwords). */
 export function registerSecret(value: string): void {
-  if (value.length > 0) secrets.add(value);
+  if (value.length >= MIN_SECRET_LENGTH) secrets.add(value);
 }
 
 /** `text` with every known secret (and its JSON-escaped and SQL-escaped forms) replaced by REDACTED. */
