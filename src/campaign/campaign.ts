@@ -11,6 +11,7 @@ import { execaSync } from 'execa';
 import pino, { type Logger } from 'pino';
 import { writeFileDurable, type DurableWriteOptions } from '../core/durable-file.ts';
 import { ConfigError, HarnessError } from '../core/errors.ts';
+import { redact } from '../core/secrets.ts';
 import type { TestbedFile } from '../core/testbed-file.ts';
 import { ResultsStore, STORE_FILE } from '../results/store.ts';
 import type { Testbed } from '../testbeds/types.ts';
@@ -163,7 +164,8 @@ export function latestCampaignId(resultsDir?: string): string | null {
 
 export function campaignLogger(dir: string, level = process.env.NUKSM_LOG_LEVEL ?? 'info'): Logger {
   // Synchronous writes: a kill -9 loses no log line that was logged before it.
-  return pino({ level, base: undefined }, pino.destination({ dest: join(dir, LOG_FILE), sync: true, append: true, mkdir: true }));
+  // Every line passes through redact(): no known secret reaches the log (src/core/secrets.ts).
+  return pino({ level, base: undefined, hooks: { streamWrite: redact } }, pino.destination({ dest: join(dir, LOG_FILE), sync: true, append: true, mkdir: true }));
 }
 
 /**

@@ -17,7 +17,7 @@
  * host continues the wait (starting the machine if it is off) after the host process was stopped.
  */
 import { writeFileDurable } from '../core/durable-file.ts';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { execa } from 'execa';
 import { stringify } from 'yaml';
@@ -27,7 +27,7 @@ import { harnessCommit, MACHINE_FILE } from './campaign.ts';
 export { MACHINE_FILE };
 import type { Plan } from './plan.ts';
 import type { CampaignSpec } from './spec.ts';
-import { ConfigError, HarnessError } from '../core/errors.ts';
+import { ConfigError, HarnessError, failureClassOf } from '../core/errors.ts';
 import type { KernelSpec, TestbedFile } from '../core/testbed-file.ts';
 import { bootResumePaths } from '../host/boot-resume/index.ts';
 import { ResultsStore, STORE_FILE } from '../results/store.ts';
@@ -52,6 +52,21 @@ export interface MachineRecord {
   /** Arguments of the `nuksm run` started inside (started again if it crashes before any progress). */
   runArgs: string[];
   startedAt: string;
+  /** The plan's wall-time estimate (s); the wait's deadline is derived from it (machineDeadlineMs), on a resume too. Absent in records of older harnesses. */
+  estimateS?: number;
+}
+
+/** Deadline of a record without an estimate (written by an older harness). */
+const LEGACY_DEADLINE_MS = 6 * 3_600_000;
+
+/**
+ * How long the host waits for the campaign inside the machine: 3 × the plan's estimate (which
+ * counts its steps and boots: a step may be tried up to 3 times, and TCG runs slower than
+ * planned) plus one boot timeout for the machine's own start, and at least 1 h. A resume waits
+ * this long again: at most the whole plan is left.
+ */
+export function machineDeadlineMs(estimateS: number, bootS: number): number {
+  return Math.max(3_600_000, Math.ceil((3 * estimateS + bootS) * 1000));
 }
 
 export interface MachineCampaignOptions {
@@ -63,7 +78,7 @@ export interface MachineCampaignOptions {
   pollMs?: number;
   /** QEMU deaths (power losses), hung guests and vanished runners survived by restarting the machine. */
   maxPowerCycles?: number;
-  /** Give up after this long (default: 3 × the plan's estimate, at least 1 h). */
+  /** Give up after this long (default: machineDeadlineMs of the plan's estimate). */
   deadlineMs?: number;
   signal?: AbortSignal;
   /** Called with the machine once it runs (tests pull the plug through it). */
@@ -139,6 +154,7 @@ export async function runCampaignInMachine(req: { plan: Plan; spec: CampaignSpec
     },
     imageKey: image.key,
     hookId: hookIdOf(id),
+    estimateS: plan.estimate.totalS,
     runArgs: ['run', `${inputs}/${files[0]!.rel}`, '--testbed', `${inputs}/testbed.yaml`, '--experiments-dir', inputs, '--campaign-id', id, '--results-dir', GUEST_RESULTS_DIR, '--json', ...(req.iterations !== undefined ? ['--iterations', String(req.iterations)] : []), ...(req.interleave ? ['--interleave', req.interleave] : [])],
     startedAt: new Date().toISOString(),
   };
@@ -164,12 +180,15 @@ export async function runCampaignInMachine(req: { plan: Plan; spec: CampaignSpec
     writeFileDurable(join(dir, MACHINE_FILE), `${JSON.stringify(record, null, 2)}\n`);
     await runDetached(exec, guestNuksm(record.runArgs), { workDir: inputs, id: 'first-run' });
     opts.log(`campaign ${id} started inside the machine (${plan.steps.length} steps, ${plan.reboots} kernel boots planned)`);
-    const deadlineMs = opts.deadlineMs ?? Math.max(3_600_000, 3 * plan.estimate.totalS * 1000);
-    return await watchAndCollect(machine, exec, record, dir, consoleDir, { ...opts, deadlineMs });
+    return await watchAndCollect(machine, exec, record, dir, consoleDir, { ...opts, deadlineMs: opts.deadlineMs ?? deadlineOf(record) });
   } catch (err) {
     await machine.stop().catch(() => undefined);
     throw err;
   }
+}
+
+function deadlineOf(record: MachineRecord): number {
+  return record.estimateS === undefined ? LEGACY_DEADLINE_MS : machineDeadlineMs(record.estimateS, record.machine.bootTimeoutS ?? 600);
 }
 
 /**
@@ -198,7 +217,8 @@ export async function resumeCampaignInMachine(dir: string, opts: MachineCampaign
   const exec = await machine.start(consoleDir);
   opts.onMachine?.(machine);
   try {
-    return await watchAndCollect(machine, exec, record, dir, consoleDir, { ...opts, deadlineMs: opts.deadlineMs ?? 6 * 3_600_000 });
+    if (record.estimateS === undefined && opts.deadlineMs === undefined) opts.log(`${MACHINE_FILE} has no plan estimate (written by an older harness): waiting up to ${LEGACY_DEADLINE_MS / 3_600_000} h`);
+    return await watchAndCollect(machine, exec, record, dir, consoleDir, { ...opts, deadlineMs: opts.deadlineMs ?? deadlineOf(record) });
   } catch (err) {
     await machine.stop().catch(() => undefined);
     throw err;
@@ -265,7 +285,7 @@ async function watchAndCollect(machine: QemuMachine, exec: SshExecutor, record: 
       if (progress.outcome === 'complete') {
         // The runner writes 'complete' before it removes its hooks, exports and closes the store:
         // copy only once no nuksm process of this campaign is left.
-        if (await campaignProcessRunning(exec, id)) {
+        if ((await campaignProcessRunning(exec, id)) !== false) {
           await sleep(2_000);
           continue;
         }
@@ -283,7 +303,8 @@ async function watchAndCollect(machine: QemuMachine, exec: SshExecutor, record: 
       // After a boot the guard starts the runner within a minute or so (and reruns one that
       // crashed). Progress unfinished and no runner for RUNNER_GRACE_MS: reboot the machine so
       // the guard tries again; its boot-loop check ends a campaign that never gets anywhere.
-      if ((progress.outcome === 'running' || progress.outcome === 'rebooting') && !(await campaignProcessRunning(exec, id))) {
+      const runner = progress.outcome === 'running' || progress.outcome === 'rebooting' ? await campaignProcessRunning(exec, id) : true;
+      if (runner === false) {
         noRunnerSince ??= Date.now();
         if (Date.now() - noRunnerSince > RUNNER_GRACE_MS) {
           if (++powerCycles > maxPowerCycles) {
@@ -295,7 +316,7 @@ async function watchAndCollect(machine: QemuMachine, exec: SshExecutor, record: 
           noRunnerSince = null;
           lastSeen = Date.now();
         }
-      } else noRunnerSince = null;
+      } else if (runner === true) noRunnerSince = null;
     } else if (exitText.trim() !== '' && exitText.trim() !== '3') {
       // The first `nuksm run` exited before writing any progress: bad input (final), or a crash —
       // started again (as a resume once the campaign exists), like the boot hook does.
@@ -325,10 +346,15 @@ async function collectBootResume(exec: SshExecutor, stateDir: string, hook: { un
   writeFileSync(join(out, 'hooks-left.txt'), left.stdout);
 }
 
-async function campaignProcessRunning(exec: SshExecutor, id: string): Promise<boolean> {
+/** Whether a nuksm run/resume of the campaign runs inside; null when the machine did not answer in time (slow under TCG, rebooting): ask again later. */
+async function campaignProcessRunning(exec: SshExecutor, id: string): Promise<boolean | null> {
   const pattern = `nuksm\\.js (run|resume) .*${id.replace(/[^A-Za-z0-9_-]/g, '.')}( |$)`;
-  const r = await exec.run(['pgrep', '-f', '--', pattern], { timeoutMs: 30_000, allowFailure: true });
-  return r.exitCode === 0;
+  const r = await exec.run(['pgrep', '-f', '--', pattern], { timeoutMs: 30_000, allowFailure: true }).catch((err: unknown) => {
+    const cls = failureClassOf(err);
+    if (cls === 'timeout' || cls === 'guest-unreachable') return null;
+    throw err;
+  });
+  return r === null ? null : r.exitCode === 0;
 }
 
 /**
@@ -358,7 +384,24 @@ function consolesIntoSteps(dir: string, consoleDir: string): void {
  * directory then has no store, so 'nuksm resume' still goes to the machine).
  */
 async function collect(exec: SshExecutor, id: string, into: string): Promise<void> {
+  await copyDirectoryOut(exec, GUEST_RESULTS_DIR, id, into);
+}
+
+/**
+ * <root>/<name> on the far side → <into>/<name>: `tar -czf -` streamed over SSH into a file next
+ * to the target (any size; never one string in memory), then unpacked. tar runs without a pipe
+ * on either side, so its own exit status is checked at both ends: a member it cannot read (or a
+ * missing directory) fails the copy, naming tar's message, instead of unpacking a partial archive.
+ */
+export async function copyDirectoryOut(exec: SshExecutor, root: string, name: string, into: string, opts: { timeoutMs?: number } = {}): Promise<void> {
   mkdirSync(into, { recursive: true });
-  const r = await exec.run(['sh', '-c', 'tar -C "$1" -czf - "$2" | base64 -w0', 'sh', GUEST_RESULTS_DIR, id], { timeoutMs: 600_000 });
-  await execa('tar', ['-xzf', '-', '-C', into], { input: Buffer.from(r.stdout, 'base64') });
+  const archive = join(into, `.${name}.copy-${process.pid}.tar.gz`);
+  try {
+    const r = await exec.runToFile(['tar', '-C', root, '-czf', '-', '--', name], archive, { timeoutMs: opts.timeoutMs ?? 3_600_000, allowFailure: true });
+    if (r.exitCode !== 0) throw new HarnessError('benchmark-error', `copying ${root}/${name} out of ${exec.target} failed: tar exited ${r.exitCode}: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`, { exitCode: r.exitCode });
+    const unpack = await execa('tar', ['-xzf', archive, '-C', into], { reject: false });
+    if (unpack.exitCode !== 0) throw new HarnessError('benchmark-error', `unpacking ${root}/${name} from ${exec.target} into ${into} failed: tar exited ${unpack.exitCode}: ${unpack.stderr.trim()}`);
+  } finally {
+    rmSync(archive, { force: true });
+  }
 }

@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { FailureClass } from '../core/errors.ts';
+import { redact } from '../core/secrets.ts';
 import type { Scenario } from '../core/scenario.ts';
 import type { ResultsStore } from '../results/store.ts';
 import type { Plan } from './plan.ts';
@@ -172,7 +173,8 @@ export class Journal {
   }
 
   /** A failed attempt: its samples are dropped; `final` marks the step failed (the campaign goes on). */
-  failAttempt(stepId: string, attemptId: string | null, failureClass: FailureClass, message: string, final: boolean): void {
+  failAttempt(stepId: string, attemptId: string | null, failureClass: FailureClass, rawMessage: string, final: boolean): void {
+    const message = redact(rawMessage); // any error's text, not only HarnessError's
     this.db.transaction(() => {
       if (attemptId) {
         this.db.prepare("UPDATE attempts SET ended_at = ?, outcome = 'failed', failure_class = ?, message = ? WHERE attempt_id = ?").run(now(), failureClass, message, attemptId);

@@ -2,6 +2,8 @@
  * Failure classes shared by every layer. The campaign journal records the class of a failed
  * step and the retry policy is chosen per class (see src/campaign).
  */
+import { redact, redactDeep } from './secrets.ts';
+
 export const FAILURE_CLASSES = [
   'config', // bad spec or testbed file: never retried
   'boot', // kernel did not come up, or came up as the wrong kernel
@@ -21,10 +23,11 @@ export class HarnessError extends Error {
   readonly details: Record<string, unknown>;
 
   constructor(failureClass: FailureClass, message: string, details: Record<string, unknown> = {}, options?: { cause?: unknown }) {
-    super(message, options);
+    // Known secrets never reach an error's text (src/core/secrets.ts).
+    super(redact(message), options);
     this.name = 'HarnessError';
     this.failureClass = failureClass;
-    this.details = details;
+    this.details = redactDeep(details);
   }
 }
 

@@ -14,7 +14,7 @@ import { btreeNative, cgNative, randomaccessNative, xsbenchNative } from './nati
 export { WORKLOAD_NAMES, PAPER_WORKLOAD_NAMES, NATIVE_WORKLOAD_NAMES } from './types.ts';
 export type { Phase, Workload, WorkloadName, WorkloadParams, WorkloadVariant, ParseOptions, InstallContext, RunContext } from './types.ts';
 export { runWorkload, type RunWorkloadOptions } from './run.ts';
-export { runPhases, parsedOutputOf, standaloneArgv, type PhaseRunResult, type PhaseOutcome } from './phase-runner.ts';
+export { runPhases, parsedOutputOf, standaloneArgv, writeSecretFiles, type PhaseRunResult, type PhaseOutcome } from './phase-runner.ts';
 
 const WORKLOADS: Record<WorkloadName, Workload> = {
   xsbench,

@@ -52,7 +52,19 @@ export function parsedOutputOf(phases: readonly Phase[], outcomes: readonly Phas
     .join('\n');
 }
 
+// $1 = path; the content comes on stdin. The directory gets the usual mode (the workload's
+// server may run as another user); the file is created under umask 077, so it never has a wider mode.
+const WRITE_SECRET_SCRIPT = 'mkdir -p -- "$(dirname -- "$1")" && rm -f -- "$1" && umask 077 && cat > "$1" && chmod 600 -- "$1"';
+
+/** Write a phase's secret files (mode 0600, content over stdin) before it runs; see Phase.secretFiles. */
+export async function writeSecretFiles(exec: Executor, phase: Phase, signal?: AbortSignal): Promise<void> {
+  for (const f of phase.secretFiles ?? []) {
+    await exec.run(['sh', '-c', WRITE_SECRET_SCRIPT, 'sh', f.path], { input: f.content, timeoutMs: 30_000, signal });
+  }
+}
+
 async function runOne(exec: Executor, phase: Phase, opts: RunPhasesOptions): Promise<PhaseOutcome> {
+  await writeSecretFiles(exec, phase, opts.signal);
   const startedAtMs = Date.now();
   const started = performance.now();
   const result = await exec.run(phase.argv, {

@@ -44,6 +44,13 @@ export interface Phase {
   parsed: boolean;
   /** A cleanup phase still runs after an earlier phase failed. */
   alwaysRun?: boolean;
+  /**
+   * Files holding secrets (a password in an option file) that the phase's commands read: written
+   * with mode 0600 before the phase runs, their content sent over the executor's stdin, never in
+   * argv (argv shows in /proc/<pid>/cmdline, in logs and in failure messages). Runners write them
+   * with writeSecretFiles (src/workloads/phase-runner.ts).
+   */
+  secretFiles?: { path: string; content: string }[];
   /** The program registers its own memory with KSM (madvise/prctl): a process instance runs it without the registering wrapper. */
   registersItself?: boolean;
   /**

@@ -1,12 +1,13 @@
 /** The runner and journal with a scripted test double: retries per failure class, failure rows, reboots, timeouts. */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { stringify } from 'yaml';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { setLongTimeout } from '../../src/core/long-timer.ts';
-import { createCampaign, executeCampaign, openCampaign } from '../../src/campaign/campaign.ts';
+import { campaignLogger, createCampaign, executeCampaign, LOG_FILE, openCampaign } from '../../src/campaign/campaign.ts';
+import { getWorkload } from '../../src/workloads/index.ts';
 import { DoubleTestbed, type DoubleScript } from './support/double-testbed.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -276,5 +277,24 @@ describe('runner', () => {
     // Written before a reboot: stale, whatever process has pid 1 now.
     write(join(c.dir, 'runner.lock'), '1 00000000-0000-0000-0000-000000000000');
     expect((await executeCampaign(c, new DoubleTestbed(), { log: silent })).outcome).toBe('complete');
+  });
+
+  it('a failure carrying a known secret (the mysql password) is stored and logged without it', async () => {
+    const secret = `hunter2-${Date.now()}`;
+    getWorkload('mysql').resolveParams('small', { password: secret }); // registers it, as planning a mysql step does
+    const c = campaign();
+    const log = campaignLogger(c.dir);
+    await executeCampaign(c, new DoubleTestbed({ errors: { 'a|ksm': () => new Error(`sysbench --mysql-password=${secret} exited 1`) } }), { retryDelayMs: 1, log });
+    log.flush();
+    const steps = c.journal.steps();
+    const failed = steps.find((s) => s.configId === 'a' && s.kernelMode === 'ksm')!;
+    expect(failed.state).toBe('failed');
+    expect(failed.failureMessage).toContain('--mysql-password=***');
+    const stored = c.store.db.prepare('SELECT failure_message AS m FROM steps UNION ALL SELECT message FROM attempts').all() as { m: string | null }[];
+    expect(stored.some((r) => r.m?.includes('***'))).toBe(true);
+    expect(stored.filter((r) => r.m?.includes(secret))).toEqual([]);
+    const logText = readFileSync(join(c.dir, LOG_FILE), 'utf8');
+    expect(logText).toContain('--mysql-password=***');
+    expect(logText).not.toContain(secret);
   });
 });

@@ -75,10 +75,10 @@ export class TestSshd {
     throw new Error(`sshd did not start: ${this.log}`);
   }
 
-  /** Kill the per-connection sshd processes (not the listener): every open SSH connection drops. */
-  killSessions(): number {
+  /** The per-connection sshd processes (children of the listener, recursively). */
+  sessionPids(): number[] {
     const master = this.proc?.pid;
-    if (!master) return 0;
+    if (!master) return [];
     const sessions: number[] = [];
     const walk = (pid: number) => {
       let children: number[] = [];
@@ -96,14 +96,28 @@ export class TestSshd {
       }
     };
     walk(master);
-    for (const pid of sessions) {
+    return sessions;
+  }
+
+  /** Kill the per-connection sshd processes (not the listener): every open SSH connection drops. */
+  killSessions(): number {
+    return this.signalAll('SIGKILL', { listener: false });
+  }
+
+  /**
+   * Send `signal` to the sessions (and the listener unless told not to; returns how many processes): SIGSTOP makes the server
+   * hang with its connections and port open (accepted by the kernel, never answered); SIGCONT resumes it.
+   */
+  signalAll(signal: NodeJS.Signals, opts: { listener?: boolean } = {}): number {
+    const pids = [...(opts.listener === false || !this.proc?.pid ? [] : [this.proc.pid]), ...this.sessionPids()];
+    for (const pid of pids) {
       try {
-        process.kill(pid, 'SIGKILL');
+        process.kill(pid, signal);
       } catch {
         /* already gone */
       }
     }
-    return sessions.length;
+    return pids.length;
   }
 
   async stop(): Promise<void> {
@@ -120,4 +134,19 @@ export class TestSshd {
   cleanup(): void {
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** A started TestSshd plus a scratch directory holding its known_hosts file; stop() ends the server and removes both. */
+export async function startSshdWithWorkDir(prefix: string): Promise<{ sshd: TestSshd; work: string; knownHosts: string; stop: () => Promise<void> }> {
+  const sshd = new TestSshd(await freePort());
+  await sshd.start();
+  const work = mkdtempSync(join(tmpdir(), prefix));
+  const knownHosts = join(work, 'known_hosts');
+  writeFileSync(knownHosts, `${sshd.knownHostsLine()}\n`);
+  const stop = async () => {
+    await sshd.stop();
+    sshd.cleanup();
+    rmSync(work, { recursive: true, force: true });
+  };
+  return { sshd, work, knownHosts, stop };
 }

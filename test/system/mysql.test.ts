@@ -3,7 +3,7 @@
  * started by the workload's own phases) and sysbench 1.0 oltp_read_only on MEMORY tables, run
  * through runPhases and parsed into samples.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,6 +34,19 @@ function processAlive(pid: number): boolean {
   }
 }
 
+const PASSWORD = "nu'ks\\m-secret";
+
+/** Every process's command line now (pid → argv joined by spaces); processes that vanish are skipped. */
+async function commandLines(): Promise<Map<number, string>> {
+  const out = new Map<number, string>();
+  for (const d of await readdir('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    const text = await readFile(`/proc/${d}/cmdline`, 'utf8').catch(() => '');
+    if (text) out.set(Number(d), text.split('\0').join(' '));
+  }
+  return out;
+}
+
 describeWith(['mariadb', 'sysbench'], 'mysql workload: real MariaDB + sysbench 1.0 oltp_read_only (MEMORY engine)', () => {
   const workload = getWorkload('mysql');
   const exec = new LocalExecutor();
@@ -51,7 +64,7 @@ describeWith(['mariadb', 'sysbench'], 'mysql workload: real MariaDB + sysbench 1
       timeS: 4,
       reportIntervalS: 1,
       // Quote and backslash: the setup SQL must escape them for the server to accept sysbench's login.
-      password: "nu'ks\\m",
+      password: PASSWORD,
     });
     phases = workload.phases(params, { installDir: workDir, workDir });
   });
@@ -76,12 +89,31 @@ describeWith(['mariadb', 'sysbench'], 'mysql workload: real MariaDB + sysbench 1
     const cleanup = phases.slice(cleanupStart);
     expect(untilRun.some((p) => p.timed)).toBe(true);
 
-    const result = await runPhases(exec, untilRun);
+    // While the phases run, no process's argv may hold the password (issue 10 item 12): scan /proc.
+    const leaks = new Set<string>();
+    let sysbenchSeen = 0;
+    let scanning = true;
+    const scan = (async () => {
+      while (scanning) {
+        for (const line of (await commandLines()).values()) {
+          if (line.includes('sysbench oltp_read_only')) sysbenchSeen++;
+          if (line.includes(PASSWORD) || line.includes("nu''ks")) leaks.add(line);
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+    const result = await runPhases(exec, untilRun).finally(() => (scanning = false));
+    await scan;
+    expect([...leaks]).toEqual([]);
+    expect(sysbenchSeen).toBeGreaterThanOrEqual(3); // the scan did see the benchmark running (a scan of /proc takes ~0.5 s here)
+    for (const f of [mysqlPaths(workDir).sysbenchSecrets, mysqlPaths(workDir).setupSql]) expect((await stat(f)).mode & 0o777).toBe(0o600);
     serverPid = Number((await readFile(mysqlPaths(workDir).pidFile, 'utf8')).trim());
     expect(processAlive(serverPid)).toBe(true);
 
     // The table really is in-memory, and the server really listens on its own loopback port.
-    const engine = await execa('mariadb', ['--no-defaults', '-h', '127.0.0.1', `--port=${params.port}`, '-u', String(params.user), `-p${params.password}`,
+    const clientOptions = join(workDir, 'client.cnf');
+    await writeFile(clientOptions, `[client]\npassword="${PASSWORD.replace(/\\/g, '\\\\')}"\n`, { mode: 0o600 });
+    const engine = await execa('mariadb', [`--defaults-file=${clientOptions}`, '-h', '127.0.0.1', `--port=${params.port}`, '-u', String(params.user),
       '-N', '-e', `SELECT ENGINE, TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA='${params.database}' AND TABLE_NAME='sbtest1'`], { timeout: 30_000 });
     expect(engine.stdout.trim().split(/\s+/)).toEqual(['MEMORY', '20000']);
 

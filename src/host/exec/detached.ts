@@ -5,7 +5,6 @@
  * on demand). Starting the same id twice does not start the command twice: the run directory is
  * created atomically with mkdir and a second start just returns the handle.
  */
-import pRetry from 'p-retry';
 import { HarnessError, failureClassOf } from '../../core/errors.ts';
 import { shellJoin } from './quote.ts';
 import type { Executor } from './types.ts';
@@ -79,41 +78,89 @@ export function parseDetachedStatus(text: string): DetachedStatus {
   };
 }
 
-/** One look at a detached run (reconnecting if needed). */
-export async function attachDetached(exec: Executor, handle: DetachedHandle, opts: { reconnectRetries?: number } = {}): Promise<DetachedStatus> {
-  return withReconnect(async () => parseDetachedStatus((await exec.run(['sh', '-c', STATUS_SCRIPT, 'sh', handle.dir], { timeoutMs: 15_000 })).stdout), opts.reconnectRetries ?? 10);
+/** Timeout of one status poll (cut to the time a wait has left). */
+const POLL_TIMEOUT_MS = 15_000;
+/** The time reading a finished run's files may take, even when its wait's deadline is closer. */
+export const COLLECT_MIN_MS = 15_000;
+
+/** One look at a detached run (reconnecting if needed), by `timeoutMs` from now (default: 10 reconnects' worth). */
+export async function attachDetached(exec: Executor, handle: DetachedHandle, opts: { reconnectRetries?: number; timeoutMs?: number } = {}): Promise<DetachedStatus> {
+  const deadline = Date.now() + (opts.timeoutMs ?? 10 * 60_000);
+  return withReconnect(statusProbe(exec, handle), { retries: opts.reconnectRetries ?? 10, deadline, tryMs: POLL_TIMEOUT_MS });
 }
 
-/** Poll until the detached command has written its exit status, then collect its output. */
+function statusProbe(exec: Executor, handle: DetachedHandle, signal?: AbortSignal): (timeoutMs: number) => Promise<DetachedStatus> {
+  return async (timeoutMs) => parseDetachedStatus((await exec.run(['sh', '-c', STATUS_SCRIPT, 'sh', handle.dir], { timeoutMs, signal })).stdout);
+}
+
+/**
+ * Poll until the detached command has written its exit status, then collect its output. Every
+ * poll and reconnect gets only the time left, so the wait ends by its deadline (plus the
+ * executor's kill bound) with a 'timeout' error, even when the host stops answering; reading the
+ * output of a run that finished gets at least COLLECT_MIN_MS.
+ */
 export async function waitDetached(exec: Executor, handle: DetachedHandle, opts: WaitOptions): Promise<DetachedResult> {
   const deadline = Date.now() + opts.timeoutMs;
   const pollMs = opts.pollMs ?? 1_000;
+  const retries = opts.reconnectRetries ?? 10;
+  const late = (cause?: unknown) =>
+    new HarnessError('timeout', `detached run ${handle.id} on ${exec.target} still running (or not answering) after ${opts.timeoutMs} ms`, { dir: handle.dir }, cause ? { cause } : undefined);
+  const look = () =>
+    withReconnect(statusProbe(exec, handle, opts.signal), { retries, deadline, tryMs: POLL_TIMEOUT_MS, signal: opts.signal }).catch((err: unknown) => {
+      throw Date.now() >= deadline && failureClassOf(err) !== 'benchmark-error' ? late(err) : err;
+    });
   for (;;) {
     if (opts.signal?.aborted) throw new HarnessError('timeout', `waiting for detached run ${handle.id} on ${exec.target} was aborted`);
-    const status = await attachDetached(exec, handle, opts);
+    if (Date.now() >= deadline) throw late();
+    const status = await look();
     opts.onPoll?.(status);
     if (status.exitCode !== null) break;
     if (!status.running && status.pid !== null) {
       // Re-read once: the command may have finished between the two checks in the script.
-      const again = await attachDetached(exec, handle, opts);
+      const again = await look();
       if (again.exitCode !== null) break;
       throw new HarnessError('benchmark-error', `detached run ${handle.id} on ${exec.target} died without an exit status (killed, or the host rebooted)`, { dir: handle.dir });
     }
-    if (Date.now() >= deadline) throw new HarnessError('timeout', `detached run ${handle.id} on ${exec.target} still running after ${opts.timeoutMs} ms`, { dir: handle.dir });
-    await new Promise((r) => setTimeout(r, pollMs));
+    if (Date.now() >= deadline) throw late();
+    await sleep(Math.min(pollMs, deadline - Date.now()), opts.signal);
   }
-  return withReconnect(async () => {
-    const [exitText, stdout, stderr] = await Promise.all([exec.readFile(`${handle.dir}/exit`), exec.readFile(`${handle.dir}/stdout`), exec.readFile(`${handle.dir}/stderr`)]);
-    return { exitCode: Number(exitText.trim()), stdout, stderr };
-  }, opts.reconnectRetries ?? 10);
+  const collectBy = Math.max(deadline, Date.now() + COLLECT_MIN_MS);
+  return withReconnect(
+    async (timeoutMs) => {
+      const [exitText, stdout, stderr] = await Promise.all([exec.readFile(`${handle.dir}/exit`, { timeoutMs }), exec.readFile(`${handle.dir}/stdout`, { timeoutMs }), exec.readFile(`${handle.dir}/stderr`, { timeoutMs })]);
+      return { exitCode: Number(exitText.trim()), stdout, stderr };
+    },
+    { retries, deadline: collectBy, tryMs: 60_000 },
+  );
 }
 
-/** Retry an operation while the target is unreachable (each try gets a fresh connection). */
-async function withReconnect<T>(fn: () => Promise<T>, retries: number): Promise<T> {
-  return pRetry(fn, {
-    retries,
-    minTimeout: 500,
-    maxTimeout: 5_000,
-    shouldRetry: ({ error }) => failureClassOf(error) === 'guest-unreachable',
+/**
+ * Retry an operation while the target is unreachable or a try times out (each try gets a fresh
+ * connection), up to `retries` more tries and never past `deadline`: each try gets
+ * min(tryMs, time left) as its timeout, and the back-off is cut to the time left.
+ */
+async function withReconnect<T>(fn: (timeoutMs: number) => Promise<T>, opts: { retries: number; deadline: number; tryMs: number; signal?: AbortSignal }): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    const left = opts.deadline - Date.now();
+    try {
+      return await fn(Math.max(1, Math.min(opts.tryMs, left)));
+    } catch (err) {
+      const cls = failureClassOf(err);
+      const leftNow = opts.deadline - Date.now();
+      if ((cls !== 'guest-unreachable' && cls !== 'timeout') || attempt >= opts.retries || leftNow <= 0 || opts.signal?.aborted) throw err;
+      await sleep(Math.min(500 * 2 ** attempt, 5_000, leftNow), opts.signal);
+    }
+  }
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const t = setTimeout(done, Math.max(0, ms));
+    signal?.addEventListener('abort', done, { once: true });
   });
 }

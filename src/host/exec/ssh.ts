@@ -7,7 +7,13 @@
  * Every command is an argument array quoted with shellQuote; the remote shell prints its PID
  * first (on stderr, stripped here) so that a timeout or abort kills the remote process group
  * instead of leaving it running.
+ *
+ * A command's timeout covers everything: waiting for the connection (a reconnect included),
+ * opening the channel and running. run() ends by its timeout plus KILL_BOUND_MS whatever the
+ * server does (a stopped sshd, a port that accepts and never sends a banner); the kill of a
+ * timed-out command goes over the same connection and never reconnects.
  */
+import { createWriteStream, type WriteStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import pRetry, { AbortError } from 'p-retry';
 import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
@@ -43,6 +49,12 @@ export interface SshExecutorOptions {
 
 const PID_MARKER = 'NUKSM_REMOTE_PID ';
 
+/** run()'s options plus where runToFile() sends stdout. */
+type ChannelOptions = ExecOptions & { stdoutTo?: WriteStream };
+
+/** How long past its timeout a command may take to be killed (its rejection waits at most this). */
+export const KILL_BOUND_MS = 5_000;
+
 // $1 = the remote shell's PID, which is its process group (sshd starts each session with setsid).
 const KILL_GROUP_SCRIPT = [
   'kill -TERM -- "-$1" 2>/dev/null || kill -TERM "$1" 2>/dev/null',
@@ -76,6 +88,8 @@ export class SshExecutor implements Executor {
   private readonly maxChannels: number;
   private activeChannels = 0;
   private readonly channelWaiters: (() => void)[] = [];
+  /** Bumped by close(): connection attempts of an older generation stop retrying. */
+  private generation = 0;
 
   constructor(readonly opts: SshExecutorOptions) {
     const port = opts.port ?? 22;
@@ -89,7 +103,8 @@ export class SshExecutor implements Executor {
   /** The shared connection, opened (with retries) when there is none. */
   connection(): Promise<Client> {
     if (!this.client) {
-      const attempt = pRetry(() => this.connectOnce(), {
+      const generation = this.generation;
+      const attempt = pRetry(() => (generation === this.generation ? this.connectOnce() : Promise.reject(new AbortError(`SSH to ${this.target}: the executor was closed`))), {
         retries: this.opts.connectRetries ?? 5,
         minTimeout: 500,
         maxTimeout: this.opts.connectMaxDelayMs ?? 5_000,
@@ -171,6 +186,23 @@ export class SshExecutor implements Executor {
     }
   }
 
+  /**
+   * Run a command whose stdout (raw bytes, any size: e.g. `tar -czf -` of a results directory)
+   * is streamed into the local file `path` instead of memory; the result's stdout is ''. A
+   * non-zero exit throws as run() does (after the file was written), unless allowFailure.
+   */
+  async runToFile(argv: readonly string[], path: string, opts: Omit<ExecOptions, 'onStdout'> = {}): Promise<ExecResult> {
+    const sink = createWriteStream(path);
+    await new Promise<void>((resolve, reject) => sink.once('open', () => resolve()).once('error', reject));
+    await this.acquireChannel();
+    try {
+      return await this.runOnChannel(argv, { ...opts, stdoutTo: sink });
+    } finally {
+      if (!sink.closed) sink.destroy();
+      this.releaseChannel();
+    }
+  }
+
   // sshd refuses more than MaxSessions (default 10) channels per connection: queue beyond the
   // limit. Kill commands for timed-out runs bypass the queue, so they can never wait on it.
   private async acquireChannel(): Promise<void> {
@@ -187,23 +219,28 @@ export class SshExecutor implements Executor {
     else this.activeChannels--;
   }
 
-  private async runOnChannel(argv: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
+  private async runOnChannel(argv: readonly string[], opts: ChannelOptions = {}): Promise<ExecResult> {
     const timeoutMs = opts.timeoutMs ?? this.defaultTimeoutMs;
     const command = remoteCommandLine(argv, opts);
     const started = Date.now();
-    const client = await this.connection();
-    return new Promise<ExecResult>((resolve, reject) => {
-      client.exec(command, (err, stream) => {
-        if (err) {
-          reject(new HarnessError('guest-unreachable', `SSH to ${this.target}: cannot open a channel: ${err.message}`, { target: this.target }, { cause: err }));
-          return;
-        }
-        this.collect(client, stream, argv, opts, timeoutMs, started).then(resolve, reject);
-      });
-    });
+    const deadline = started + timeoutMs;
+    const aborted = () => new HarnessError('timeout', `${argv.join(' ')} was aborted on ${this.target}`, { argv: [...argv] });
+    // Connecting and opening the channel count against the command's timeout.
+    const client = await byDeadline(this.connection(), deadline, opts.signal, () => commandTimeout(this.target, argv, timeoutMs), aborted);
+    const stream = await byDeadline(
+      openChannel(client, command).catch((err: Error) => {
+        throw new HarnessError('guest-unreachable', `SSH to ${this.target}: cannot open a channel: ${err.message}`, { target: this.target }, { cause: err });
+      }),
+      deadline,
+      opts.signal,
+      () => commandTimeout(this.target, argv, timeoutMs),
+      aborted,
+      (late) => late.close(), // opened after the caller gave up: nothing reads it
+    );
+    return this.collect(client, stream, argv, opts, timeoutMs, deadline, started);
   }
 
-  private collect(client: Client, stream: ClientChannel, argv: readonly string[], opts: ExecOptions, timeoutMs: number, started: number): Promise<ExecResult> {
+  private collect(client: Client, stream: ClientChannel, argv: readonly string[], opts: ChannelOptions, timeoutMs: number, deadline: number, started: number): Promise<ExecResult> {
     return new Promise<ExecResult>((resolve, reject) => {
       let stdout = '';
       let stderr = '';
@@ -222,16 +259,23 @@ export class SshExecutor implements Executor {
         fn();
       };
       const kill = (why: HarnessError) => {
+        if (killedFor) return;
         killedFor = why;
         const pid = remotePid;
-        // TERM to the remote process group, KILL after a grace period (like execa locally).
-        const killAndClose = pid && pid > 0 ? this.runOnChannel(['sh', '-c', KILL_GROUP_SCRIPT, 'sh', String(pid)], { timeoutMs: 15_000, allowFailure: true }).catch(() => undefined) : Promise.resolve();
-        void killAndClose.finally(() => {
+        // TERM to the remote process group, KILL after a grace period (like execa locally), over
+        // this command's own connection: a reconnect here could take longer than the command had.
+        const killing = pid && pid > 0 && this.current === client ? killRemoteGroup(client, pid) : Promise.resolve();
+        let bound: NodeJS.Timeout | undefined;
+        const late = new Promise<void>((r) => {
+          bound = setTimeout(r, KILL_BOUND_MS);
+        });
+        void Promise.race([killing, late]).finally(() => {
+          clearTimeout(bound);
           stream.close();
           finish(() => reject(why));
         });
       };
-      const timer = setTimeout(() => kill(commandTimeout(this.target, argv, timeoutMs)), timeoutMs);
+      const timer = setTimeout(() => kill(commandTimeout(this.target, argv, timeoutMs)), Math.max(1, deadline - Date.now()));
       const onAbort = () => kill(new HarnessError('timeout', `${argv.join(' ')} was aborted on ${this.target}`, { argv: [...argv] }));
       opts.signal?.addEventListener('abort', onAbort, { once: true });
       if (opts.signal?.aborted) onAbort();
@@ -239,7 +283,21 @@ export class SshExecutor implements Executor {
         finish(() => reject(new HarnessError('guest-unreachable', `SSH connection to ${this.target} was lost while running ${argv.join(' ')}`, { target: this.target, argv: [...argv] })));
       client.once('close', onConnectionClose);
 
+      const sink = opts.stdoutTo;
+      let sinkError: Error | null = null;
+      sink?.on('error', (err: Error) => {
+        sinkError ??= err;
+        kill(new HarnessError('benchmark-error', `${argv.join(' ')} on ${this.target}: cannot write its output locally: ${err.message}`, { argv: [...argv] }));
+      });
       stream.on('data', (b: Buffer) => {
+        if (sink) {
+          // Raw bytes to the file, with back-pressure: the channel pauses while the disk catches up.
+          if (!sinkError && !sink.write(b)) {
+            stream.pause();
+            sink.once('drain', () => stream.resume());
+          }
+          return;
+        }
         const s = b.toString('utf8');
         stdout += s;
         opts.onStdout?.(s);
@@ -274,11 +332,16 @@ export class SshExecutor implements Executor {
           return;
         }
         const code = exitCode;
-        const result = { exitCode: code, stdout, stderr, durationMs: Date.now() - started };
-        finish(() => {
-          if (code !== 0 && !opts.allowFailure) reject(new CommandError(this.target, argv, code, stdout, stderr));
-          else resolve(result);
-        });
+        const done = () => {
+          const result = { exitCode: code, stdout, stderr, durationMs: Date.now() - started };
+          finish(() => {
+            if (code !== 0 && !opts.allowFailure) reject(new CommandError(this.target, argv, code, stdout, stderr));
+            else resolve(result);
+          });
+        };
+        // The file is complete (flushed and closed) before the command counts as finished.
+        if (sink) sink.end(done);
+        else done();
       });
       stream.end(opts.input ?? undefined);
     });
@@ -294,23 +357,75 @@ export class SshExecutor implements Executor {
     await this.run(['sh', '-c', 'cat > "$1"', 'sh', path], { input: content, timeoutMs: opts.timeoutMs });
   }
 
+  /** Close the connection; a connection still being opened is not waited for (it is dropped when it opens). */
   async close(): Promise<void> {
     const pending = this.client;
+    const current = this.current;
+    this.generation++;
     this.client = null;
     this.current = null;
     if (!pending) return;
-    const client = await pending.catch(() => null);
-    if (!client) return;
+    if (current === null) {
+      void pending.then((c) => c.end(), () => undefined);
+      return;
+    }
     await new Promise<void>((resolve) => {
       const t = setTimeout(() => {
-        client.destroy();
+        current.destroy();
         resolve();
       }, 2_000);
-      client.once('close', () => {
+      current.once('close', () => {
         clearTimeout(t);
         resolve();
       });
-      client.end();
+      current.end();
     });
   }
+}
+
+/** A channel running `command` on an open connection. */
+function openChannel(client: Client, command: string): Promise<ClientChannel> {
+  return new Promise((resolve, reject) => client.exec(command, (err, stream) => (err ? reject(err) : resolve(stream))));
+}
+
+/** KILL_GROUP_SCRIPT for `pid` on this connection; resolves when it ends or fails (never rejects). */
+function killRemoteGroup(client: Client, pid: number): Promise<void> {
+  return openChannel(client, shellJoin(['sh', '-c', KILL_GROUP_SCRIPT, 'sh', String(pid)])).then(
+    (ch) =>
+      new Promise<void>((resolve) => {
+        ch.on('close', () => resolve());
+        ch.on('data', () => undefined);
+        ch.stderr.on('data', () => undefined);
+        ch.end();
+      }),
+    () => undefined,
+  );
+}
+
+/**
+ * `work`, or the deadline's (or the abort's) error once that comes first. A result arriving after
+ * the caller gave up goes to `onLate` (e.g. to close a channel nobody reads).
+ */
+function byDeadline<T>(work: Promise<T>, deadline: number, signal: AbortSignal | undefined, late: () => Error, aborted: () => Error, onLate?: (value: T) => void): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let done = false;
+    const end = (fn: () => void) => {
+      if (done) return false;
+      done = true;
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      fn();
+      return true;
+    };
+    const onAbort = () => end(() => reject(aborted()));
+    const timer = setTimeout(() => end(() => reject(late())), Math.max(0, deadline - Date.now()));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    if (signal?.aborted) onAbort();
+    work.then(
+      (v) => {
+        if (!end(() => resolve(v))) onLate?.(v);
+      },
+      (err: unknown) => end(() => reject(err)),
+    );
+  });
 }

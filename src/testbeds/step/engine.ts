@@ -18,7 +18,7 @@ import { waitForMerge } from '../../host/ksm/merge-wait.ts';
 import { stepKsmKnobs } from '../../host/ksm/step-knobs.ts';
 import { createMonitors, makeSample, startSampling, type MonitoredInstance, type Sampling } from '../../host/monitors/index.ts';
 import { Virsh } from '../../host/libvirt/virsh.ts';
-import { getWorkload, type Phase, type Workload, type WorkloadParams } from '../../workloads/index.ts';
+import { getWorkload, writeSecretFiles, type Phase, type Workload, type WorkloadParams } from '../../workloads/index.ts';
 import type { StepContext } from '../types.ts';
 import { Ledger, ledgerClosed, readLedger } from './ledger.ts';
 import { killMarked } from './process-launcher.ts';
@@ -270,6 +270,7 @@ class StepRun {
     const item: WorkloadItem = { inst, run, workload, params, phases, timedIndex, handle: null, timedStartS: null, pid: inst.residentPid, output: '' };
     for (const phase of phases.slice(0, timedIndex)) {
       this.remainingMs(`${phase.name} of ${inst.spec.name}`);
+      await writeSecretFiles(inst.exec, phase, this.signal);
       const res = await inst.exec.run(inst.wrap(phase, { registersItself: phase.registersItself }), { timeoutMs: phase.timeoutS * 1000, allowFailure: true, signal: this.signal });
       if (phase.parsed) item.output += res.stdout + res.stderr;
       if (res.exitCode !== 0) throw benchmarkError(inst, workload, phase.description, res.exitCode, res.stdout + res.stderr);
@@ -288,6 +289,7 @@ class StepRun {
   }
 
   private async detach(item: WorkloadItem, phase: Phase): Promise<DetachedHandle> {
+    await writeSecretFiles(item.inst.exec, phase, this.signal);
     return runDetached(item.inst.exec, item.inst.wrap(phase, { registersItself: phase.registersItself }), {
       workDir: `${item.inst.workDir}/${item.workload.name}/detached`,
       id: `${item.workload.name}-timed`,
@@ -356,8 +358,8 @@ class StepRun {
     let first: HarnessError | null = null;
     for (const phase of item.phases.slice(item.timedIndex + 1)) {
       if (first && !phase.alwaysRun) continue;
-      const res = await item.inst.exec
-        .run(item.inst.wrap(phase, { registersItself: phase.registersItself }), { timeoutMs: phase.timeoutS * 1000, allowFailure: true })
+      const res = await writeSecretFiles(item.inst.exec, phase)
+        .then(() => item.inst.exec.run(item.inst.wrap(phase, { registersItself: phase.registersItself }), { timeoutMs: phase.timeoutS * 1000, allowFailure: true }))
         .catch((e: Error) => ({ exitCode: -1, stdout: '', stderr: e.message, durationMs: 0 }));
       if (phase.parsed) item.output += res.stdout + res.stderr;
       if (res.exitCode !== 0) first ??= benchmarkError(item.inst, item.workload, phase.description, res.exitCode, res.stderr);

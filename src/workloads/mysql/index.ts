@@ -7,6 +7,7 @@
 import { join } from 'node:path';
 import { z } from 'zod';
 import { HarnessError } from '../../core/errors.ts';
+import { registerSecret } from '../../core/secrets.ts';
 import type { Executor } from '../../host/exec/types.ts';
 import { num, paramResolver, positive, positiveInt, str } from '../common.ts';
 import type { InstallContext, InstallResult, Phase, RunContext, Workload, WorkloadParams } from '../types.ts';
@@ -36,7 +37,12 @@ const schema = z.object({
   host: z.string().regex(/^[A-Za-z0-9.:_%-]+$/),
   port: z.number().int().min(1).max(65535),
   user: z.string().regex(SQL_IDENTIFIER),
-  password: z.string(),
+  /**
+   * Never in argv: it reaches sysbench in a mode-0600 --config-file and the server in a setup SQL
+   * file, and is redacted from logs and failures. At least 8 characters (a shorter one cannot be
+   * told apart from ordinary text when redacting), one line, no surrounding spaces (option-file syntax).
+   */
+  password: z.string().min(8).regex(/^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$/, 'one line without control characters or surrounding spaces'),
   database: z.string().regex(SQL_IDENTIFIER),
   /** OS user mariadbd runs as (managed server); '' = the executor's user (as root, --user=root is added, which mariadbd requires). */
   serverUser: z.string(),
@@ -61,7 +67,8 @@ const paper: WorkloadParams = {
   host: '127.0.0.1',
   port: 3307,
   user: 'nuksm',
-  password: 'nuksm',
+  // The artifact's 'nuksm' is also the user and part of every path here: redacting it would mangle the logs.
+  password: 'nuksm-sysbench-pw',
   database: 'nuksmbench',
   serverUser: '',
   mariadbd: '/usr/sbin/mariadbd',
@@ -85,6 +92,10 @@ export interface MysqlPaths {
   socket: string;
   pidFile: string;
   errorLog: string;
+  /** sysbench --config-file holding mysql-password (mode 0600). */
+  sysbenchSecrets: string;
+  /** The CREATE USER … IDENTIFIED BY statement, fed to the client on stdin (mode 0600). */
+  setupSql: string;
 }
 
 export function mysqlPaths(workDir: string): MysqlPaths {
@@ -93,16 +104,18 @@ export function mysqlPaths(workDir: string): MysqlPaths {
     socket: join(workDir, 'mariadb.sock'),
     pidFile: join(workDir, 'mariadb.pid'),
     errorLog: join(workDir, 'mariadb.err'),
+    sysbenchSecrets: join(workDir, 'sysbench-secrets.cfg'),
+    setupSql: join(workDir, 'mariadb-setup.sql'),
   };
 }
 
-function sysbenchConnection(p: WorkloadParams): string[] {
+function sysbenchConnection(p: WorkloadParams, ctx: RunContext): string[] {
   return [
     '--db-driver=mysql',
     `--mysql-host=${str(p, 'host')}`,
     `--mysql-port=${num(p, 'port')}`,
     `--mysql-user=${str(p, 'user')}`,
-    `--mysql-password=${str(p, 'password')}`,
+    `--config-file=${mysqlPaths(ctx.workDir).sysbenchSecrets}`,
     `--mysql-db=${str(p, 'database')}`,
     `--tables=${num(p, 'tables')}`,
     `--table-size=${num(p, 'tableSize')}`,
@@ -122,8 +135,6 @@ function managedServerPhases(p: WorkloadParams, ctx: RunContext): { start: Phase
   const admin = ['mariadb-admin', '--no-defaults', `--socket=${paths.socket}`, '--user=root'];
   const user = str(p, 'user');
   const host = str(p, 'host');
-  // A SQL string literal: escape backslashes (MariaDB's escape character) and quotes.
-  const password = str(p, 'password').replace(/\\/g, '\\\\').replace(/'/g, "''");
   const db = str(p, 'database');
   return {
     start: [
@@ -163,9 +174,8 @@ function managedServerPhases(p: WorkloadParams, ctx: RunContext): { start: Phase
       {
         name: 'prepare',
         description: `create database ${db} and user ${user}@${host}`,
-        argv: ['mariadb', '--no-defaults', `--socket=${paths.socket}`, '--user=root', '-e',
-          `CREATE DATABASE IF NOT EXISTS ${db}; CREATE USER IF NOT EXISTS '${user}'@'${host}' IDENTIFIED BY '${password}'; ` +
-          `GRANT ALL PRIVILEGES ON ${db}.* TO '${user}'@'${host}';`],
+        // The statement holds the password: it comes from a secret file on stdin, not from -e.
+        argv: ['sh', '-c', 'f=$1; shift; exec "$@" < "$f"', 'sh', paths.setupSql, 'mariadb', '--no-defaults', `--socket=${paths.socket}`, '--user=root'],
         expectedDurationS: 1,
         timeoutS: 60,
         timed: false,
@@ -187,12 +197,20 @@ function managedServerPhases(p: WorkloadParams, ctx: RunContext): { start: Phase
   };
 }
 
+/** The setup SQL: database, user and grant. The password is a SQL string literal: backslashes (MariaDB's escape character) and quotes escaped. */
+export function setupSql(p: WorkloadParams): string {
+  const [user, host, db] = [str(p, 'user'), str(p, 'host'), str(p, 'database')];
+  const password = str(p, 'password').replace(/\\/g, '\\\\').replace(/'/g, "''");
+  return `CREATE DATABASE IF NOT EXISTS ${db}; CREATE USER IF NOT EXISTS '${user}'@'${host}' IDENTIFIED BY '${password}'; GRANT ALL PRIVILEGES ON ${db}.* TO '${user}'@'${host}';\n`;
+}
+
 function phases(p: WorkloadParams, ctx: RunContext): Phase[] {
-  const connection = sysbenchConnection(p);
+  registerSecret(str(p, 'password'));
+  const connection = sysbenchConnection(p, ctx);
   const managed = str(p, 'server') === 'managed' ? managedServerPhases(p, ctx) : { start: [], stop: [] };
   const reportInterval = num(p, 'reportIntervalS');
   const tableRows = num(p, 'tableSize') * num(p, 'tables');
-  return [
+  const list: Phase[] = [
     ...managed.start,
     {
       name: 'prepare',
@@ -226,6 +244,13 @@ function phases(p: WorkloadParams, ctx: RunContext): Phase[] {
     },
     ...managed.stop,
   ];
+  // Written before the first phase; the later ones read them.
+  const paths = mysqlPaths(ctx.workDir);
+  list[0]!.secretFiles = [
+    { path: paths.sysbenchSecrets, content: `mysql-password=${str(p, 'password')}\n` },
+    ...(str(p, 'server') === 'managed' ? [{ path: paths.setupSql, content: setupSql(p) }] : []),
+  ];
+  return list;
 }
 
 async function versionOf(exec: Executor, argv: string[]): Promise<string | null> {
@@ -261,6 +286,8 @@ async function install(ctx: InstallContext): Promise<InstallResult> {
   return { record: { mariadbd: server, sysbench, prebuilt } };
 }
 
+const resolveParams = paramResolver('mysql', schema, { paper, small });
+
 export const mysql: Workload = {
   name: 'mysql',
   description: 'MariaDB with sysbench 1.0 oltp_read_only on in-memory (MEMORY engine) tables',
@@ -274,7 +301,11 @@ export const mysql: Workload = {
     { metric: 'throughput_ops', source: "'[ Ns ] … tps: X' (--report-interval)", series: true },
     { metric: 'latency_p95_ms', source: "'[ Ns ] … lat (ms,95%): X' (--report-interval)", series: true },
   ],
-  resolveParams: paramResolver('mysql', schema, { paper, small }),
+  resolveParams: (variant, overrides, source) => {
+    const p = resolveParams(variant, overrides, source);
+    registerSecret(str(p, 'password'));
+    return p;
+  },
   install,
   phases,
   parse: parseSysbench,

@@ -10,6 +10,8 @@ import type { EnvironmentRecord, KernelState, StepContext, Testbed } from '../..
 export interface DoubleScript {
   /** configId|kernelMode → failure classes of the first attempts (then it succeeds). */
   failures?: Record<string, FailureClass[]>;
+  /** configId|kernelMode → an error thrown by every attempt (e.g. a plain Error carrying a secret). */
+  errors?: Record<string, () => Error>;
   /** Modes whose first ensureKernel answers 'rebooting'. */
   rebootInto?: KernelMode[];
   /** Kernel keys whose first ensureKernel answers 'rebooting'. */
@@ -71,6 +73,8 @@ export class DoubleTestbed implements Testbed {
       this.calls.settled.push(`${key}#${attempt}@${Date.now()}`);
       throw new HarnessError('benchmark-error', 'aborted');
     }
+    const thrown = this.script.errors?.[key];
+    if (thrown) throw thrown();
     const failure = this.script.failures?.[key]?.[attempt - 1];
     if (failure) throw new HarnessError(failure, `scripted ${failure} on attempt ${attempt}`);
   }
