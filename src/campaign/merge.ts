@@ -62,12 +62,16 @@ export function mergeShards(opts: { resultsDir?: string; campaignId: string }): 
       const p = plans[i]!;
       const refuse = (why: string) => new ConfigError(join(c.dir, STORE_FILE), 'plan.shard', `${why}; shards of one campaign must come from one plan and one harness`);
       if (!p.shard || p.shard.parent !== id) throw refuse(`not a shard of '${id}'`);
-      if (p.spec !== first.spec || p.specHash !== first.specHash) throw refuse(`spec '${p.spec}' (hash ${p.specHash?.slice(0, 12)}) differs from shard ${first.shard.index}'s '${first.spec}' (${first.specHash?.slice(0, 12)})`);
       if (p.seed !== first.seed) throw refuse(`seed ${p.seed} differs from shard ${first.shard.index}'s seed ${first.seed}`);
+      if (p.spec !== first.spec || p.specHash !== first.specHash) throw refuse(`spec '${p.spec}' (hash ${p.specHash?.slice(0, 12)}) differs from shard ${first.shard.index}'s '${first.spec}' (${first.specHash?.slice(0, 12)})`);
       if (p.shard.planDigest !== first.shard.planDigest) throw refuse(`planned from another whole plan (digest ${p.shard.planDigest} vs ${first.shard.planDigest}: testbed, iterations or interleave differ)`);
       if (!same(p.shard.harness, first.shard.harness)) throw refuse(`harness ${JSON.stringify(p.shard.harness)} differs from shard ${first.shard.index}'s ${JSON.stringify(first.shard.harness)}`);
+    });
+    // Then (all shards are of one plan) that each is finished.
+    opened.forEach((c, i) => {
+      const p = plans[i]!;
       const n = c.journal.counts();
-      if (n.pending + n.running > 0) throw new ConfigError(join(c.dir, STORE_FILE), 'steps', `shard ${p.shard.index} is not finished (${n.pending} pending, ${n.running} running): resume it (nuksm slurm submit resubmits unfinished shards)`);
+      if (n.pending + n.running > 0) throw new ConfigError(join(c.dir, STORE_FILE), 'steps', `shard ${p.shard.index} is not finished (${n.pending} pending, ${n.running} running): resume it (nuksm slurm resubmit resubmits unfinished shards)`);
       for (const st of c.journal.steps()) {
         const commit = c.store.manifest(st.stepId)?.harnessCommit;
         if (st.state === 'done') manifestCommits.add(JSON.stringify(commit ?? null));
