@@ -7,10 +7,10 @@
  */
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import { cpus, hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
+import { freePort } from '../host/sshd-harness.ts';
 
 export interface SlurmCluster {
   dir: string;
@@ -18,17 +18,6 @@ export interface SlurmCluster {
   node: string;
   env: Record<string, string>;
   stop(): Promise<void>;
-}
-
-async function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
 }
 
 async function until<T>(what: string, deadlineMs: number, probe: () => Promise<T | null>): Promise<T> {
@@ -51,7 +40,7 @@ export async function startSlurmCluster(opts: { features: string[] }): Promise<S
   writeFileSync(key, randomBytes(1024), { mode: 0o400 });
   const socket = join(munge, 'munge.sock');
   const node = hostname();
-  const [ctldPort, slurmdPort] = [await freeLoopbackPort(), await freeLoopbackPort()];
+  const [ctldPort, slurmdPort] = [await freePort(), await freePort()];
   const n = cpus().length;
   const conf = join(dir, 'slurm.conf');
   writeFileSync(
@@ -87,6 +76,8 @@ export async function startSlurmCluster(opts: { features: string[] }): Promise<S
       'MpiDefault=none',
       'SwitchType=switch/none',
       'KillWait=30',
+      // No accounting (slurmdbd) here: scontrol must still know a job that ended minutes ago.
+      'MinJobAge=3600',
       `NodeName=${node} NodeAddr=127.0.0.1 CPUs=${n} Sockets=1 CoresPerSocket=${n} ThreadsPerCore=1 RealMemory=1000 Features=${opts.features.join(',')} State=UNKNOWN`,
       `PartitionName=nuksm Nodes=${node} Default=YES MaxTime=INFINITE State=UP OverSubscribe=EXCLUSIVE`,
       '',

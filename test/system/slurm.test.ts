@@ -27,7 +27,7 @@ describeWith(['slurm', 'root'], 'a sharded paper campaign through a real Slurm c
   let results = '';
   let reference: Promise<{ exitCode?: number; stderr: string }>;
   const t0 = Date.now();
-  const nuksm = (args: string[]) => execa(process.execPath, [join(ROOT, 'bin', 'nuksm.js'), ...args, '--results-dir', results], { cwd: ROOT, env: cluster.env, reject: false, timeout: 600_000 });
+  const nuksm = (args: string[]) => execa(process.execPath, [join(ROOT, 'bin', 'nuksm.js'), ...args, '--results-dir', results], { cwd: ROOT, env: cluster.env, reject: false, timeout: 1_500_000 });
 
   beforeAll(async () => {
     results = mkdtempSync(join(tmpdir(), 'nuksm-slurm-results-'));
@@ -57,7 +57,7 @@ describeWith(['slurm', 'root'], 'a sharded paper campaign through a real Slurm c
     }
   }
 
-  it('3 shards, one scancel-ed and resubmitted, merge to the unsharded figures row for row', async () => {
+  it('3 shards, one scancel-ed and resubmitted, merge to the unsharded figures row for row', { timeout: 1_800_000 }, async () => {
     const submitted = await nuksm(['slurm', 'submit', 'paper', '--testbed', MODEL, '--shards', '3', '--campaign-id', 'sharded', '--json']);
     expect(submitted.exitCode, submitted.stderr).toBe(EXIT.ok);
     const record = JSON.parse(submitted.stdout) as ReturnType<typeof loadRecord>;
