@@ -3,28 +3,21 @@
  * (src/campaign/slurm.ts, docs/slurm.md).
  */
 import type { Argv, CommandModule } from 'yargs';
-import { loadRecord, campaignStatus, resubmitCampaign, submitCampaign, type ShardStatus } from '../../campaign/slurm.ts';
+import { loadRecord, campaignStatus, resubmitCampaign, submitCampaign, type ShardStatus, type SubmitRequest } from '../../campaign/slurm.ts';
 import { EXIT } from '../exit-codes.ts';
 import { textTable } from '../format.ts';
 import { withJson, withResultsDir, withSpecAndTestbed } from '../options.ts';
 import { mergeAndExport } from './merge.ts';
 import { fleetSize } from './plan.ts';
 
-interface SubmitArgs {
-  spec: string;
+/** The request's fields under their flag names (yargs camel-cases --testbed, --fleet, --sbatch-arg). */
+type SubmitArgs = Omit<SubmitRequest, 'testbedFile' | 'fleetFile' | 'shards' | 'sbatchArgs'> & {
   testbed: string;
   fleet?: string;
   shards?: number;
-  campaignId?: string;
-  resultsDir?: string;
-  iterations?: number;
-  interleave?: 'none' | 'abba';
-  experimentsDir: string;
-  partition?: string;
-  timeFactor: number;
   sbatchArg: string[];
   json: boolean;
-}
+};
 
 interface IdArgs {
   campaignId: string;
