@@ -58,6 +58,11 @@ describeWith(['slurm', 'root'], 'a sharded paper campaign through a real Slurm c
   }
 
   it('3 shards, one scancel-ed and resubmitted, merge to the unsharded figures row for row', { timeout: 1_800_000 }, async () => {
+    // The daemons listen on loopback only.
+    const listening = (await execa('ss', ['-ltnpH'])).stdout.split('\n').filter((l) => /"slurm(ctld|d)"/.test(l));
+    expect(listening.length).toBeGreaterThanOrEqual(2);
+    for (const l of listening) expect(l.split(/\s+/)[3], l).toMatch(/^127\.0\.0\.1:\d+$/);
+
     const submitted = await nuksm(['slurm', 'submit', 'paper', '--testbed', MODEL, '--shards', '3', '--campaign-id', 'sharded', '--json']);
     expect(submitted.exitCode, submitted.stderr).toBe(EXIT.ok);
     const record = JSON.parse(submitted.stdout) as ReturnType<typeof loadRecord>;
