@@ -122,7 +122,12 @@ export interface OpenCampaign {
 
 export function createCampaign(req: PlanRequest & { resultsDir?: string }): OpenCampaign & { spec: CampaignSpec } {
   const { plan, spec } = planCampaign(req);
-  const dir = join(resultsRoot(req.resultsDir), plan.campaign);
+  return createCampaignFromPlan(plan, spec, req.resultsDir);
+}
+
+/** Creates the campaign directory and journal for a plan already made and validated (a shard's, src/campaign/shard-campaign.ts). */
+export function createCampaignFromPlan(plan: Plan, spec: CampaignSpec, resultsDir?: string): OpenCampaign & { spec: CampaignSpec } {
+  const dir = join(resultsRoot(resultsDir), plan.campaign);
   // A rerun never mixes with old data: a campaign directory is used by one campaign only.
   if (existsSync(join(dir, STORE_FILE))) throw new ConfigError('command line', '--campaign-id', `campaign '${plan.campaign}' already exists in ${dir}; use 'nuksm resume ${plan.campaign}' or a new id`);
   const store = new ResultsStore(dir);

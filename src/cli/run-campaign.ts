@@ -12,6 +12,8 @@ import { describeReport, reportOrWarning, writeReportSync } from '../results/rep
 import { STORE_FILE } from '../results/store.ts';
 import { ConfigError } from '../core/errors.ts';
 import { createTestbed } from '../testbeds/index.ts';
+import { parseShardSpec } from '../campaign/shard.ts';
+import { openOrCreateShard } from '../campaign/shard-campaign.ts';
 import { EXIT } from './exit-codes.ts';
 import { progressPrinter } from './progress.ts';
 
@@ -85,6 +87,28 @@ export async function runNewCampaign(req: PlanRequest & { resultsDir?: string },
   const c = createCampaign(req);
   if (!opts.quiet) process.stderr.write(`campaign ${c.plan.campaign}: ${c.plan.steps.length} steps on ${c.plan.testbed.name} → ${c.dir}\n`);
   return { c, ...(await runOpenCampaign(c, opts)) };
+}
+
+/** `nuksm run --shard k/N`: create (or, run again, resume) one shard's campaign and run it here. */
+export async function runShard(req: PlanRequest & { resultsDir?: string; fleetFile?: string }, shard: string | undefined, opts: { maxSteps?: number; quiet?: boolean } = {}): Promise<CampaignRun> {
+  if (shard === undefined) throw new ConfigError('command line', '--shard', '--fleet needs --shard k/N (which shard to run)');
+  checkMaxSteps(opts.maxSteps);
+  const { index, count } = parseShardSpec(shard);
+  const c = openOrCreateShard({ ...req, shards: count }, index);
+  if (!opts.quiet) process.stderr.write(`campaign ${c.plan.campaign}: shard ${index} of ${count}, ${c.plan.steps.length} steps on ${c.plan.testbed.name} → ${c.dir}\n`);
+  return { c, ...(await runOpenCampaign(c, opts)) };
+}
+
+/** End of a shard's run: no figures (a shard holds part of the campaign; `nuksm merge` makes the figures). */
+export function finishShard(run: CampaignRun, json: boolean): void {
+  process.exitCode = run.exitCode;
+  if (!run.c) return;
+  const { c, result } = run;
+  c.store.close();
+  const parent = (c.plan as { shard?: { parent: string } }).shard?.parent ?? c.plan.campaign;
+  const head = describeOutcome(c.plan.campaign, c.dir, result);
+  const next = result.outcome === 'complete' ? `when every shard is complete: nuksm merge ${parent}\n` : '';
+  process.stdout.write(json ? `${JSON.stringify({ campaign: c.plan.campaign, dir: c.dir, ...result }, null, 2)}\n` : head + next);
 }
 
 /** `nuksm resume`: continue where the campaign runs (here, or inside the emulated machine). */

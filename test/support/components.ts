@@ -40,6 +40,7 @@ const CHECKS: Record<string, () => boolean> = {
   root: () => process.getuid?.() === 0,
   netns: () => onPath('ip'),
   chromium: () => existsSync('/usr/bin/chromium'),
+  slurm: () => ['munged', 'slurmctld', 'slurmd', 'sbatch', 'squeue', 'scontrol', 'scancel', 'sacct'].every(onPath),
 };
 
 export type Component = keyof typeof CHECKS;

@@ -1,7 +1,11 @@
 /** `nuksm plan <spec> --testbed <file>`: validate and show what a campaign would do, run nothing. */
 import type { Argv, CommandModule } from 'yargs';
+import { readYaml } from '../../campaign/config-error.ts';
 import { planCampaign } from '../../campaign/campaign.ts';
 import { ESTIMATE, type Plan } from '../../campaign/plan.ts';
+import { summarizeShards, type Sharding } from '../../campaign/shard.ts';
+import { planShards } from '../../campaign/shard-campaign.ts';
+import type { Fleet } from '../../campaign/fleet.ts';
 import { duration, textTable } from '../format.ts';
 import { withJson, withSpecAndTestbed } from '../options.ts';
 
@@ -11,6 +15,8 @@ export interface PlanArgs {
   iterations?: number;
   interleave?: 'none' | 'abba';
   experimentsDir: string;
+  shards?: number;
+  fleet?: string;
   json: boolean;
 }
 
@@ -44,12 +50,45 @@ export function formatPlan(plan: Plan): string {
   return out.join('\n') + '\n';
 }
 
+/** Per shard: machine, kernels, steps, reboots, estimate; then the makespan next to the one-server estimate. */
+export function formatShards(plan: Plan, sharding: Sharding, fleet: Fleet | null): string {
+  const rows = summarizeShards(sharding, fleet);
+  const out: string[] = [];
+  out.push(`Campaign ${plan.spec} in ${sharding.count} shard(s) on ${fleet ? `fleet ${fleet.name} (${fleet.file})` : `${sharding.count} machine(s) like ${plan.testbed.file}`}, seed ${plan.seed}`);
+  out.push(
+    textTable(
+      ['shard', 'machine', 'booted now', 'kernels', 'steps', 'reboots', 'estimate'],
+      rows.map((r) => [r.index, r.machine ?? '-', r.running ?? (fleet ? 'unknown' : '-'), r.kernels.join(', ') || '-', r.steps, r.reboots, duration(r.estimateS)]),
+    ),
+  );
+  const reboots = rows.reduce((s, r) => s + r.reboots, 0);
+  out.push(`Reboots: ${reboots} in all${plan.testbed.kind === 'model' ? ' (this testbed does not reboot)' : fleet ? " (a shard's first boot is not counted when its machine already runs that kernel)" : " (each shard's first boot counted: the machines' kernels are not known; give --fleet)"}`);
+  out.push(`Estimated makespan: ${duration(sharding.makespanS)} (${(sharding.makespanS / 3600).toFixed(1)} h), the longest shard; one server: ${duration(sharding.oneServerS)} (${(sharding.oneServerS / 3600).toFixed(1)} h)`);
+  return out.join('\n') + '\n';
+}
+
 export const planCommand: CommandModule<object, PlanArgs> = {
   command: 'plan <spec>',
   describe: 'Validate a campaign and print its steps, reboots, pin map, estimated time and figures (runs nothing)',
-  builder: (y: Argv<object>) => withJson(withSpecAndTestbed(y)) as unknown as Argv<PlanArgs>,
+  builder: (y: Argv<object>) =>
+    withJson(withSpecAndTestbed(y))
+      .option('shards', { type: 'number', describe: 'split the campaign into this many shards (one machine each) and show them' })
+      .option('fleet', { type: 'string', describe: 'fleet file (experiments/fleets/*.yaml): the machines, their testbed files and booted kernels (docs/slurm.md)' }) as unknown as Argv<PlanArgs>,
   handler: (args) => {
-    const { plan } = planCampaign({ spec: args.spec, testbedFile: args.testbed, iterations: args.iterations, interleave: args.interleave, experimentsDir: args.experimentsDir, campaignId: 'planned' });
+    const req = { spec: args.spec, testbedFile: args.testbed, iterations: args.iterations, interleave: args.interleave, experimentsDir: args.experimentsDir, campaignId: 'planned' };
+    if (args.shards !== undefined || args.fleet !== undefined) {
+      const { plan, sharding, fleet } = planShards({ ...req, shards: args.shards ?? fleetSize(args.fleet), fleetFile: args.fleet });
+      process.stdout.write(args.json ? `${JSON.stringify({ makespanS: sharding.makespanS, oneServerS: sharding.oneServerS, shards: summarizeShards(sharding, fleet) }, null, 2)}\n` : formatShards(plan, sharding, fleet));
+      return;
+    }
+    const { plan } = planCampaign(req);
     process.stdout.write(args.json ? `${JSON.stringify(plan, null, 2)}\n` : formatPlan(plan));
   },
 };
+
+/** --fleet without --shards: one shard per machine. */
+export function fleetSize(file: string | undefined): number {
+  if (file === undefined) return 1;
+  const raw = readYaml(file) as { machines?: unknown };
+  return Array.isArray(raw?.machines) ? raw.machines.length : 1; // a bad file is reported by loadFleet
+}
