@@ -15,7 +15,7 @@ import { checkRecordedRun, type MachineLayout, type RecordedRun, type ScenarioRe
 
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'ksm-scenarios');
 const KERNELS = existsSync(FIXTURES) ? readdirSync(FIXTURES) : [];
-const EXACT_FAMILIES = new Set([1, 2, 3, 4, 6, 7]);
+const EXACT_FAMILIES = new Set([1, 2, 3, 4, 5, 6, 7, 8]);
 
 function load(kernel: string): { layout: MachineLayout; runs: Array<{ run: RecordedRun; scenario: (typeof KSM_SCENARIOS)[number] }> } {
   const dir = join(FIXTURES, kernel);

@@ -92,6 +92,31 @@ export const KSM_SCENARIOS: KsmScenario[] = [
     events: [{ at: { pass: 3 }, action: { kind: 'write', proc: 2, page: 1, content: 9999 } }],
     endPass: 5,
   },
+  // A COW-broken page rewritten with its old content while its KSM page is full: up to 6.10 the stable
+  // search still counts the broken item (no candidate: the page waits a pass); 6.11+ removes it first.
+  {
+    name: 'f5-cow-rejoin-full',
+    family: 5,
+    knobs: knobs({ max_page_sharing: 2, stable_node_chains_prune_millisecs: 3_600_000 }),
+    procs: [{ node: 0, contents: range(1, 8) }, { node: 1, contents: range(1, 8) }],
+    initial: [0, 1],
+    events: [{ at: { pass: 2 }, action: { kind: 'write', proc: 0, page: 3, content: 4 } }],
+    endPass: 6,
+  },
+  // Two dups that can take a sharer (the older fuller): without pruning the first in chain order (the newest) takes it.
+  {
+    name: 'f5-chains-first-candidate',
+    family: 5,
+    knobs: knobs({ max_page_sharing: 4, stable_node_chains_prune_millisecs: 3_600_000 }),
+    procs: [0, 1, 0, 1, 0, 1, 0].map((node) => ({ node, contents: range(1, 4) })),
+    initial: [0, 1, 2, 3, 4, 5],
+    events: [
+      { at: { pass: 2 }, action: { kind: 'write', proc: 1, page: 0, content: 9001 } },
+      { at: { pass: 2 }, action: { kind: 'write', proc: 1, page: 1, content: 9002 } },
+      { at: { pass: 3 }, action: { kind: 'register', proc: 6 } },
+    ],
+    endPass: 6,
+  },
   // 6: merge_across_nodes=0: only same-node pages merge, one tree pair per node.
   {
     name: 'f6-per-node-trees',
@@ -124,6 +149,17 @@ export const KSM_SCENARIOS: KsmScenario[] = [
       { at: { pass: 3 }, action: { kind: 'exit', proc: 0 } },
     ],
     endPass: 5,
+  },
+  // The exiting mm was already scanned in this pass: its unstable-tree entries are met by the next mm's
+  // identical pages before ksmd drops them, so those searches end without inserting (unstable_tree_search_insert).
+  {
+    name: 'f8-exit-behind-cursor',
+    family: 8,
+    knobs: knobs(),
+    procs: [{ node: 0, contents: range(1, 32) }, { node: 1, contents: range(1, 32) }],
+    initial: [0, 1],
+    events: [{ at: { batch: 14 }, action: { kind: 'exit', proc: 0 } }],
+    endPass: 4,
   },
 ];
 
