@@ -138,6 +138,10 @@ export class KsmModel {
   private stableKeyDeletions = 0;
 
   // nuKSM fair: round-robin pointers, one per class so that the classes are each split evenly.
+  /** ksmd time in ms (wake-ups x sleepMillisecs): drives stable_node_chains_prune_millisecs. */
+  private nowMs = 0;
+  /** chain_prune_time per chain (content key of nid * 2^32 + content), set when the chain is created. */
+  private readonly chainPruneTime = new Map<number, number>();
   private rrBothActive = 0;
   private rrBothInactive = 0;
   private mmStamp = new Int32Array(16);
@@ -202,7 +206,7 @@ export class KsmModel {
       grown.set(this.mmStamp);
       this.mmStamp = grown;
     }
-    if (this.cursorPos < 0) {
+    if (this.cursorPos < 0 || this.cfg.mutation === 'tail-insertion') {
       this.order.push(id); // cursor at the head: list_add_tail before the head = the tail
     } else {
       this.order.splice(this.cursorPos, 0, id); // just behind the cursor: not visited in this pass
@@ -257,6 +261,7 @@ export class KsmModel {
     const comparisons0 = this.totalComparisons;
     const merges0 = this.totalMerges;
     let budget = this.cfg.pagesToScan;
+    this.nowMs += this.cfg.sleepMillisecs;
     let visited = 0;
     let passEnded = false;
     while (budget > 0) {
@@ -367,13 +372,19 @@ export class KsmModel {
       this.pagesUnshared--;
     }
     flags[p] = f;
-    if (f & IN_STABLE) this.removeItemFromStable(mm, p); // COW-broken since the last visit
+    const gateFirst = this.cfg.compareOrder === 'from-6.11';
+    // COW-broken since the last visit: 6.11+ removes the rmap_item from its stable node before anything
+    // else; up to 6.10 stable_tree_search() runs first, so the dup it picks still counts this item.
+    let removeAfterSearch = false;
+    if (f & IN_STABLE) {
+      if (gateFirst) this.removeItemFromStable(mm, p);
+      else removeAfterSearch = true;
+    }
 
     const content = mm.contents[p];
     const checksum = checksumOf(content);
     const nid = this.treeNids === 1 ? 0 : mm.regNodes[p];
     const tree = nid * this.ntrees + (this.ntrees === 1 ? 0 : checksum % this.ntrees);
-    const gateFirst = this.cfg.compareOrder === 'from-6.11';
 
     if (gateFirst && checksum !== mm.oldChecksum[p]) {
       mm.oldChecksum[p] = checksum; // volatile: changed since the previous visit
@@ -381,6 +392,7 @@ export class KsmModel {
     }
     this.totalComparisons += treeSearchCost(this.stableTreeSize[tree]);
     const s = this.stableFilterMayHave(content) ? this.stableSearch(nid, content) : NONE;
+    if (removeAfterSearch) this.removeItemFromStable(mm, p);
     if (s !== NONE) {
       this.mergeIntoStable(mm, p, s);
       return;
@@ -403,7 +415,12 @@ export class KsmModel {
         this.mergeTwo(mm, p, tMm, tp, nid);
         return;
       }
-      map.set(content, gid); // the entry was stale (page changed, merged or gone): replace it in place
+      if (!tMm.alive || tMm.contents[tp] === NOT_PRESENT) {
+        // unstable_tree_search_insert(): get_mergeable_page() of a vanished tree page fails and the search
+        // returns NULL without inserting the scanned page (it stays out of the tree until the next pass).
+        return;
+      }
+      map.set(content, gid); // the entry was stale (page changed or merged): replace it in place
     }
     // No match: the scanned page is now in the unstable tree.
     this.unstableTreeSize[tree]++;
@@ -412,24 +429,42 @@ export class KsmModel {
   }
 
   /**
-   * The KSM page to merge into: among the dups of this content, the fullest one still below max_page_sharing
-   * (stable_node_dup()). Chains keep their non-full dups first, so the walk stops at the first full one.
+   * The KSM page to merge into (stable_node_dup() via chain_prune()): a content with one KSM page takes a
+   * sharer while it is below max_page_sharing. A chain (several dups of one content, 4.13+) is walked in
+   * its hlist order (newest dup first): normally the first dup that can take a sharer; once per
+   * stable_node_chains_prune_millisecs the fullest one (first of equals). A found dup that is not first and
+   * can take two more sharers moves to the front.
    */
   private stableSearch(nid: number, content: number): number {
-    let s = this.stableMap[nid].get(content);
-    let best = NONE;
-    let bestItems = 0;
+    const map = this.stableMap[nid];
+    const head = map.get(content);
+    if (head === NONE) return NONE;
     const max = this.cfg.maxPageSharing;
-    while (s !== NONE) {
-      const items = this.sItems[s];
-      if (items >= max) break;
-      if (items > bestItems) {
-        best = s;
-        bestItems = items;
-      }
-      s = this.sNextDup[s];
+    if (this.sNextDup[head] === NONE) return this.sItems[head] < max ? head : NONE;
+    const key = nid * 0x100000000 + content;
+    const interval = this.cfg.chainPruneMillisecs ?? 2000;
+    let prune = false;
+    if (this.nowMs - (this.chainPruneTime.get(key) ?? 0) >= interval) {
+      prune = true;
+      this.chainPruneTime.set(key, this.nowMs);
     }
-    return best;
+    let found = NONE;
+    let prev = NONE;
+    let foundPrev = NONE;
+    for (let d = head; d !== NONE; prev = d, d = this.sNextDup[d]) {
+      const items = this.sItems[d];
+      if (items > 0 && items < max && (found === NONE || items > this.sItems[found])) {
+        found = d;
+        foundPrev = prev;
+        if (!prune) break;
+      }
+    }
+    if (found !== NONE && found !== head && this.sItems[found] + 1 < max) {
+      this.sNextDup[foundPrev] = this.sNextDup[found];
+      this.sNextDup[found] = head;
+      map.set(content, found);
+    }
+    return found;
   }
 
   /** Unlinks dup s from its content's chain; returns false if the chain became empty (key removed). */
@@ -441,6 +476,7 @@ export class KsmModel {
     if (head === s) {
       if (next === NONE) {
         map.delete(content);
+        this.chainPruneTime.delete(this.sNid[s] * 0x100000000 + content);
         return false;
       }
       map.set(content, next);
@@ -454,22 +490,6 @@ export class KsmModel {
     }
     this.sNextDup[s] = NONE;
     return true;
-  }
-
-  /** Re-links dup s at the head (it can take sharers) or the tail (it is full) of its non-empty chain. */
-  private relinkDup(s: number, atHead: boolean): void {
-    const map = this.stableMap[this.sNid[s]];
-    const content = this.sContent[s];
-    const head = map.get(content);
-    if (head === NONE || atHead) {
-      this.sNextDup[s] = head;
-      map.set(content, s);
-      return;
-    }
-    let d = head;
-    while (this.sNextDup[d] !== NONE) d = this.sNextDup[d];
-    this.sNextDup[d] = s;
-    this.sNextDup[s] = NONE;
   }
 
   // ------------------------------------------------------------------ merges and placement policy
@@ -516,7 +536,7 @@ export class KsmModel {
   private mergeTwo(sMm: MmState, sp: number, tMm: MmState, tp: number, nid: number): void {
     const nodeS = sMm.regNodes[sp];
     const nodeT = tMm.regNodes[tp];
-    let keepScanned = true;
+    let keepScanned = this.cfg.mutation !== 'keep-tree-page';
     if (nodeS !== nodeT) {
       if (this.cfg.policy === 'nuksm-fair') {
         const activeS = sMm.active[sp] !== 0;
@@ -658,6 +678,10 @@ export class KsmModel {
     const head = map.get(content);
     this.sNextDup[s] = head;
     map.set(content, s);
+    if (head !== NONE && this.sNextDup[head] === NONE) {
+      const key = nid * 0x100000000 + content;
+      if (!this.chainPruneTime.has(key)) this.chainPruneTime.set(key, this.nowMs); // alloc_stable_node_chain()
+    }
     if (head === NONE) {
       this.stableTreeSize[this.treeOf(nid, content)]++;
       this.stableKeys++;
@@ -679,11 +703,6 @@ export class KsmModel {
     if (this.sItems[s] > 0) this.pagesSharing++;
     else this.pagesShared++;
     this.sItems[s]++;
-    if (this.sItems[s] === this.cfg.maxPageSharing) {
-      // Full: move behind the dups that can still take sharers.
-      this.unlinkDup(s);
-      this.relinkDup(s, false);
-    }
     this.sMappers[s]++;
     this.sOrigNodeCount[s * this.nodes + mm.regNodes[p]]++;
     mm.flags[p] |= MAPS_KSM | IN_STABLE;
@@ -724,11 +743,6 @@ export class KsmModel {
     mm.stableOf[p] = NONE;
     mm.itemNext[p] = NONE;
     mm.flags[p] &= ~IN_STABLE;
-    if (this.sItems[s] === this.cfg.maxPageSharing && this.sAlive[s]) {
-      // No longer full: back to the front of its chain.
-      this.unlinkDup(s);
-      this.relinkDup(s, true);
-    }
     this.sItems[s]--;
     if (this.sItems[s] > 0) this.pagesSharing--;
     else this.pagesShared--;
@@ -872,6 +886,16 @@ export class KsmModel {
   pageNode(mmId: number, page: number): number {
     const mm = this.liveMm(mmId);
     return mm.flags[page] & MAPS_KSM ? this.sNode[mm.stableOf[page]] : mm.regNodes[page];
+  }
+
+  /** Owner (mm, page) of the physical page this page maps: the KSM page's surviving copy, or itself; null if not present. */
+  pageOwner(mmId: number, page: number): { mm: number; page: number } | null {
+    const mm = this.liveMm(mmId);
+    if (mm.contents[page] === NOT_PRESENT) return null;
+    if (!(mm.flags[page] & MAPS_KSM)) return { mm: mmId, page };
+    const g = this.sOwner[mm.stableOf[page]];
+    const o = this.mmOfGid(g);
+    return { mm: o.id, page: g - o.base };
   }
 
   isMerged(mmId: number, page: number): boolean {

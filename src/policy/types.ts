@@ -20,6 +20,18 @@ export interface KsmModelConfig {
    * for 3+ visits is skipped for 1, 2, 4 then 8 passes between visits. Optional; default false (v5.4).
    */
   smartScan?: boolean;
+  /**
+   * stable_node_chains_prune_millisecs (default 2000): a chain's dups are walked for the fullest one (and
+   * stale dups pruned) at most once per this interval of ksmd time (wake-ups x sleepMillisecs); in between,
+   * a sharer joins the first dup of the chain that can take one (stable_node_dup()).
+   */
+  chainPruneMillisecs?: number;
+  /**
+   * Counterfactual rules for mutation tests only (test/policy/scenario-fixtures.test.ts): each breaks one
+   * rule of mm/ksm.c so the validation against recorded kernel runs can be shown to catch it. Never set
+   * outside those tests.
+   */
+  mutation?: 'tail-insertion' | 'keep-tree-page';
 }
 
 export interface MmRegistration {

@@ -1,0 +1,239 @@
+// Pass-by-pass check of the model against a real kernel without KSM tracepoints (Linux 6.1) or with
+// them (6.12): a scenario (instances, their page contents, registration points, writes, exits) is run
+// by a small driver in the machine (test/system/trace/ksm-scenario.c), which stops ksmd at every
+// full_scans increment (and at pinned rmap_item counts inside the first pass) and records every KSM
+// counter and, per live instance, each page's pfn and its KPF_KSM bit. The same scenario is replayed
+// in the model, stopped at the same points, and compared: every counter, and per page whether it is
+// merged, which page's physical copy it maps (the survivor: the pfn traced back to the page that held
+// it when it was registered or last written) and that copy's node. Equal page states at every pass end
+// mean the same merges (pair, kind) happened in the same pass with the same survivor.
+//
+// The log format (one JSON object per line, the driver's stdout) is documented in ksm-scenario.c.
+
+import { KsmModel } from './model.ts';
+import { NOT_PRESENT, type KsmModelConfig } from './types.ts';
+
+/** After the batch that ends pass n, or after ksmd's n-th batch (a pinned cursor position). */
+export type ScenarioTrigger = { pass: number } | { batch: number };
+export type ScenarioAction =
+  | { kind: 'register'; proc: number }
+  | { kind: 'write'; proc: number; page: number; content: number }
+  | { kind: 'exit'; proc: number };
+
+export interface KsmScenario {
+  name: string;
+  /** Scenario family of issue 13 (1 = ksmd after all registered, 2 = registration mid-pass, ...). */
+  family: number;
+  /** KSM knobs written before ksmd starts (sysfs names). */
+  knobs: { pages_to_scan: number; merge_across_nodes: 0 | 1; max_page_sharing: number; smart_scan?: 0 | 1; stable_node_chains_prune_millisecs?: number };
+  /** Instances: node and one content id (> 0) per page. */
+  procs: Array<{ node: number; contents: number[] }>;
+  /** Instances registered before ksmd starts, in this order. */
+  initial: number[];
+  events: Array<{ at: ScenarioTrigger; action: ScenarioAction }>;
+  /** Last pass end recorded. */
+  endPass: number;
+}
+
+/** The driver's script for a scenario (stdin of ksm-scenario). */
+export function scenarioScript(s: KsmScenario, opts: { smartScanKnob: boolean }): string {
+  const lines: string[] = [];
+  for (const [k, v] of Object.entries(s.knobs)) {
+    if (v === undefined) continue;
+    if (k === 'smart_scan' && !opts.smartScanKnob) continue;
+    lines.push(`knob ${k} ${v}`);
+  }
+  s.procs.forEach((p, i) => {
+    for (const c of p.contents) if (!(Number.isInteger(c) && c > 0 && c < NOT_PRESENT)) throw new RangeError(`scenario ${s.name}: proc ${i} content ${c} not in 1..2^32-2`);
+    lines.push(`proc ${i} ${p.node} ${p.contents.join(' ')}`);
+  });
+  for (const i of s.initial) lines.push(`register ${i}`);
+  for (const e of s.events) {
+    const at = 'pass' in e.at ? `at pass ${e.at.pass}` : `at batch ${e.at.batch}`;
+    const a = e.action;
+    lines.push(a.kind === 'write' ? `${at} write ${a.proc} ${a.page} ${a.content}` : `${at} ${a.kind} ${a.proc}`);
+  }
+  lines.push(`end ${s.endPass}`);
+  return `${lines.join('\n')}\n`;
+}
+
+export type KernelRecord =
+  | { t: 'reg'; i: number; pid: number; node: number; pfn: number[] }
+  | { t: 'write'; i: number; page: number; content: number; pfn: number }
+  | { t: 'exit'; i: number }
+  | { t: 'snap'; at: 'pass' | 'batch'; n: number; b: number; c: Record<string, number>; procs: Array<{ i: number; pfn: number[]; kpf: string[]; cnt: number[] }> }
+  | { t: 'end' }
+  | { t: 'error'; why: string };
+
+export function parseScenarioLog(text: string): KernelRecord[] {
+  const out: KernelRecord[] = [];
+  for (const line of text.split('\n')) {
+    if (line.trim() === '') continue;
+    const r = JSON.parse(line) as KernelRecord;
+    if (r.t === 'error') throw new Error(`ksm-scenario: ${r.why}`);
+    out.push(r);
+  }
+  if (out.at(-1)?.t !== 'end') throw new Error('ksm-scenario log does not end with {"t":"end"} (driver killed or timed out)');
+  return out;
+}
+
+const KPF_ANON = 12n;
+const KPF_KSM = 21n;
+/** KPF_MAPPEDTODISK: for an anonymous page this bit is PG_anon_exclusive (5.19+), never set on a KSM page. */
+const KPF_ANON_EXCLUSIVE = 34n;
+
+/**
+ * Whether a /proc/kpageflags word (hex) is a KSM page. KPF_KSM alone is not enough on 6.9+: since
+ * stable_page_flags() was rewritten for folios (fs/proc/page.c) it tests `mapping & PAGE_MAPPING_KSM`,
+ * which is non-zero for every anonymous page (PAGE_MAPPING_KSM = ANON | MOVABLE), so 6.12 reports
+ * every anonymous page as KSM. A KSM page is never anon-exclusive, and in these scenarios (no fork after
+ * the instances fill their memory) every other anonymous page is, so KPF_KSM && !anon-exclusive is exact
+ * on both kernels (on 6.1 KPF_KSM is already exact).
+ */
+export function isKsmPage(kpfHex: string): boolean {
+  const f = BigInt(`0x${kpfHex}`);
+  return ((f >> KPF_KSM) & 1n) === 1n && ((f >> KPF_ANON) & 1n) === 1n && ((f >> KPF_ANON_EXCLUSIVE) & 1n) === 0n;
+}
+
+/** Counters compared at every stop (sysfs names; the model's pages_skipped only with smart scan). */
+export const COMPARED_COUNTERS = ['pages_shared', 'pages_sharing', 'pages_unshared', 'pages_volatile', 'full_scans'] as const;
+
+export interface PageState {
+  ksm: boolean;
+  /** Instance and page whose physical copy this page maps (itself when not merged). */
+  owner: string;
+  node: number;
+}
+
+export interface StopComparison {
+  at: 'pass' | 'batch';
+  n: number;
+  /** ksmd batches (wake-ups) before this stop: kernel, model. */
+  batches: { kernel: number; model: number };
+  counters: { kernel: Record<string, number>; model: Record<string, number>; equal: boolean };
+  pages: number;
+  samePages: number;
+  /** First few differing pages. */
+  diffs: Array<{ proc: number; page: number; kernel: PageState; model: PageState }>;
+}
+
+export interface ScenarioComparison {
+  name: string;
+  family: number;
+  stops: StopComparison[];
+  countersExact: number;
+  pagesCompared: number;
+  pagesExact: number;
+  /** True when every counter and every page agreed at every stop. */
+  exact: boolean;
+  model: KsmModel;
+  /** Model mm id -> instance index. */
+  procOfMm: number[];
+}
+
+/** Model configuration for a scenario on a kernel release (comparison order and smart scan follow the kernel). */
+export function scenarioModelConfig(s: KsmScenario, release: string, base: KsmModelConfig): KsmModelConfig {
+  const [maj, min] = release.split('.').map(Number);
+  const from611 = maj > 6 || (maj === 6 && min >= 11);
+  return {
+    ...base,
+    pagesToScan: s.knobs.pages_to_scan,
+    sleepMillisecs: 20, // the driver steps ksmd batch by batch; time only matters for chain pruning (0 or huge in scenarios)
+    mergeAcrossNodes: s.knobs.merge_across_nodes === 1,
+    maxPageSharing: s.knobs.max_page_sharing,
+    compareOrder: from611 ? 'from-6.11' : 'upto-6.10',
+    smartScan: s.knobs.smart_scan === 1,
+    policy: 'ksm',
+    forestPagesPerTree: null,
+    chainPruneMillisecs: s.knobs.stable_node_chains_prune_millisecs ?? base.chainPruneMillisecs,
+  };
+}
+
+/**
+ * Replays a recorded scenario run in the model and compares it at every stop the driver recorded.
+ * nodeOfPfn maps a pfn to its node (memory-block layout of the machine).
+ */
+export function compareScenario(
+  s: KsmScenario,
+  log: readonly KernelRecord[],
+  config: KsmModelConfig,
+  nodeOfPfn: (pfn: number) => number,
+  maxDiffs = 8,
+  onModel?: (model: KsmModel) => void,
+): ScenarioComparison {
+  const model = new KsmModel(config);
+  onModel?.(model);
+  const mmOfProc = new Map<number, number>();
+  const procOfMm: number[] = [];
+  const owners = new Map<number, string>(); // pfn -> "proc:page" that held it when registered / written
+  const stops: StopComparison[] = [];
+  let guard = 0;
+  let wakes = 0;
+  const wake = () => {
+    model.wake();
+    wakes++;
+  };
+  const modelCounters = (): Record<string, number> => {
+    const c = model.counters();
+    const out: Record<string, number> = { pages_shared: c.pagesShared, pages_sharing: c.pagesSharing, pages_unshared: c.pagesUnshared, pages_volatile: c.pagesVolatile, full_scans: c.fullScans };
+    if (config.smartScan) out.pages_skipped = model.pagesSkipped;
+    return out;
+  };
+  for (const r of log) {
+    if (r.t === 'reg') {
+      const p = s.procs[r.i]!;
+      const contents = Uint32Array.from(p.contents);
+      r.pfn.forEach((pfn, k) => {
+        if (pfn < 0) contents[k] = NOT_PRESENT;
+        else owners.set(pfn, `${r.i}:${k}`);
+      });
+      const nodes = Uint8Array.from(r.pfn.map((pfn) => (pfn < 0 ? p.node : nodeOfPfn(pfn))));
+      const id = model.registerMm({ name: `proc-${r.i}`, nice: 0, contents, nodes, active: new Uint8Array(contents.length) });
+      mmOfProc.set(r.i, id);
+      procOfMm[id] = r.i;
+    } else if (r.t === 'write') {
+      model.writePage(mmOfProc.get(r.i)!, r.page, r.content);
+      owners.set(r.pfn, `${r.i}:${r.page}`);
+    } else if (r.t === 'exit') {
+      model.unregisterMm(mmOfProc.get(r.i)!);
+      mmOfProc.delete(r.i);
+    } else if (r.t === 'snap') {
+      if (r.at === 'pass') {
+        while (model.counters().fullScans < r.n && ++guard < 1e7) wake();
+      } else {
+        while (wakes < r.n && ++guard < 1e7) wake();
+      }
+      const mc = modelCounters();
+      const kc: Record<string, number> = {};
+      for (const k of Object.keys(mc)) kc[k] = r.c[k] ?? NaN;
+      const equal = Object.keys(mc).every((k) => mc[k] === kc[k]) && r.b === wakes;
+      const stop: StopComparison = { at: r.at, n: r.n, batches: { kernel: r.b, model: wakes }, counters: { kernel: kc, model: mc, equal }, pages: 0, samePages: 0, diffs: [] };
+      const live = new Set(r.procs.map((p) => p.i));
+      for (const [proc] of mmOfProc) {
+        if (!live.has(proc)) {
+          stop.pages += s.procs[proc]!.contents.length;
+          stop.diffs.push({ proc, page: -1, kernel: { ksm: false, owner: 'gone', node: -1 }, model: { ksm: false, owner: 'live', node: -1 } });
+        }
+      }
+      for (const kp of r.procs) {
+        const mm = mmOfProc.get(kp.i);
+        kp.pfn.forEach((pfn, page) => {
+          stop.pages++;
+          const kernel: PageState = pfn < 0 ? { ksm: false, owner: 'none', node: -1 } : { ksm: isKsmPage(kp.kpf[page]!), owner: owners.get(pfn) ?? `pfn ${pfn}`, node: nodeOfPfn(pfn) };
+          let m: PageState = { ksm: false, owner: 'not registered', node: -1 };
+          if (mm !== undefined) {
+            const o = model.pageOwner(mm, page);
+            m = o === null ? { ksm: false, owner: 'none', node: -1 } : { ksm: model.isMerged(mm, page), owner: `${procOfMm[o.mm]}:${o.page}`, node: model.pageNode(mm, page) };
+          }
+          if (kernel.ksm === m.ksm && kernel.owner === m.owner && kernel.node === m.node) stop.samePages++;
+          else if (stop.diffs.length < maxDiffs) stop.diffs.push({ proc: kp.i, page, kernel, model: m });
+        });
+      }
+      stops.push(stop);
+    }
+  }
+  const countersExact = stops.filter((x) => x.counters.equal).length;
+  const pagesCompared = stops.reduce((a, x) => a + x.pages, 0);
+  const pagesExact = stops.reduce((a, x) => a + x.samePages, 0);
+  return { name: s.name, family: s.family, stops, countersExact, pagesCompared, pagesExact, exact: countersExact === stops.length && pagesExact === pagesCompared, model, procOfMm };
+}
