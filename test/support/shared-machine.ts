@@ -97,6 +97,8 @@ async function boot(kernel: SharedKernel, log: (l: string) => void): Promise<Ent
     identityFile: image.identityFile,
     knownHostsFile: image.knownHostsFile,
     commandTimeoutS: 300,
+    // TCG on a loaded 2-core host: a boot to SSH has taken up to 260 s (QemuMachine's default is 240 s).
+    bootTimeoutS: 600,
     log,
   });
   await machine.resetDisk();
