@@ -38,14 +38,14 @@ function expectedMarks(name: string, rows: CsvRow[]): Record<string, number> {
   if (kind === 'grouped-bars') {
     const value = name === '7' ? 'normalized_to_c1_1' : 'normalized_runtime';
     const withValue = rows.filter((r) => has(r[value]));
-    return { bars: withValue.length, err: withValue.filter((r) => Number(r.n) >= 2 && has(r.runtime_sd) && Number(r.runtime_s) !== 0).length };
+    return { bars: withValue.length, err: withValue.filter((r) => Number(r.n) >= 2 && has(r.normalized_ci95)).length };
   }
   if (kind === 'stacked-locality') {
     return {
       bars: rows.filter((r) => has(r.local_pct)).length + rows.filter((r) => has(r.remote_pct)).length,
-      err: rows.filter((r) => has(r.local_pct) && has(r.local_pct_sd) && Number(r.n) >= 2).length,
+      err: rows.filter((r) => has(r.local_pct) && has(r.local_pct_ci95) && Number(r.n) >= 2).length,
       points: rows.filter((r) => has(r.ksm_local_pct)).length,
-      pointerr: rows.filter((r) => has(r.ksm_local_pct) && has(r.ksm_local_pct_sd) && Number(r.ksm_n) >= 2).length,
+      pointerr: rows.filter((r) => has(r.ksm_local_pct) && has(r.ksm_local_pct_ci95) && Number(r.ksm_n) >= 2).length,
     };
   }
   // time series: one line per (config, mode, kernel, instance, node, metric, iteration)
