@@ -100,7 +100,7 @@ function samplesOf(side: CompareSide): Map<string, { unit: string; values: numbe
 
 function verdictOf(a: readonly number[], b: readonly number[], w: WelchResult, better: Better): Verdict {
   if (w.reason === 'too-few-iterations') return 'too-few-iterations';
-  if (w.reason === 'no-variance') return a.every((x) => x === b[0]) && b.every((x) => x === b[0]) ? 'identical' : 'no-variance';
+  if (w.reason === 'no-variance') return Math.abs(w.meanA - w.meanB) <= 1e-12 * Math.max(Math.abs(w.meanA), Math.abs(w.meanB)) ? 'identical' : 'no-variance';
   if (w.p! >= 0.05) return 'not-significant';
   if (better === 'none') return 'differs';
   return (better === 'lower') === w.meanB < w.meanA ? 'better' : 'worse';

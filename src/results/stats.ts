@@ -29,21 +29,31 @@ export interface Summary {
  * (half-width ≈ t · H² · sd(1/x) / √n), that of a geometric mean on the logs (t · G · sd(ln x) / √n):
  * the same transformation that defines the mean.
  */
+/**
+ * Spread below this fraction of the mean is floating-point rounding (the same value computed in
+ * another order), not variation between iterations: it counts as none.
+ */
+const RELATIVE_EPSILON = 1e-12;
+const spread = (xs: number[]): number => {
+  const sd = sampleStandardDeviation(xs);
+  return sd <= RELATIVE_EPSILON * Math.abs(mean(xs)) ? 0 : sd;
+};
+
 export function summarize(values: readonly number[], type: MeanType = 'arithmetic'): Summary | null {
   if (values.length === 0) return null;
   const xs = [...values];
   const n = xs.length;
-  const sd = n >= 2 ? sampleStandardDeviation(xs) : null;
+  const sd = n >= 2 ? spread(xs) : null;
   const t = n >= 2 ? tQuantile975(n - 1) : null;
   const positive = xs.every((x) => x > 0);
   let m: number;
   let ci95: number | null;
   if (type === 'harmonic' && positive) {
     m = harmonicMean(xs);
-    ci95 = t === null ? null : (t * m * m * sampleStandardDeviation(xs.map((x) => 1 / x))) / Math.sqrt(n);
+    ci95 = t === null ? null : (t * m * m * spread(xs.map((x) => 1 / x))) / Math.sqrt(n);
   } else if (type === 'geometric' && positive) {
     m = geometricMean(xs);
-    ci95 = t === null ? null : (t * m * sampleStandardDeviation(xs.map(Math.log))) / Math.sqrt(n);
+    ci95 = t === null ? null : (t * m * (sd === 0 ? 0 : sampleStandardDeviation(xs.map(Math.log)))) / Math.sqrt(n);
   } else {
     // Arithmetic (also for 'last', and for harmonic/geometric data with a zero or negative value, where those means are undefined).
     m = mean(xs);
@@ -104,8 +114,8 @@ export function welchTTest(a: readonly number[], b: readonly number[]): WelchRes
   const meanA = a.length ? mean([...a]) : NaN;
   const meanB = b.length ? mean([...b]) : NaN;
   if (a.length < 2 || b.length < 2) return { meanA, meanB, t: null, dof: null, p: null, reason: 'too-few-iterations' };
-  const va = sampleStandardDeviation([...a]) ** 2 / a.length;
-  const vb = sampleStandardDeviation([...b]) ** 2 / b.length;
+  const va = spread([...a]) ** 2 / a.length;
+  const vb = spread([...b]) ** 2 / b.length;
   if (va + vb === 0) return { meanA, meanB, t: null, dof: null, p: null, reason: 'no-variance' };
   const t = (meanA - meanB) / Math.sqrt(va + vb);
   const dof = (va + vb) ** 2 / (va ** 2 / (a.length - 1) + vb ** 2 / (b.length - 1));
