@@ -36,6 +36,7 @@ export type Verdict =
   | 'too-few-iterations';
 
 export interface CompareLine {
+  experiment: string;
   config: string;
   /** Kernel mode of a campaign comparison; empty when two modes are compared (they are the sides). */
   mode: string;
@@ -60,7 +61,11 @@ export interface Comparison {
 
 const FAIRNESS = 'fairness';
 
-/** Values over iterations by `config|mode|instance|metric` (mode blank when the side is one mode). */
+/**
+ * Values over iterations by `experiment|config|mode|instance|metric` (mode blank when the side is
+ * one mode). The experiment is part of the key: one configuration id may run in several
+ * experiments with different setups (RandomAccess in Fig. 3 on VMs, in Fig. 9 bare-metal).
+ */
 function samplesOf(side: CompareSide): Map<string, { unit: string; values: number[] }> {
   const out = new Map<string, { unit: string; values: number[] }>();
   const add = (key: string, unit: string, v: number) => {
@@ -71,27 +76,29 @@ function samplesOf(side: CompareSide): Map<string, { unit: string; values: numbe
   const modeKey = (mode: string) => (side.mode === null ? mode : '');
   // A mode that ran on several kernels keeps them apart (kernel after the mode): never averaged together.
   const kernelsOf = new Map<string, Set<string>>();
-  for (const r of side.rows) kernelsOf.set(`${r.config}|${r.kernelMode}`, (kernelsOf.get(`${r.config}|${r.kernelMode}`) ?? new Set()).add(r.kernel));
-  const modeLabel = (config: string, mode: string, kernel: string) => ((kernelsOf.get(`${config}|${mode}`)?.size ?? 0) > 1 ? `${modeKey(mode)}[${kernel}]` : modeKey(mode));
+  for (const r of side.rows) kernelsOf.set(`${r.experiment}|${r.config}|${r.kernelMode}`, (kernelsOf.get(`${r.experiment}|${r.config}|${r.kernelMode}`) ?? new Set()).add(r.kernel));
+  const modeLabel = (experiment: string, config: string, mode: string, kernel: string) => ((kernelsOf.get(`${experiment}|${config}|${mode}`)?.size ?? 0) > 1 ? `${modeKey(mode)}[${kernel}]` : modeKey(mode));
   const sorted = [...side.rows].sort((x, y) => x.iteration - y.iteration);
   for (const r of sorted) {
     if (r.t !== null || r.node !== null) continue;
     if (side.mode !== null && r.kernelMode !== side.mode) continue;
     const def = metricDef(r.metric);
     if (!def || def.unit === 'bool') continue; // flags (unsupported events, verification) are not measurements
-    add(`${r.config}|${modeLabel(r.config, r.kernelMode, r.kernel)}|${r.instance}|${r.metric}`, r.unit, r.value);
+    add(`${r.experiment}|${r.config}|${modeLabel(r.experiment, r.config, r.kernelMode, r.kernel)}|${r.instance}|${r.metric}`, r.unit, r.value);
   }
   // The paper's fairness, per iteration of each mode that de-duplicates (KSM off is its baseline).
-  const configs = [...new Set(side.rows.map((r) => r.config))];
-  for (const config of configs) {
-    const offKernels = [...new Set(side.rows.filter((r) => r.config === config && r.kernelMode === 'ksm-off' && r.metric === 'runtime_s').map((r) => r.kernel))];
-    if (!offKernels.length) continue;
-    for (const key of kernelsOf.keys()) {
-      const [c, mode] = key.split('|') as [string, string];
-      if (c !== config || mode === 'ksm-off' || (side.mode !== null && mode !== side.mode)) continue;
-      for (const kernel of kernelsOf.get(key)!) {
-        const off = offKernels.includes(kernel) ? kernel : offKernels[0]!;
-        for (const f of fairnessPerIteration(side.rows, config, mode, kernel, off)) add(`${config}|${modeLabel(config, mode, kernel)}|both|${FAIRNESS}`, '', f);
+  for (const experiment of new Set(side.rows.map((r) => r.experiment))) {
+    const rows = side.rows.filter((r) => r.experiment === experiment);
+    for (const config of new Set(rows.map((r) => r.config))) {
+      const offKernels = [...new Set(rows.filter((r) => r.config === config && r.kernelMode === 'ksm-off' && r.metric === 'runtime_s').map((r) => r.kernel))];
+      if (!offKernels.length) continue;
+      for (const key of kernelsOf.keys()) {
+        const [e, c, mode] = key.split('|') as [string, string, string];
+        if (e !== experiment || c !== config || mode === 'ksm-off' || (side.mode !== null && mode !== side.mode)) continue;
+        for (const kernel of kernelsOf.get(key)!) {
+          const off = offKernels.includes(kernel) ? kernel : offKernels[0]!;
+          for (const f of fairnessPerIteration(rows, config, mode, kernel, off)) add(`${experiment}|${config}|${modeLabel(experiment, config, mode, kernel)}|both|${FAIRNESS}`, '', f);
+        }
       }
     }
   }
@@ -112,7 +119,7 @@ export function compareSides(a: CompareSide, b: CompareSide): Comparison {
   const sb = samplesOf(b);
   const keys = [...new Set([...sa.keys(), ...sb.keys()])].sort();
   const lines: CompareLine[] = keys.map((key) => {
-    const [config, mode, instance, metric] = key.split('|') as [string, string, string, string];
+    const [experiment, config, mode, instance, metric] = key.split('|') as [string, string, string, string, string];
     const def = metric === FAIRNESS ? { unit: '', better: 'higher' as const } : metricDef(metric)!;
     const va = sa.get(key)?.values ?? [];
     const vb = sb.get(key)?.values ?? [];
@@ -121,7 +128,7 @@ export function compareSides(a: CompareSide, b: CompareSide): Comparison {
     const both = summaryA !== null && summaryB !== null;
     const welch = both ? welchTTest(va, vb) : null;
     return {
-      config, mode, instance, metric, unit: sa.get(key)?.unit ?? sb.get(key)?.unit ?? def.unit, better: def.better,
+      experiment, config, mode, instance, metric, unit: sa.get(key)?.unit ?? sb.get(key)?.unit ?? def.unit, better: def.better,
       a: summaryA, b: summaryB,
       changePct: both && summaryA.mean !== 0 ? ((summaryB.mean - summaryA.mean) / Math.abs(summaryA.mean)) * 100 : null,
       welch, mark: significanceMark(welch?.p ?? null), verdict: welch ? verdictOf(va, vb, welch, def.better) : null,
@@ -141,9 +148,9 @@ const VERDICT_TEXT: Record<Verdict, string> = {
 /** Column headers and cells of the text and HTML tables. */
 export function comparisonTable(c: Comparison): { header: string[]; rows: string[][] } {
   const withMode = c.lines.some((l) => l.mode !== '');
-  const header = ['config', ...(withMode ? ['mode'] : []), 'instance', 'metric', `A: ${c.a.label}`, `B: ${c.b.label}`, 'B vs A', 'p (Welch)', 'sig', 'verdict'];
+  const header = ['experiment', 'config', ...(withMode ? ['mode'] : []), 'instance', 'metric', `A: ${c.a.label}`, `B: ${c.b.label}`, 'B vs A', 'p (Welch)', 'sig', 'verdict'];
   const rows = c.lines.map((l) => [
-    l.config, ...(withMode ? [l.mode] : []), l.instance, `${l.metric}${l.unit ? ` (${l.unit})` : ''}`, meanCell(l.a), meanCell(l.b),
+    l.experiment, l.config, ...(withMode ? [l.mode] : []), l.instance, `${l.metric}${l.unit ? ` (${l.unit})` : ''}`, meanCell(l.a), meanCell(l.b),
     l.changePct === null ? '-' : `${l.changePct >= 0 ? '+' : ''}${l.changePct.toFixed(2)}%`, pCell(l), l.mark, l.verdict ? VERDICT_TEXT[l.verdict] : '-',
   ]);
   return { header, rows };

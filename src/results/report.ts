@@ -70,7 +70,13 @@ export function collectReport(c: ReportCampaign): ReportData {
   // KSM against each nuKSM mode the campaign ran, within the campaign (as `nuksm compare C:ksm C:<mode>`).
   const side = (mode: string) => ({ label: `${c.plan.campaign}:${mode}`, campaign: c.plan.campaign, testbed: c.plan.testbed.kind, mode, rows: all });
   const modes = new Set(all.map((r) => r.kernelMode));
-  const comparisons = modes.has('ksm') ? [...modes].filter((m) => m.startsWith('nuksm')).sort().map((m) => compareSides(side('ksm'), side(m))) : [];
+  // Only what both modes measured (a configuration that ran one mode has nothing to compare).
+  const comparisons = modes.has('ksm')
+    ? [...modes].filter((m) => m.startsWith('nuksm')).sort().map((m) => {
+        const c = compareSides(side('ksm'), side(m));
+        return { ...c, lines: c.lines.filter((l) => l.a !== null && l.b !== null) };
+      }).filter((c) => c.lines.length > 0)
+    : [];
   const steps = c.journal.steps();
   const manifests = new Map<string, Record<string, unknown>>();
   for (const s of steps) {
@@ -137,6 +143,13 @@ export function reproductionRows(d: ReportData): { figure: string; row: string; 
   });
 }
 
+/** Highlighted: beyond max(0.05, 10 % of the paper's value), unless the paper's bound (> or ≤) holds. */
+function far(r: { relation: string; diff: number | null; paper: number }): boolean {
+  if (r.diff === null) return false;
+  if ((r.relation === '>' && r.diff > 0) || (r.relation === '≤' && r.diff <= 0)) return false;
+  return Math.abs(r.diff) > Math.max(0.05, 0.1 * Math.abs(r.paper));
+}
+
 function reproductionSection(d: ReportData): string {
   const rows = reproductionRows(d);
   const body = rows.map((r) => [
@@ -145,13 +158,13 @@ function reproductionSection(d: ReportData): string {
     esc(r.label + (r.unit ? ` (${r.unit})` : '')),
     `${r.relation === '=' ? '' : `<span class="rel">${esc(r.relation)}</span> `}${esc(r.paper)}`,
     r.campaign === null ? '<span class="na">not run</span>' : esc(r.campaign),
-    r.diff === null ? '<span class="na">—</span>' : `<span class="${Math.abs(r.diff) > Math.max(0.05, 0.1 * Math.abs(r.paper)) ? 'far' : 'near'}">${r.diff > 0 ? '+' : ''}${esc(r.diff)}</span>`,
+    r.diff === null ? '<span class="na">—</span>' : `<span class="${far(r) ? 'far' : 'near'}">${r.diff > 0 ? '+' : ''}${esc(r.diff)}</span>`,
     esc(isModel(d) ? 'model output' : `measured (${testbedKind(d)})`),
     `<span class="src">${esc(r.source.replace(/ \(.*$/, ''))}<sup>${SOURCES.indexOf(r.source) + 1}</sup></span>`,
   ]);
   const sources = SOURCES.map((s, i) => `<li value="${i + 1}">${esc(s)}</li>`).join('');
   return `<section id="reproduction"><h2>Reproduction: the paper's numbers next to this campaign's</h2>
-<p>${testbedBadge(d)} Difference = this campaign − paper. A difference is highlighted when it exceeds max(0.05, 10 % of the paper's value). ≈ the paper says "about", &gt; "more than", ≤ "at most"; a gap between instances is (slower / faster − 1) × 100. The paper's numbers were measured on a two-socket Xeon Gold 6140 (paper Table I)${isModel(d) ? '; this campaign\'s are outputs of the reference model, not measurements' : ''}.</p>
+<p>${testbedBadge(d)} Difference = this campaign − paper. A difference is highlighted when it exceeds max(0.05, 10 % of the paper's value) (for a bound, > or ≤, only when the bound is not met). ≈ the paper says "about", &gt; "more than", ≤ "at most"; a gap between instances is (slower / faster − 1) × 100. The paper's numbers were measured on a two-socket Xeon Gold 6140 (paper Table I)${isModel(d) ? '; this campaign\'s are outputs of the reference model, not measurements' : ''}.</p>
 ${htmlTable(['table', 'row', 'number', 'paper', 'this campaign', 'difference', `this campaign's testbed: ${d.plan.testbed.name}`, 'paper source'], body, ' class="repro"')}<ol class="src">${sources}</ol></section>`;
 }
 

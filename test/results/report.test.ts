@@ -109,13 +109,40 @@ describe('report', () => {
   it('reproduction table: every paper number, the campaign value and the difference where run, "not run" otherwise', () => {
     const rows = reproductionRows(data);
     expect(rows).toHaveLength(PAPER_NUMBERS.length);
-    expect(rows).toHaveLength(5 * 5 + 5 * 2);
+    expect(rows).toHaveLength(5 * 5 + 5 * 2 + 6 + 3 + 3); // Tables II, III; the text's Fig. 3a, 6a, 8 numbers
     const get = (row: string, label: string) => rows.find((r) => r.row === row && r.label === label)!;
     expect(get('xsbench', 'fairness, KSM')).toMatchObject({ paper: 0.84, campaign: 0.8, diff: -0.04 });
     expect(get('xsbench', 'memory saved, nuKSM')).toMatchObject({ paper: 10.79, campaign: null, diff: null });
     expect(get('C-10:1', 'de-duplicated pages local to VM-1')).toMatchObject({ paper: 9, campaign: 9.5, diff: 0.5 });
     expect(get('cg', 'fairness, nuKSM')).toMatchObject({ paper: 0.99, campaign: null });
-    expect(rows.every((r) => r.source.startsWith('paper Table'))).toBe(true);
+    expect(rows.filter((r) => r.figure === 'table2' || r.figure === 'table3').every((r) => r.source.startsWith('paper Table'))).toBe(true);
+    expect(rows.filter((r) => r.figure === '3a' || r.figure === '6a' || r.figure === '8').every((r) => r.source.startsWith('paper §'))).toBe(true);
+  });
+
+  it('reproduction table: the text numbers of Figs. 3a, 6a and 8 from the figure rows', () => {
+    const run = (benchmark: string, mode: string, instance: string, runtime: number, norm: number): Row => ({ testbed: 'model', benchmark, kernel_mode: mode, kernel: 'model', instance, runtime_s: runtime, n: 1, normalized_runtime: norm });
+    const fig3a = [run('cg', 'ksm-off', 'vm0', 100, 1), run('cg', 'ksm-off', 'vm1', 100, 1), run('cg', 'ksm', 'vm0', 100, 1), run('cg', 'ksm', 'vm1', 130, 1.3), run('randomaccess', 'ksm', 'vm0', 50, 1), run('randomaccess', 'ksm', 'vm1', 70, 1.4)];
+    const fig6a = [run('randomaccess', 'nuksm-fair', 'vm0', 52, 1.04), run('randomaccess', 'nuksm-fair', 'vm1', 53, 1.06)];
+    const s8 = (mode: string, t: number, value: number): Row => ({ testbed: 'model', config: 'x', kernel_mode: mode, kernel: 'model', instance: 'host', node: null, iteration: 1, t, metric: 'memory_saved_gib', unit: 'GiB', value });
+    const rows = reproductionRows({
+      ...data,
+      figures: [{ def: def('3a'), rows: fig3a }, { def: def('6a'), rows: fig6a }, { def: def('8b'), rows: [s8('nuksm-forest', 600, 5), s8('nuksm-forest', 900, 7), s8('nuksm-forest', 1500, 38), s8('ksm', 900, 1)] }],
+      fig8End: new Map([['ksm', { oom: true, lastT: 880 }], ['nuksm-forest', { oom: false, lastT: 1500 }]]),
+    });
+    const get = (figure: string, row: string, label: string) => rows.find((r) => r.figure === figure && r.row === row && r.label.startsWith(label))!;
+    expect(get('3a', 'cg', 'VM-1')).toMatchObject({ paper: 1.31, campaign: 1.3 });
+    expect(get('3a', 'randomaccess', 'VM-0')).toMatchObject({ relation: '≈', paper: 1, campaign: 1 });
+    // gaps (slower / faster − 1): cg 30 %, randomaccess 40 %
+    expect(get('3a', 'all benchmarks', 'smallest')).toMatchObject({ paper: 16, campaign: 30 });
+    expect(get('3a', 'all benchmarks', 'largest')).toMatchObject({ paper: 46, campaign: 40 });
+    expect(get('6a', 'randomaccess', 'gap between the instances with nuKSM')).toMatchObject({ relation: '≤', paper: 4, campaign: Number(((53 / 52 - 1) * 100).toFixed(2)) });
+    expect(get('6a', 'mysql', 'gap')).toMatchObject({ campaign: null });
+    expect(get('8', 'ksm', 'KSM runs out of memory')).toMatchObject({ relation: '≈', paper: 900, campaign: 880 });
+    expect(get('8', 'nuksm', 'nuKSM de-duplicated within 900 s')).toMatchObject({ relation: '>', paper: 6, campaign: 7 });
+    expect(get('8', 'nuksm', 'nuKSM de-duplicated overall')).toMatchObject({ paper: 40, campaign: 38 });
+    // A bound that holds is not highlighted: 1.92 % ≤ 4 %, 7 > 6 GiB.
+    const html = reportHtml({ ...data, figures: [{ def: def('6a'), rows: fig6a }] }, new Map());
+    expect(html).toMatch(/<span class="rel">≤<\/span> 4<\/td><td>1\.92<\/td><td><span class="near">/);
   });
 
   it('HTML is self-contained: no script, no external reference; a measured testbed is labelled measured', () => {
