@@ -50,7 +50,8 @@ describe('nuksm compare on model campaigns', () => {
       const r = await cli(['run', spec, '--experiments-dir', FIXTURES, '--testbed', MODEL, '--results-dir', tmp, '--campaign-id', id, '--json']);
       expect(r.code, r.stdout).toBe(EXIT.ok);
     }
-  });
+    // Two 9-step model campaigns with their reports: ~9 s of CPU each; minutes on a loaded machine.
+  }, 600_000);
 
   it('same spec, different seeds: no significant difference on KSM-off runtimes', async () => {
     const r = await cli(['compare', 'seed1', 'seed2', '--results-dir', tmp, '--json']);
