@@ -36,7 +36,8 @@ export type Verdict =
   | 'too-few-iterations';
 
 export interface CompareLine {
-  experiment: string;
+  /** The step's instances (`vm0+vm1`): one configuration id may run in several setups. */
+  setup: string;
   config: string;
   /** Kernel mode of a campaign comparison; empty when two modes are compared (they are the sides). */
   mode: string;
@@ -62,11 +63,21 @@ export interface Comparison {
 const FAIRNESS = 'fairness';
 
 /**
- * Values over iterations by `experiment|config|mode|instance|metric` (mode blank when the side is
- * one mode). The experiment is part of the key: one configuration id may run in several
- * experiments with different setups (RandomAccess in Fig. 3 on VMs, in Fig. 9 bare-metal).
+ * The setup of each step: its instances' names (`vm0+vm1`, `p0+p1`). One configuration id may run
+ * in several setups (RandomAccess in Fig. 3 on VMs, in Fig. 9 bare-metal), whose host values and
+ * fairness must not be pooled; the experiment name cannot tell them (a step shared by Figs. 3 and 6
+ * is stored under one experiment).
  */
+function setupsOf(rows: readonly ResultRow[]): Map<string, string> {
+  const names = new Map<string, Set<string>>();
+  for (const r of rows) if (r.instance !== 'host') names.set(r.step, (names.get(r.step) ?? new Set()).add(r.instance));
+  return new Map([...names].map(([step, set]) => [step, [...set].sort().join('+')]));
+}
+
+/** Values over iterations by `setup|config|mode|instance|metric` (mode blank when the side is one mode). */
 function samplesOf(side: CompareSide): Map<string, { unit: string; values: number[] }> {
+  const setupOf = setupsOf(side.rows);
+  const rowsWithSetup = side.rows.map((r) => ({ ...r, experiment: setupOf.get(r.step) ?? '' }));
   const out = new Map<string, { unit: string; values: number[] }>();
   const add = (key: string, unit: string, v: number) => {
     const e = out.get(key) ?? { unit, values: [] };
@@ -76,9 +87,9 @@ function samplesOf(side: CompareSide): Map<string, { unit: string; values: numbe
   const modeKey = (mode: string) => (side.mode === null ? mode : '');
   // A mode that ran on several kernels keeps them apart (kernel after the mode): never averaged together.
   const kernelsOf = new Map<string, Set<string>>();
-  for (const r of side.rows) kernelsOf.set(`${r.experiment}|${r.config}|${r.kernelMode}`, (kernelsOf.get(`${r.experiment}|${r.config}|${r.kernelMode}`) ?? new Set()).add(r.kernel));
+  for (const r of rowsWithSetup) kernelsOf.set(`${r.experiment}|${r.config}|${r.kernelMode}`, (kernelsOf.get(`${r.experiment}|${r.config}|${r.kernelMode}`) ?? new Set()).add(r.kernel));
   const modeLabel = (experiment: string, config: string, mode: string, kernel: string) => ((kernelsOf.get(`${experiment}|${config}|${mode}`)?.size ?? 0) > 1 ? `${modeKey(mode)}[${kernel}]` : modeKey(mode));
-  const sorted = [...side.rows].sort((x, y) => x.iteration - y.iteration);
+  const sorted = [...rowsWithSetup].sort((x, y) => x.iteration - y.iteration);
   for (const r of sorted) {
     if (r.t !== null || r.node !== null) continue;
     if (side.mode !== null && r.kernelMode !== side.mode) continue;
@@ -87,8 +98,8 @@ function samplesOf(side: CompareSide): Map<string, { unit: string; values: numbe
     add(`${r.experiment}|${r.config}|${modeLabel(r.experiment, r.config, r.kernelMode, r.kernel)}|${r.instance}|${r.metric}`, r.unit, r.value);
   }
   // The paper's fairness, per iteration of each mode that de-duplicates (KSM off is its baseline).
-  for (const experiment of new Set(side.rows.map((r) => r.experiment))) {
-    const rows = side.rows.filter((r) => r.experiment === experiment);
+  for (const experiment of new Set(rowsWithSetup.map((r) => r.experiment))) {
+    const rows = rowsWithSetup.filter((r) => r.experiment === experiment);
     for (const config of new Set(rows.map((r) => r.config))) {
       const offKernels = [...new Set(rows.filter((r) => r.config === config && r.kernelMode === 'ksm-off' && r.metric === 'runtime_s').map((r) => r.kernel))];
       if (!offKernels.length) continue;
@@ -119,7 +130,7 @@ export function compareSides(a: CompareSide, b: CompareSide): Comparison {
   const sb = samplesOf(b);
   const keys = [...new Set([...sa.keys(), ...sb.keys()])].sort();
   const lines: CompareLine[] = keys.map((key) => {
-    const [experiment, config, mode, instance, metric] = key.split('|') as [string, string, string, string, string];
+    const [setup, config, mode, instance, metric] = key.split('|') as [string, string, string, string, string];
     const def = metric === FAIRNESS ? { unit: '', better: 'higher' as const } : metricDef(metric)!;
     const va = sa.get(key)?.values ?? [];
     const vb = sb.get(key)?.values ?? [];
@@ -128,7 +139,7 @@ export function compareSides(a: CompareSide, b: CompareSide): Comparison {
     const both = summaryA !== null && summaryB !== null;
     const welch = both ? welchTTest(va, vb) : null;
     return {
-      experiment, config, mode, instance, metric, unit: sa.get(key)?.unit ?? sb.get(key)?.unit ?? def.unit, better: def.better,
+      setup, config, mode, instance, metric, unit: sa.get(key)?.unit ?? sb.get(key)?.unit ?? def.unit, better: def.better,
       a: summaryA, b: summaryB,
       changePct: both && summaryA.mean !== 0 ? ((summaryB.mean - summaryA.mean) / Math.abs(summaryA.mean)) * 100 : null,
       welch, mark: significanceMark(welch?.p ?? null), verdict: welch ? verdictOf(va, vb, welch, def.better) : null,
@@ -148,9 +159,9 @@ const VERDICT_TEXT: Record<Verdict, string> = {
 /** Column headers and cells of the text and HTML tables. */
 export function comparisonTable(c: Comparison): { header: string[]; rows: string[][] } {
   const withMode = c.lines.some((l) => l.mode !== '');
-  const header = ['experiment', 'config', ...(withMode ? ['mode'] : []), 'instance', 'metric', `A: ${c.a.label}`, `B: ${c.b.label}`, 'B vs A', 'p (Welch)', 'sig', 'verdict'];
+  const header = ['setup', 'config', ...(withMode ? ['mode'] : []), 'instance', 'metric', `A: ${c.a.label}`, `B: ${c.b.label}`, 'B vs A', 'p (Welch)', 'sig', 'verdict'];
   const rows = c.lines.map((l) => [
-    l.experiment, l.config, ...(withMode ? [l.mode] : []), l.instance, `${l.metric}${l.unit ? ` (${l.unit})` : ''}`, meanCell(l.a), meanCell(l.b),
+    l.setup, l.config, ...(withMode ? [l.mode] : []), l.instance, `${l.metric}${l.unit ? ` (${l.unit})` : ''}`, meanCell(l.a), meanCell(l.b),
     l.changePct === null ? '-' : `${l.changePct >= 0 ? '+' : ''}${l.changePct.toFixed(2)}%`, pCell(l), l.mark, l.verdict ? VERDICT_TEXT[l.verdict] : '-',
   ]);
   return { header, rows };
