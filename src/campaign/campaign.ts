@@ -167,10 +167,15 @@ export function latestCampaignId(resultsDir?: string): string | null {
   return dirs.at(-1) ?? null;
 }
 
-export function campaignLogger(dir: string, level = process.env.NUKSM_LOG_LEVEL ?? 'info'): Logger {
+export function campaignLogger(dir: string, level = process.env.NUKSM_LOG_LEVEL ?? 'info', onMessage?: (msg: string) => void): Logger {
   // Synchronous writes: a kill -9 loses no log line that was logged before it.
   // Every line passes through redact(): no known secret reaches the log (src/core/secrets.ts).
-  return pino({ level, base: undefined, hooks: { streamWrite: redact } }, pino.destination({ dest: join(dir, LOG_FILE), sync: true, append: true, mkdir: true }));
+  const opts = { level, base: undefined, hooks: { streamWrite: redact } };
+  const file = pino.destination({ dest: join(dir, LOG_FILE), sync: true, append: true, mkdir: true });
+  if (!onMessage) return pino(opts, file);
+  // A second stream hands each message to the terminal's progress display (src/cli/progress.ts).
+  const toProgress = { write: (line: string) => { try { const m = (JSON.parse(line) as { msg?: unknown }).msg; if (typeof m === 'string') onMessage(m); } catch { /* not JSON: ignore */ } } };
+  return pino(opts, pino.multistream([{ stream: file, level: level as pino.Level }, { stream: toProgress, level: 'info' }]));
 }
 
 /**
@@ -262,11 +267,13 @@ export async function executeCampaign(
   testbed: Testbed,
   opts: Partial<Pick<RunOptions, 'retries' | 'retryDelayMs' | 'signal' | 'maxSteps' | 'log' | 'stopGraceMs' | 'teardownGraceMs'>> & {
     onProgress?: (p: Progress) => void;
+    /** Each log message of the run (the progress bar shows it as the step's phase). */
+    onLog?: (msg: string) => void;
     /** The testbed file's `resume`: install boot-resume hooks on this host for the campaign (src/campaign/boot-resume.ts). */
     resume?: TestbedFile['resume'];
   } = {},
 ): Promise<RunResult> {
-  const log = opts.log ?? campaignLogger(c.dir);
+  const log = opts.log ?? campaignLogger(c.dir, undefined, opts.onLog);
   const unlock = lockCampaign(c.dir);
   const id = c.plan.campaign;
   const counts = () => {

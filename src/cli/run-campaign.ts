@@ -15,7 +15,7 @@ import { createTestbed } from '../testbeds/index.ts';
 import { parseShardSpec } from '../campaign/shard.ts';
 import { openOrCreateShard } from '../campaign/shard-campaign.ts';
 import { EXIT } from './exit-codes.ts';
-import { progressPrinter } from './progress.ts';
+import { progressReporter } from './progress.ts';
 
 export async function runOpenCampaign(c: OpenCampaign, opts: { maxSteps?: number; quiet?: boolean } = {}): Promise<{ result: RunResult; exitCode: number }> {
   const testbedFile = loadTestbedFile(c.plan.testbed.file);
@@ -24,10 +24,13 @@ export async function runOpenCampaign(c: OpenCampaign, opts: { maxSteps?: number
   const stop = () => controller.abort(new Error('stopped by signal'));
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+  const progress = opts.quiet ? null : progressReporter();
   try {
-    const result = await executeCampaign(c, testbed, { resume: testbedFile.resume, signal: controller.signal, maxSteps: opts.maxSteps, onProgress: opts.quiet ? undefined : progressPrinter() });
+    const result = await executeCampaign(c, testbed, { resume: testbedFile.resume, signal: controller.signal, maxSteps: opts.maxSteps, onProgress: progress?.onProgress, onLog: progress?.onLog });
+    progress?.stop(result.done + result.failed);
     return { result, exitCode: exitCodeOf(result) };
   } finally {
+    progress?.stop();
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);
     await testbed.close();

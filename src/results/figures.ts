@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { stringify } from 'csv-stringify/sync';
 import type { Scenario } from '../core/scenario.ts';
 import type { ResultRow, ResultsStore } from './store.ts';
-import { combinedPerformance, fairness, localShare, round, slowdown, summarize } from './stats.ts';
+import { median } from 'simple-statistics';
+import { combinedPerformance, fairness, localShare, madOutliers, round, slowdown, summarize, summarizeMetric } from './stats.ts';
 
 export type Cell = string | number | null;
 export type Row = Record<string, Cell>;
@@ -29,8 +30,8 @@ export interface FigureDef {
 
 // `kernel` (the step's testbed-file kernel key) follows `kernel_mode` everywhere: a mode may run
 // on several kernels, and rows of different kernels are never averaged together.
-const RUNTIME_COLUMNS = ['testbed', 'benchmark', 'kernel_mode', 'kernel', 'instance', 'runtime_s', 'runtime_sd', 'n', 'normalized_runtime'];
-const LOCALITY_COLUMNS = ['testbed', 'benchmark', 'kernel_mode', 'kernel', 'instance', 'local_pct', 'remote_pct', 'local_pct_sd', 'n', 'ksm_local_pct', 'ksm_local_pct_sd', 'ksm_n'];
+const RUNTIME_COLUMNS = ['testbed', 'benchmark', 'kernel_mode', 'kernel', 'instance', 'runtime_s', 'runtime_sd', 'runtime_ci95', 'n', 'normalized_runtime', 'normalized_ci95'];
+const LOCALITY_COLUMNS = ['testbed', 'benchmark', 'kernel_mode', 'kernel', 'instance', 'local_pct', 'remote_pct', 'local_pct_sd', 'local_pct_ci95', 'n', 'ksm_local_pct', 'ksm_local_pct_sd', 'ksm_local_pct_ci95', 'ksm_n'];
 const SERIES_COLUMNS = ['testbed', 'config', 'kernel_mode', 'kernel', 'instance', 'node', 'iteration', 't', 'metric', 'unit', 'value'];
 const MODE_ORDER = ['ksm-off', 'ksm', 'nuksm-fair', 'nuksm-priority', 'nuksm-forest', 'uksm'];
 export const TABLE3_ROWS = ['C-10:1', 'C-5:1', 'C-1:1', 'C-1:5', 'C-1:10'] as const;
@@ -96,10 +97,15 @@ function runtimeTable(rows: readonly ResultRow[], reference: Reference): Row[] {
     for (const mode of modesOf(rows)) {
       for (const kernel of byKey.kernels) {
         for (const instance of instancesOf(rows)) {
-          const s = summarize(byKey.values.get(runKey(config, mode, kernel, instance)) ?? []);
+          const s = summarizeMetric('runtime_s', byKey.values.get(runKey(config, mode, kernel, instance)) ?? []);
           if (!s) continue;
           const ref = reference(config, kernel, instance, byKey);
-          out.push({ testbed: testbedOf(rows), benchmark: config, kernel_mode: mode, kernel, instance, runtime_s: round(s.mean), runtime_sd: round(s.sd), n: s.n, normalized_runtime: ref ? round(s.mean / ref) : null });
+          out.push({
+            testbed: testbedOf(rows), benchmark: config, kernel_mode: mode, kernel, instance,
+            runtime_s: round(s.mean), runtime_sd: round(s.sd), runtime_ci95: round(s.ci95), n: s.n,
+            // The reference's own spread is not folded in: the interval is that of this row's runs, scaled.
+            normalized_runtime: ref ? round(s.mean / ref) : null, normalized_ci95: ref && s.ci95 !== null ? round(s.ci95 / ref) : null,
+          });
         }
       }
     }
@@ -111,7 +117,7 @@ function runtimeTable(rows: readonly ResultRow[], reference: Reference): Row[] {
 const firstInstanceWithoutKsm =
   (rows: readonly ResultRow[]): Reference =>
   (config, kernel, _instance, byKey) =>
-    summarize(pick(byKey, config, 'ksm-off', instancesOf(rows)[0] ?? '', kernel))?.mean ?? null;
+    summarizeMetric('runtime_s', pick(byKey, config, 'ksm-off', instancesOf(rows)[0] ?? '', kernel))?.mean ?? null;
 
 /**
  * DRAM access locality (perf, where counters exist) and, next to it, where the instance's
@@ -128,14 +134,14 @@ function localityTable({ rows, scenarios }: FigureInput): Row[] {
       for (const kernel of kernelsOf(rows)) {
         for (const instance of instancesOf(rows)) {
           const k = runKey(config, mode, kernel, instance);
-          const l = summarize(local.values.get(k) ?? []);
-          const r = summarize(remote.values.get(k) ?? []);
-          const p = summarize(ksm.values.get(k) ?? []);
+          const l = summarizeMetric('local_access_pct', local.values.get(k) ?? []);
+          const r = summarizeMetric('remote_access_pct', remote.values.get(k) ?? []);
+          const p = summarizeMetric('ksm_local_pct', ksm.values.get(k) ?? []);
           if (!l && !r && !p) continue;
           out.push({
             testbed: testbedOf(rows), benchmark: config, kernel_mode: mode, kernel, instance,
-            local_pct: round(l?.mean), remote_pct: round(r?.mean), local_pct_sd: round(l?.sd), n: l?.n ?? r?.n ?? 0,
-            ksm_local_pct: round(p?.mean), ksm_local_pct_sd: round(p?.sd), ksm_n: p?.n ?? 0,
+            local_pct: round(l?.mean), remote_pct: round(r?.mean), local_pct_sd: round(l?.sd), local_pct_ci95: round(l?.ci95), n: l?.n ?? r?.n ?? 0,
+            ksm_local_pct: round(p?.mean), ksm_local_pct_sd: round(p?.sd), ksm_local_pct_ci95: round(p?.ci95), ksm_n: p?.n ?? 0,
           });
         }
       }
@@ -171,6 +177,38 @@ export function placementShares(rows: readonly ResultRow[], scenarios: Map<strin
   return out;
 }
 
+/** Once-per-run values of `metric` by config|mode|kernel|instance, then by iteration. */
+function perIteration(rows: readonly ResultRow[], metric: string): Map<string, Map<number, number>> {
+  const out = new Map<string, Map<number, number>>();
+  for (const r of rows) {
+    if (r.metric !== metric || r.t !== null) continue;
+    const k = runKey(r.config, r.kernelMode, r.kernel, r.instance);
+    if (!out.has(k)) out.set(k, new Map());
+    out.get(k)!.set(r.iteration, r.value);
+  }
+  return out;
+}
+
+/**
+ * Fairness of each iteration of `mode` (iterations where every instance has a runtime), each
+ * instance's slowdown taken against its mean KSM-off runtime: the spread of these values is the
+ * spread of the mode's runs. Used for Table II's CI and by `nuksm compare`.
+ */
+export function fairnessPerIteration(rows: readonly ResultRow[], config: string, mode: string, kernel: string, offKernel: string): number[] {
+  const instances = instancesOf(rows.filter((r) => r.config === config));
+  const runs = perIteration(rows, 'runtime_s');
+  const byKey = perRun(rows, 'runtime_s');
+  const off = instances.map((i) => summarizeMetric('runtime_s', pick(byKey, config, 'ksm-off', i, offKernel))?.mean ?? null);
+  if (instances.length < 2 || off.some((x) => x === null)) return [];
+  const iterations = [...new Set(instances.flatMap((i) => [...(runs.get(runKey(config, mode, kernel, i))?.keys() ?? [])]))].sort((a, b) => a - b);
+  const out: number[] = [];
+  for (const it of iterations) {
+    const xs = instances.map((i) => runs.get(runKey(config, mode, kernel, i))?.get(it));
+    if (xs.every((x): x is number => x !== undefined)) out.push(fairness(xs.map((x, j) => slowdown(x, off[j]!))));
+  }
+  return out;
+}
+
 export function table2(input: FigureInput): Row[] {
   const { rows } = input;
   const runtimes = perRun(rows, 'runtime_s');
@@ -181,7 +219,7 @@ export function table2(input: FigureInput): Row[] {
     // One kernel per mode (the model and Skylake files have one): a mode's first kernel in plan
     // order, so two kernels are never averaged; the KSM-off baseline prefers that same kernel.
     const kernelOf = (mode: string) => runtimes.kernels.find((k) => instances.some((i) => runtimes.values.get(runKey(benchmark, mode, k, i))?.length));
-    const runtimesFor = (mode: string, kernel = kernelOf(mode)) => instances.map((i) => summarize(pick(runtimes, benchmark, mode, i, kernel))?.mean ?? null);
+    const runtimesFor = (mode: string, kernel = kernelOf(mode)) => instances.map((i) => summarizeMetric('runtime_s', pick(runtimes, benchmark, mode, i, kernel))?.mean ?? null);
     const ksm = runtimesFor('ksm');
     const nu = runtimesFor('nuksm-fair');
     const complete = (xs: (number | null)[]): xs is number[] => xs.length > 0 && xs.every((x) => x !== null);
@@ -189,13 +227,26 @@ export function table2(input: FigureInput): Row[] {
       const off = runtimesFor('ksm-off', kernelOf(mode));
       return complete(xs) && complete(off) ? fairness(xs.map((x, i) => slowdown(x, off[i]!))) : null;
     };
+    const fairCi = (mode: string) => {
+      const kernel = kernelOf(mode);
+      const offKernel = kernelOf('ksm-off');
+      if (kernel === undefined || offKernel === undefined) return null;
+      const ownOff = instances.every((i) => runtimes.values.get(runKey(benchmark, 'ksm-off', kernel, i))?.length) ? kernel : offKernel;
+      return round(summarize(fairnessPerIteration(rows, benchmark, mode, kernel, ownOff))?.ci95);
+    };
+    const savedOf = (mode: string) => summarizeMetric('memory_saved_gib', pick(saved, benchmark, mode, 'host', kernelOf(mode)));
+    const [savedKsm, savedNu] = [savedOf('ksm'), savedOf('nuksm-fair')];
     out.push({
       benchmark,
       fairness_ksm: round(fair('ksm', ksm)),
+      fairness_ksm_ci95: fairCi('ksm'),
       fairness_nuksm: round(fair('nuksm-fair', nu)),
+      fairness_nuksm_ci95: fairCi('nuksm-fair'),
       perf_nuksm_over_ksm: complete(nu) && complete(ksm) ? round(combinedPerformance(nu, ksm)) : null,
-      saved_gib_ksm: round(summarize(pick(saved, benchmark, 'ksm', 'host', kernelOf('ksm')))?.mean),
-      saved_gib_nuksm: round(summarize(pick(saved, benchmark, 'nuksm-fair', 'host', kernelOf('nuksm-fair')))?.mean),
+      saved_gib_ksm: round(savedKsm?.mean),
+      saved_gib_ksm_ci95: round(savedKsm?.ci95),
+      saved_gib_nuksm: round(savedNu?.mean),
+      saved_gib_nuksm_ci95: round(savedNu?.ci95),
     });
   }
   return out;
@@ -211,7 +262,7 @@ export function table3(input: FigureInput): Row[] {
     const steps = [...new Set(input.rows.filter((r) => labelOf(r.config) === label).map((r) => r.step))];
     const scenario = steps.length ? input.scenarios.get(steps[0]!) : undefined;
     const [vm0, vm1] = scenario ? [...scenario.instances].sort((a, b) => a.name.localeCompare(b.name)) : [];
-    const shareOf = (name: string | undefined) => (name ? summarize(shares.filter((s) => labelOf(s.config) === label && s.instance === name).map((s) => s.value))?.mean : null);
+    const shareOf = (name: string | undefined) => (name ? summarizeMetric('ksm_local_pct', shares.filter((s) => labelOf(s.config) === label && s.instance === name).map((s) => s.value))?.mean : null);
     out.push({
       config: label,
       nice_vm0: vm0?.nice ?? null,
@@ -235,9 +286,9 @@ function fig7(input: FigureInput): Row[] {
     for (const mode of modesOf(rows)) {
       for (const kernel of byKey.kernels) {
         for (const instance of instancesOf(rows)) {
-          const s = summarize(byKey.values.get(runKey(config, mode, kernel, instance)) ?? []);
+          const s = summarizeMetric('runtime_s', byKey.values.get(runKey(config, mode, kernel, instance)) ?? []);
           if (!s) continue;
-          const ref = summarize(pick(byKey, `${benchmark}/C-1:1`, mode, instance, kernel))?.mean;
+          const ref = summarizeMetric('runtime_s', pick(byKey, `${benchmark}/C-1:1`, mode, instance, kernel))?.mean;
           out.push({
             testbed: testbedOf(rows),
             benchmark,
@@ -248,8 +299,10 @@ function fig7(input: FigureInput): Row[] {
             nice: scenario?.instances.find((i) => i.name === instance)?.nice ?? null,
             runtime_s: round(s.mean),
             runtime_sd: round(s.sd),
+            runtime_ci95: round(s.ci95),
             n: s.n,
             normalized_to_c1_1: ref ? round(s.mean / ref) : null,
+            normalized_ci95: ref && s.ci95 !== null ? round(s.ci95 / ref) : null,
           });
         }
       }
@@ -271,8 +324,8 @@ export const FIGURE_DEFS: FigureDef[] = [
   { name: '4', source: '4', columns: [...SERIES_COLUMNS, 'nice'], build: fig4 },
   { name: '6a', source: '6a', columns: RUNTIME_COLUMNS, build: ({ rows }) => runtimeTable(rows, firstInstanceWithoutKsm(rows)) },
   { name: '6b', source: '6b', columns: LOCALITY_COLUMNS, build: localityTable },
-  { name: 'table2', source: 'table2', columns: ['benchmark', 'fairness_ksm', 'fairness_nuksm', 'perf_nuksm_over_ksm', 'saved_gib_ksm', 'saved_gib_nuksm'], build: table2 },
-  { name: '7', source: '7', columns: ['testbed', 'benchmark', 'config', 'kernel_mode', 'kernel', 'instance', 'nice', 'runtime_s', 'runtime_sd', 'n', 'normalized_to_c1_1'], build: fig7 },
+  { name: 'table2', source: 'table2', columns: ['benchmark', 'fairness_ksm', 'fairness_ksm_ci95', 'fairness_nuksm', 'fairness_nuksm_ci95', 'perf_nuksm_over_ksm', 'saved_gib_ksm', 'saved_gib_ksm_ci95', 'saved_gib_nuksm', 'saved_gib_nuksm_ci95'], build: table2 },
+  { name: '7', source: '7', columns: ['testbed', 'benchmark', 'config', 'kernel_mode', 'kernel', 'instance', 'nice', 'runtime_s', 'runtime_sd', 'runtime_ci95', 'n', 'normalized_to_c1_1', 'normalized_ci95'], build: fig7 },
   { name: 'table3', source: 'table3', columns: ['config', 'nice_vm0', 'nice_vm1', 'snice_vm0', 'snice_vm1', 'local_pct_vm0', 'local_pct_vm1'], build: table3 },
   { name: '8a', source: '8a', columns: SERIES_COLUMNS, build: ({ rows }) => seriesTable(rows, ['mem_free_gib', 'hog_registered_gib']) },
   { name: '8b', source: '8b', columns: SERIES_COLUMNS, build: ({ rows }) => seriesTable(rows, ['memory_saved_gib']) },
@@ -282,7 +335,7 @@ export const FIGURE_DEFS: FigureDef[] = [
     source: '9',
     columns: RUNTIME_COLUMNS,
     // Normalised to the same instance under stock KSM (on the same kernel when it ran KSM, else on the kernel that did).
-    build: ({ rows }) => runtimeTable(rows, (config, kernel, instance, byKey) => summarize(pick(byKey, config, 'ksm', instance, kernel))?.mean ?? null),
+    build: ({ rows }) => runtimeTable(rows, (config, kernel, instance, byKey) => summarizeMetric('runtime_s', pick(byKey, config, 'ksm', instance, kernel))?.mean ?? null),
   },
 ];
 
@@ -315,4 +368,40 @@ export function exportFigures(store: ResultsStore, outDir = join(store.dir, 'fig
     written.push({ name: def.name, path, rows: rows.length });
   }
   return written;
+}
+
+export interface IterationOutlier {
+  config: string;
+  kernelMode: string;
+  kernel: string;
+  instance: string;
+  metric: string;
+  unit: string;
+  iteration: number;
+  value: number;
+  /** Median of the iterations it was judged against. */
+  median: number;
+  n: number;
+}
+
+/**
+ * Iterations whose once-per-run value of a metric is a MAD outlier among the iterations of the
+ * same configuration, mode, kernel and instance (stats.ts madOutliers; 3 iterations at least).
+ * The report flags them; figures still average every iteration (an outlier is shown, not dropped).
+ */
+export function iterationOutliers(rows: readonly ResultRow[]): IterationOutlier[] {
+  const groups = groupBy(rows.filter((r) => r.t === null && r.node === null), (r) => `${runKey(r.config, r.kernelMode, r.kernel, r.instance)}|${r.metric}`);
+  const out: IterationOutlier[] = [];
+  for (const group of groups.values()) {
+    const sorted = [...group].sort((a, b) => a.iteration - b.iteration);
+    const values = sorted.map((r) => r.value);
+    const flagged = madOutliers(values);
+    if (!flagged.length) continue;
+    const mid = median(values);
+    for (const i of flagged) {
+      const r = sorted[i]!;
+      out.push({ config: r.config, kernelMode: r.kernelMode, kernel: r.kernel, instance: r.instance, metric: r.metric, unit: r.unit, iteration: r.iteration, value: r.value, median: mid, n: values.length });
+    }
+  }
+  return out;
 }

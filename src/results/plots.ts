@@ -4,7 +4,8 @@
  * with vega-lite and rendered to SVG by vega's headless renderer, PNG by resvg (docs/plots.md).
  *
  * Each plot names its testbed (a model plot says it is a model output), the kernel of each kernel
- * mode, and what its error bars are (±1 sample sd over n iterations, drawn only where n ≥ 2).
+ * mode, and what its error bars are (the 95% confidence interval of the mean, Student t over n
+ * iterations: the figure CSVs' *_ci95 columns, drawn only where n ≥ 2).
  * Marks are named (`bars`, `err`, `points`, `lines`) so a test can count them in the SVG.
  */
 import { createRequire } from 'node:module';
@@ -61,11 +62,11 @@ function subtitle(rows: readonly Row[], errorBars: string | null): string[] {
   return lines;
 }
 
-function errorNote(ns: readonly number[], sds: readonly (number | null)[] = []): string {
+function errorNote(ns: readonly number[], widths: readonly (number | null)[] = []): string {
   const max = Math.max(0, ...ns);
   if (max < 2) return 'one iteration per bar: no error bars';
-  const zero = sds.length > 0 && sds.every((sd) => sd === null || sd === 0) ? ' (every sd is 0 here: the iterations agree, so the bars have no length)' : '';
-  return `error bars: ±1 sample sd over n = ${distinct(ns).sort().join('/')} iterations${zero}`;
+  const zero = widths.length > 0 && widths.every((w) => w === null || w === 0) ? ' (every interval is 0 here: the iterations agree, so the bars have no length)' : '';
+  return `error bars: 95% confidence interval of the mean (Student t) over n = ${distinct(ns).sort().join('/')} iterations${zero}`;
 }
 
 /** Series label of a bar: mode (with kernel when a mode ran on several kernels) · instance. */
@@ -79,7 +80,7 @@ function seriesOf(rows: readonly Row[]): (r: Row) => string {
   };
 }
 
-/** One bar per row with a value: x = `group`, offset/colour = series, ±sd (scaled like the value) where n ≥ 2. */
+/** One bar per row with a value: x = `group`, offset/colour = series, ± the 95% CI (`ciCol`, in the value's scale) where n ≥ 2. */
 export interface BarDatum {
   group: string;
   facet: string;
@@ -92,17 +93,16 @@ export interface BarDatum {
   instance: string;
 }
 
-function barData(rows: readonly Row[], valueCol: string, groupCol: string, facetCol: string | null): BarDatum[] {
+function barData(rows: readonly Row[], valueCol: string, groupCol: string, facetCol: string | null, ciCol = 'normalized_ci95'): BarDatum[] {
   const series = seriesOf(rows);
   const out: BarDatum[] = [];
   for (const r of rows) {
     const value = num(r[valueCol]);
     if (value === null) continue;
-    const mean = num(r.runtime_s);
-    const sd = num(r.runtime_sd);
     const n = num(r.n) ?? 0;
-    // sd of the normalised value: the row's own spread scaled by its normalisation (the reference's spread is not added).
-    const e = sd !== null && mean && n >= 2 ? (value * sd) / mean : null;
+    // The CI of the normalised value (figures.ts): the row's own interval scaled by its normalisation.
+    const ci = num(r[ciCol]);
+    const e = ci !== null && n >= 2 ? ci : null;
     out.push({ group: str(r[groupCol]), facet: facetCol ? str(r[facetCol]) : '', series: series(r), value, lo: e === null ? null : value - e, hi: e === null ? null : value + e, n, mode: str(r.kernel_mode), instance: str(r.instance) });
   }
   return out;
@@ -186,15 +186,15 @@ function localitySpec(figure: string, title: string, rows: readonly Row[]): VlSp
   for (const r of rows) {
     const l = num(r.local_pct);
     const rem = num(r.remote_pct);
-    const sd = num(r.local_pct_sd);
+    const ci = num(r.local_pct_ci95);
     const n = num(r.n) ?? 0;
-    const e = sd !== null && n >= 2 ? sd : null;
+    const e = ci !== null && n >= 2 ? ci : null;
     if (l !== null) stacked.push({ benchmark: str(r.benchmark), series: series(r), part: 'local DRAM accesses', pct: l, lo: e === null ? null : l - e, hi: e === null ? null : l + e });
     if (rem !== null) stacked.push({ benchmark: str(r.benchmark), series: series(r), part: 'remote DRAM accesses', pct: rem, lo: null, hi: null });
     const k = num(r.ksm_local_pct);
-    const ksd = num(r.ksm_local_pct_sd);
+    const kci = num(r.ksm_local_pct_ci95);
     const kn = num(r.ksm_n) ?? 0;
-    if (k !== null) points.push({ benchmark: str(r.benchmark), series: series(r), pct: k, lo: ksd !== null && kn >= 2 ? k - ksd : null, hi: ksd !== null && kn >= 2 ? k + ksd : null, what: 'merged (KSM) pages on own node' });
+    if (k !== null) points.push({ benchmark: str(r.benchmark), series: series(r), pct: k, lo: kci !== null && kn >= 2 ? k - kci : null, hi: kci !== null && kn >= 2 ? k + kci : null, what: 'merged (KSM) pages on own node' });
   }
   const x = { field: 'series', type: 'nominal', title: null, sort: order, axis: { labelAngle: -40, labelLimit: 140 } };
   const y = { type: 'quantitative', title: 'share (%)', scale: { domain: [0, 100] } };
@@ -206,7 +206,8 @@ function localitySpec(figure: string, title: string, rows: readonly Row[]): VlSp
       mark: { type: 'bar' },
       encoding: {
         x, y: { ...y, field: 'pct', stack: 'zero' },
-        color: { field: 'part', type: 'nominal', title: 'DRAM accesses (perf)', scale: { domain: ['local DRAM accesses', 'remote DRAM accesses'], range: ['#1f78b4', '#fb9a99'] } },
+        // Model rows are simulated access counts, not perf counters: the legend says which.
+        color: { field: 'part', type: 'nominal', title: rows.every((r) => str(r.testbed) === 'model') ? 'DRAM accesses (model, simulated)' : 'DRAM accesses (perf)', scale: { domain: ['local DRAM accesses', 'remote DRAM accesses'], range: ['#1f78b4', '#fb9a99'] } },
         order: { field: 'part', sort: 'ascending' },
         tooltip: [{ field: 'series' }, { field: 'part' }, { field: 'pct', format: '.2f' }],
       },
@@ -231,8 +232,8 @@ function localitySpec(figure: string, title: string, rows: readonly Row[]): VlSp
     l.transform = [{ filter: `datum._layer === ${i}` }];
   }
   const ns = rows.map((r) => num(r.n) ?? 0).concat(rows.map((r) => num(r.ksm_n) ?? 0));
-  const sds = [...stacked, ...points].map((d) => (d.lo === null || d.hi === null ? null : d.hi - d.lo));
-  const note = stacked.length === 0 ? `no DRAM counters on this testbed: only the merged-page placement is shown; ${errorNote(ns.filter((n) => n > 0), sds)}` : errorNote(ns.filter((n) => n > 0), sds);
+  const widths = [...stacked, ...points].map((d) => (d.lo === null || d.hi === null ? null : d.hi - d.lo));
+  const note = stacked.length === 0 ? `no DRAM counters on this testbed: only the merged-page placement is shown; ${errorNote(ns.filter((n) => n > 0), widths)}` : errorNote(ns.filter((n) => n > 0), widths);
   const cellWidth = Math.max(100, order.length * 34);
   return {
     title: { text: title, subtitle: subtitle(rows, note) },

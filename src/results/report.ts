@@ -9,8 +9,9 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CampaignRecord, Journal, JournalStep } from '../campaign/journal.ts';
 import type { Plan } from '../campaign/plan.ts';
-import { figureInput, FIGURE_DEFS, type Cell, type FigureDef, type Row } from './figures.ts';
-import { PAPER_NUMBERS } from './paper-numbers.ts';
+import { figureInput, FIGURE_DEFS, iterationOutliers, type Cell, type FigureDef, type IterationOutlier, type Row } from './figures.ts';
+import { compareHtml, compareSides, type Comparison } from './compare.ts';
+import { PAPER_NUMBERS, type CampaignTables, type PaperNumber } from './paper-numbers.ts';
 import { PLOTS, render, renderSync, type Rendered, type RenderJob } from './plots.ts';
 import type { ResultsStore } from './store.ts';
 
@@ -34,6 +35,12 @@ export interface ReportData {
   manifests: Map<string, Record<string, unknown>>;
   /** Every figure the campaign has rows for, in FIGURE_DEFS order. */
   figures: { def: FigureDef; rows: Row[] }[];
+  /** How each kernel mode's Fig. 8 steps ended (for the paper's Fig. 8 numbers); empty without Fig. 8. */
+  fig8End?: CampaignTables['fig8End'];
+  /** Iterations flagged as MAD outliers (figures.ts iterationOutliers). */
+  outliers?: IterationOutlier[];
+  /** Comparisons shown as sections: KSM vs each nuKSM mode of the campaign. */
+  comparisons?: Comparison[];
   generatedAt: string;
 }
 
@@ -51,13 +58,32 @@ export function collectReport(c: ReportCampaign): ReportData {
     if (input.rows.length === 0) continue;
     figures.push({ def, rows: def.build(input) });
   }
+  const fig8End = new Map<string, { oom: boolean; lastT: number }>();
+  for (const r of c.store.rows({ figure: '8a' })) {
+    const e = fig8End.get(r.kernelMode) ?? { oom: false, lastT: 0 };
+    if (r.metric === 'oom' && r.t === null && r.value > 0) e.oom = true;
+    if (r.t !== null) e.lastT = Math.max(e.lastT, r.t);
+    fig8End.set(r.kernelMode, e);
+  }
+  const all = c.store.rows();
+  const outliers = iterationOutliers(all);
+  // KSM against each nuKSM mode the campaign ran, within the campaign (as `nuksm compare C:ksm C:<mode>`).
+  const side = (mode: string) => ({ label: `${c.plan.campaign}:${mode}`, campaign: c.plan.campaign, testbed: c.plan.testbed.kind, mode, rows: all });
+  const modes = new Set(all.map((r) => r.kernelMode));
+  // Only what both modes measured (a configuration that ran one mode has nothing to compare).
+  const comparisons = modes.has('ksm')
+    ? [...modes].filter((m) => m.startsWith('nuksm')).sort().map((m) => {
+        const c = compareSides(side('ksm'), side(m));
+        return { ...c, lines: c.lines.filter((l) => l.a !== null && l.b !== null) };
+      }).filter((c) => c.lines.length > 0)
+    : [];
   const steps = c.journal.steps();
   const manifests = new Map<string, Record<string, unknown>>();
   for (const s of steps) {
     const m = c.store.manifest(s.stepId);
     if (m) manifests.set(s.stepId, m);
   }
-  return { dir: c.dir, plan: c.plan, record: c.journal.campaign(), steps, manifests, figures, generatedAt: new Date().toISOString() };
+  return { dir: c.dir, plan: c.plan, record: c.journal.campaign(), steps, manifests, figures, fig8End, outliers, comparisons, generatedAt: new Date().toISOString() };
 }
 
 /** The render jobs of the report: one per figure with a plot and something to draw. */
@@ -98,34 +124,57 @@ function testbedBadge(d: ReportData): string {
     : `<span class="badge measured">testbed ${esc(d.plan.testbed.name)} (${esc(testbedKind(d))}): measured</span>`;
 }
 
+const FIGURE_LABEL: Record<PaperNumber['figure'], string> = { table2: 'Table II', table3: 'Table III', '3a': 'Fig. 3a', '6a': 'Fig. 6a', '8': 'Fig. 8' };
+const SOURCES = [...new Set(PAPER_NUMBERS.map((p) => p.source))];
+
 /** The reproduction table: every number the paper publishes that a campaign table holds. */
-export function reproductionRows(d: ReportData): { figure: string; row: string; label: string; paper: number; campaign: number | null; diff: number | null; unit: string; source: string }[] {
+export function reproductionRows(d: ReportData): { figure: string; row: string; label: string; relation: string; paper: number; campaign: number | null; diff: number | null; unit: string; source: string }[] {
   const tables = new Map(d.figures.map((f) => [f.def.name, f.rows]));
+  const ctx: CampaignTables = { tables, fig8End: d.fig8End ?? new Map() };
   return PAPER_NUMBERS.map((p) => {
-    const rows = tables.get(p.figure) ?? [];
-    const key = p.figure === 'table2' ? 'benchmark' : 'config';
-    const v = rows.find((r) => r[key] === p.row)?.[p.column];
-    const campaign = v === null || v === undefined || v === '' ? null : Number(v);
-    return { figure: p.figure, row: p.row, label: p.label, paper: p.value, campaign, diff: campaign === null ? null : Number((campaign - p.value).toFixed(4)), unit: p.unit, source: p.source };
+    let campaign: number | null;
+    if (p.campaign) campaign = p.campaign(ctx);
+    else {
+      const key = p.figure === 'table2' ? 'benchmark' : 'config';
+      const v = (tables.get(p.figure) ?? []).find((r) => r[key] === p.row)?.[p.column];
+      campaign = v === null || v === undefined || v === '' ? null : Number(v);
+    }
+    return { figure: p.figure, row: p.row, label: p.label, relation: p.relation ?? '=', paper: p.value, campaign, diff: campaign === null ? null : Number((campaign - p.value).toFixed(4)), unit: p.unit, source: p.source };
   });
+}
+
+/** Highlighted: beyond max(0.05, 10 % of the paper's value), unless the paper's bound (> or ≤) holds. */
+function far(r: { relation: string; diff: number | null; paper: number }): boolean {
+  if (r.diff === null) return false;
+  if ((r.relation === '>' && r.diff > 0) || (r.relation === '≤' && r.diff <= 0)) return false;
+  return Math.abs(r.diff) > Math.max(0.05, 0.1 * Math.abs(r.paper));
 }
 
 function reproductionSection(d: ReportData): string {
   const rows = reproductionRows(d);
   const body = rows.map((r) => [
-    esc(r.figure === 'table2' ? 'Table II' : 'Table III'),
+    esc(FIGURE_LABEL[r.figure as PaperNumber['figure']] ?? r.figure),
     esc(r.row),
     esc(r.label + (r.unit ? ` (${r.unit})` : '')),
-    esc(r.paper),
+    `${r.relation === '=' ? '' : `<span class="rel">${esc(r.relation)}</span> `}${esc(r.paper)}`,
     r.campaign === null ? '<span class="na">not run</span>' : esc(r.campaign),
-    r.diff === null ? '<span class="na">—</span>' : `<span class="${Math.abs(r.diff) > Math.max(0.05, 0.1 * Math.abs(r.paper)) ? 'far' : 'near'}">${r.diff > 0 ? '+' : ''}${esc(r.diff)}</span>`,
+    r.diff === null ? '<span class="na">—</span>' : `<span class="${far(r) ? 'far' : 'near'}">${r.diff > 0 ? '+' : ''}${esc(r.diff)}</span>`,
     esc(isModel(d) ? 'model output' : `measured (${testbedKind(d)})`),
-    `<span class="src">${esc(r.source.replace(/ \(.*$/, ''))}<sup>${r.figure === 'table2' ? '1' : '2'}</sup></span>`,
+    `<span class="src">${esc(r.source.replace(/ \(.*$/, ''))}<sup>${SOURCES.indexOf(r.source) + 1}</sup></span>`,
   ]);
-  const sources = [...new Set(PAPER_NUMBERS.map((p) => p.source))].map((s, i) => `<li value="${i + 1}">${esc(s)}</li>`).join('');
+  const sources = SOURCES.map((s, i) => `<li value="${i + 1}">${esc(s)}</li>`).join('');
   return `<section id="reproduction"><h2>Reproduction: the paper's numbers next to this campaign's</h2>
-<p>${testbedBadge(d)} Difference = this campaign − paper. A difference is highlighted when it exceeds max(0.05, 10 % of the paper's value). The paper's numbers were measured on a two-socket Xeon Gold 6140 (paper Table I)${isModel(d) ? '; this campaign\'s are outputs of the reference model, not measurements' : ''}.</p>
+<p>${testbedBadge(d)} Difference = this campaign − paper. A difference is highlighted when it exceeds max(0.05, 10 % of the paper's value) (for a bound, > or ≤, only when the bound is not met). ≈ the paper says "about", &gt; "more than", ≤ "at most"; a gap between instances is (slower / faster − 1) × 100. The paper's numbers were measured on a two-socket Xeon Gold 6140 (paper Table I)${isModel(d) ? '; this campaign\'s are outputs of the reference model, not measurements' : ''}.</p>
 ${htmlTable(['table', 'row', 'number', 'paper', 'this campaign', 'difference', `this campaign's testbed: ${d.plan.testbed.name}`, 'paper source'], body, ' class="repro"')}<ol class="src">${sources}</ol></section>`;
+}
+
+/** Iterations that are MAD outliers among their configuration's iterations: shown, never dropped. */
+function outlierSection(d: ReportData): string {
+  const o = d.outliers ?? [];
+  const head = `<section id="outliers"><h2>Outliers across iterations (MAD)</h2><p>An iteration is flagged when its modified z-score 0.6745 · |x − median| / MAD exceeds 3.5 among the iterations (3 at least) of the same configuration, kernel mode, kernel and instance. Flagged values are still averaged into the figures; look at the step before trusting the mean.</p>`;
+  if (!o.length) return `${head}<p>${d.steps.some((s) => s.iteration >= 3) ? 'No outlier.' : 'Fewer than 3 iterations per configuration: no outlier can be told.'}</p></section>`;
+  const body = o.map((x) => [esc(x.config), esc(x.kernelMode), esc(x.kernel), esc(x.instance), esc(x.metric), esc(x.iteration), `<span class="far">${esc(Number(x.value.toPrecision(6)))}</span>`, esc(Number(x.median.toPrecision(6))), esc(x.unit), esc(x.n)]);
+  return `${head}${htmlTable(['config', 'kernel mode', 'kernel', 'instance', 'metric', 'iteration', 'value', 'median', 'unit', 'n'], body, ' class="outliers"')}</section>`;
 }
 
 function figureTable(def: FigureDef, rows: readonly Row[]): string {
@@ -183,7 +232,7 @@ body{font-family:"Liberation Sans",Arial,Helvetica,sans-serif;margin:24px auto;m
 h1{font-size:24px;margin:0 0 6px}h2{font-size:19px;margin:32px 0 8px;border-bottom:1px solid #ccc;padding-bottom:4px}h3{font-size:15px;margin:18px 0 6px}
 .badge{display:inline-block;padding:2px 8px;border-radius:4px;font-weight:bold;font-size:13px}.badge.model{background:#fff3cd;color:#7a4d00;border:1px solid #e0b84a}.badge.measured{background:#dff0d8;color:#24572b;border:1px solid #8fbf8f}
 table{border-collapse:collapse;font-size:12.5px;margin:6px 0 12px}th,td{border:1px solid #ddd;padding:3px 7px;text-align:left;vertical-align:top}th{background:#f3f3f3}
-td:nth-child(n){font-variant-numeric:tabular-nums}.na{color:#999}.far{color:#b00020;font-weight:bold}.near{color:#1b5e20}.src{color:#555;font-size:11.5px}ol.src{margin:0;padding-left:22px}
+td:nth-child(n){font-variant-numeric:tabular-nums}.na{color:#999}.far{color:#b00020;font-weight:bold}.near{color:#1b5e20}.src{color:#555;font-size:11.5px}.rel{color:#555}ol.src{margin:0;padding-left:22px}
 .state.failed{color:#b00020;font-weight:bold}.state.done{color:#1b5e20}
 figure{margin:14px 0 26px;overflow-x:auto}figure svg{max-width:none;height:auto}figcaption{font-size:12.5px;color:#444;margin-top:4px}
 details{margin:4px 0 10px}summary{cursor:pointer;color:#1f4e9a;font-size:13px}
@@ -212,9 +261,11 @@ export function reportHtml(d: ReportData, svgs: ReadonlyMap<string, string>): st
 <body>
 <h1>nuksm report — campaign ${esc(d.plan.campaign)}</h1>
 <p>${testbedBadge(d)} spec <b>${esc(d.plan.spec)}</b> · ${esc(d.steps.length)} steps · written ${esc(d.generatedAt)}</p>
-<nav><a href="#reproduction">reproduction</a>${figureNames.map((n) => `<a href="#figure-${esc(n)}">${esc(n)}</a>`).join('')}<a href="#plan">plan</a><a href="#provenance">provenance</a></nav>
+<nav><a href="#reproduction">reproduction</a>${figureNames.map((n) => `<a href="#figure-${esc(n)}">${esc(n)}</a>`).join('')}<a href="#outliers">outliers</a>${d.comparisons?.length ? '<a href="#compare">compare</a>' : ''}<a href="#plan">plan</a><a href="#provenance">provenance</a></nav>
 ${reproductionSection(d)}
 ${sections.join('\n')}
+${outlierSection(d)}
+${d.comparisons?.length ? `<section id="compare"><h2>KSM vs nuKSM in this campaign (Welch's t-test over iterations)</h2>${d.comparisons.map((c) => compareHtml(c)).join('\n')}</section>` : ''}
 ${planSection(d)}
 ${provenanceSection(d)}
 </body></html>

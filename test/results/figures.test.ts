@@ -62,9 +62,15 @@ describe('table2', () => {
       perf_nuksm_over_ksm: Number((215 / 225).toFixed(4)),
       saved_gib_ksm: 10.5,
       saved_gib_nuksm: 10.7,
+      // 95% CIs by hand: t(0.975, 1 dof) = 12.7062 (t table); half-width = t · sd / √n.
+      // Fairness per KSM iteration: 100/120 and 100/130 → sd = |0.8333 − 0.7692| / √2.
+      fairness_ksm_ci95: Number(((12.7062047 * Math.abs(1 / 1.2 - 1 / 1.3)) / Math.SQRT2 / Math.SQRT2).toFixed(4)),
+      fairness_nuksm_ci95: null, // one iteration
+      saved_gib_ksm_ci95: Number(((12.7062047 * 0.2) / 2).toFixed(4)), // 10.4, 10.6: sd = 0.2 / √2
+      saved_gib_nuksm_ci95: null,
     });
     // cg: slowdowns 1.2 and 1.5 → 0.8; no nuKSM rows → nulls
-    expect(t.find((r) => r.benchmark === 'cg')).toEqual({ benchmark: 'cg', fairness_ksm: 0.8, fairness_nuksm: null, perf_nuksm_over_ksm: null, saved_gib_ksm: null, saved_gib_nuksm: null });
+    expect(t.find((r) => r.benchmark === 'cg')).toEqual({ benchmark: 'cg', fairness_ksm: 0.8, fairness_ksm_ci95: null, fairness_nuksm: null, fairness_nuksm_ci95: null, perf_nuksm_over_ksm: null, saved_gib_ksm: null, saved_gib_ksm_ci95: null, saved_gib_nuksm: null, saved_gib_nuksm_ci95: null });
   });
 
   it('Fig. 6a normalises to Instance-0 without KSM and reports the spread over iterations', () => {
@@ -73,6 +79,9 @@ describe('table2', () => {
     const vm1ksm = out.find((r) => r.benchmark === 'xsbench' && r.kernel_mode === 'ksm' && r.instance === 'vm1')!;
     expect(vm1ksm).toMatchObject({ runtime_s: 125, n: 2, normalized_runtime: 1.25, testbed: 'model' });
     expect(vm1ksm.runtime_sd).toBeCloseTo(Math.SQRT2 * 5, 4);
+    // 120 and 130 s: half-width t(0.975, 1) · sd / √2 = 12.7062 × 5 (by hand, t from a table); normalised by Instance-0's 100 s.
+    expect(vm1ksm.runtime_ci95).toBeCloseTo(63.531, 3);
+    expect(vm1ksm.normalized_ci95).toBeCloseTo(0.6353, 4);
     expect(out.find((r) => r.benchmark === 'cg' && r.kernel_mode === 'ksm-off' && r.instance === 'vm1')!.normalized_runtime).toBe(0.8);
     expect(Object.keys(out[0]!)).toEqual(def.columns);
   });
@@ -142,8 +151,9 @@ describe('export from the store', () => {
     // Every figure the steps feed is written; without DRAM-locality samples 3b/6b hold only their header.
     expect(written.map((w) => [w.name, w.rows])).toEqual([['3a', 6], ['3b', 0], ['6a', 6], ['6b', 0], ['table2', 1]]);
     const csv = readFileSync(join(c.dir, 'figures', 'table2.csv'), 'utf8').trim().split('\n');
-    expect(csv[0]).toBe('benchmark,fairness_ksm,fairness_nuksm,perf_nuksm_over_ksm,saved_gib_ksm,saved_gib_nuksm');
-    expect(csv[1]).toBe(`cg,${Number((1 / 1.5).toFixed(4))},${Number((1.1 / 1.15).toFixed(4))},${Number((225 / 250).toFixed(4))},2.5,2.5`);
+    expect(csv[0]).toBe('benchmark,fairness_ksm,fairness_ksm_ci95,fairness_nuksm,fairness_nuksm_ci95,perf_nuksm_over_ksm,saved_gib_ksm,saved_gib_ksm_ci95,saved_gib_nuksm,saved_gib_nuksm_ci95');
+    // One iteration: no interval (empty cells), not a zero-width one.
+    expect(csv[1]).toBe(`cg,${Number((1 / 1.5).toFixed(4))},,${Number((1.1 / 1.15).toFixed(4))},,${Number((225 / 250).toFixed(4))},2.5,,2.5,`);
     expect(readFileSync(join(c.dir, 'figures', '3a.csv'), 'utf8')).not.toContain('9999');
     c.store.close();
   });
@@ -233,7 +243,7 @@ describe('a mode on several kernels', () => {
 
   it('Table II keeps its columns and takes one kernel per mode (the first), with the KSM-off baseline of that kernel', () => {
     const t = table2({ rows: base, scenarios: new Map() });
-    expect(t).toEqual([{ benchmark: 'xsbench', fairness_ksm: round4(1 / 1.3), fairness_nuksm: null, perf_nuksm_over_ksm: null, saved_gib_ksm: null, saved_gib_nuksm: null }]);
+    expect(t).toEqual([{ benchmark: 'xsbench', fairness_ksm: round4(1 / 1.3), fairness_ksm_ci95: null, fairness_nuksm: null, fairness_nuksm_ci95: null, perf_nuksm_over_ksm: null, saved_gib_ksm: null, saved_gib_ksm_ci95: null, saved_gib_nuksm: null, saved_gib_nuksm_ci95: null }]);
   });
 
   it('export from a store: the kernel column is the step’s testbed-file kernel key', () => {
@@ -256,9 +266,9 @@ describe('a mode on several kernels', () => {
     expect(c.store.rows().every((r) => r.kernel === c.journal.steps().find((s) => s.stepId === r.step)!.kernel)).toBe(true);
     exportFigures(c.store, undefined, ['3a']);
     const csv = readFileSync(join(c.dir, 'figures', '3a.csv'), 'utf8').trim().split('\n');
-    expect(csv[0]).toBe('testbed,benchmark,kernel_mode,kernel,instance,runtime_s,runtime_sd,n,normalized_runtime');
+    expect(csv[0]).toBe('testbed,benchmark,kernel_mode,kernel,instance,runtime_s,runtime_sd,runtime_ci95,n,normalized_runtime,normalized_ci95');
     const ksmRows = csv.filter((l) => l.startsWith('model,cg,ksm,'));
-    expect(ksmRows).toEqual([`model,cg,ksm,${first},vm0,120,,1,1.2`, `model,cg,ksm,${first},vm1,120,,1,1.2`, 'model,cg,ksm,second,vm0,140,,1,1.4', 'model,cg,ksm,second,vm1,140,,1,1.4']);
+    expect(ksmRows).toEqual([`model,cg,ksm,${first},vm0,120,,,1,1.2,`, `model,cg,ksm,${first},vm1,120,,,1,1.2,`, 'model,cg,ksm,second,vm0,140,,,1,1.4,', 'model,cg,ksm,second,vm1,140,,,1,1.4,']);
     c.store.close();
   });
 });

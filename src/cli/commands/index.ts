@@ -1,6 +1,7 @@
 /** Every `nuksm` command; commands written elsewhere (parse, testbed checks, builds) are registered here too. */
 import type { CommandModule } from 'yargs';
 import { bootResumeCommand } from './boot-resume.ts';
+import { compareCommand } from './compare.ts';
 import { doctorCommand } from './doctor.ts';
 import { exportCommand } from './export.ts';
 import { parseCommand } from './parse.ts';
@@ -16,4 +17,4 @@ import { testbedBuildCommand } from './testbed-build.ts';
 import { testbedCommand } from './testbed-init.ts';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const COMMANDS: CommandModule<object, any>[] = [planCommand, runCommand, resumeCommand, statusCommand, exportCommand, doctorCommand, startCommand, parseCommand, testbedCommand(testbedBuildCommand), bootResumeCommand, reportCommand, mergeCommand, slurmCommand];
+export const COMMANDS: CommandModule<object, any>[] = [planCommand, runCommand, resumeCommand, statusCommand, exportCommand, doctorCommand, startCommand, parseCommand, testbedCommand(testbedBuildCommand), bootResumeCommand, reportCommand, compareCommand, mergeCommand, slurmCommand];
