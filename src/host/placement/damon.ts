@@ -59,6 +59,10 @@ export class DamonSignal {
         `echo ${pid} > ${c}/targets/0/pid_target`,
         `echo 1 > ${c}/schemes/nr_schemes`,
         `echo stat > ${c}/schemes/0/action`,
+        // The pattern's ranges default to 0..0 (no region matches): every size, access count and age.
+        `echo ${2 ** 62} > ${c}/schemes/0/access_pattern/sz/max`,
+        `echo 4294967295 > ${c}/schemes/0/access_pattern/nr_accesses/max`,
+        `echo 4294967295 > ${c}/schemes/0/access_pattern/age/max`,
       );
     });
     this.started = pids.length;
@@ -80,11 +84,17 @@ export class DamonSignal {
         `for d in ${k}/${i}/contexts/0/schemes/0/tried_regions/*/; do [ -f "$d/start" ] && echo "R ${i} $(cat $d/start) $(cat $d/end) $(cat $d/nr_accesses)"; done; true`,
       ].join('\n'),
     ).join('\n');
-    const out: DamonRegion[][] = Array.from({ length: this.started }, () => []);
-    for (const line of (await this.sh(script, 120_000)).split('\n')) {
-      const m = /^R (\d+) (\d+) (\d+) (\d+)$/.exec(line.trim());
-      if (m) out[Number(m[1])]!.push({ start: Number(m[2]), end: Number(m[3]), nrAccesses: Number(m[4]) });
+    // The regions are occasionally not there yet when the update returns: read again (at most twice more).
+    let out: DamonRegion[][] = [];
+    for (let attempt = 0; attempt < 3; attempt++) {
+      out = Array.from({ length: this.started }, () => []);
+      for (const line of (await this.sh(script, 120_000)).split('\n')) {
+        const m = /^R (\d+) (\d+) (\d+) (\d+)$/.exec(line.trim());
+        if (m) out[Number(m[1])]!.push({ start: Number(m[2]), end: Number(m[3]), nrAccesses: Number(m[4]) });
+      }
+      if (out.every((r) => r.length > 0)) break;
     }
+    for (const r of out) r.sort((a, b) => a.start - b.start);
     return out;
   }
 

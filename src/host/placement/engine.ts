@@ -31,6 +31,8 @@ import type { MonitoredInstance } from '../monitors/types.ts';
 import { accessedAt, DamonSignal, detectDamon, type DamonRegion } from './damon.ts';
 
 export type AccessSignal = 'damon' | 'none';
+/** DAMON reads (one per round) a sharer's access is remembered for: one aggregation interval is a noisy sample. */
+const DAMON_WINDOW = 3;
 /** Sample code of each signal (metric placement_access_signal). */
 export const ACCESS_SIGNAL_CODE: Record<AccessSignal, number> = { none: 0, damon: 1 };
 
@@ -147,6 +149,8 @@ export class PlacementEngine {
   private readonly rr: RoundRobinState = newRoundRobin();
   private readonly decisions = new Map<string, Decision>();
   private damon: DamonSignal | null = null;
+  /** The last DAMON reads (newest last): a sharer is active on a page if any of them saw it accessed. */
+  private readonly damonHistory: DamonRegion[][][] = [];
   private pageSize = 4096;
   private startMs = 0;
   private tokens = 0;
@@ -206,7 +210,11 @@ export class PlacementEngine {
     const snap = parseSharersOutput(walk.stdout);
     if (snap.nodes.length > 0) this.nodes = snap.nodes;
     const nodeCount = Math.max(2, ...this.nodes.map((n) => n + 1), ...this.instances.map((i) => i.node + 1));
-    const regions: DamonRegion[][] | null = this.damon ? await this.damon.read() : null;
+    if (this.damon) {
+      this.damonHistory.push(await this.damon.read());
+      if (this.damonHistory.length > DAMON_WINDOW) this.damonHistory.shift();
+    }
+    const history = this.damon ? this.damonHistory : null;
     let cpuS = snap.cpuS;
 
     const examinedByNode: Record<number, number> = {};
@@ -219,7 +227,7 @@ export class PlacementEngine {
         if (firstVpn.has(idx)) continue;
         firstVpn.set(idx, vpn);
         const inst = this.instances[idx]!;
-        const active = regions ? page.maps.some(([i, v]) => i === idx && accessedAt(regions[idx]!, v * this.pageSize)) : false;
+        const active = history ? page.maps.some(([i, v]) => i === idx && history.some((regions) => accessedAt(regions[idx]!, v * this.pageSize))) : false;
         sharers.push({ instance: idx, node: inst.node, active, snice: sniceOf(this.nices[idx]!) });
       }
       sharers.sort((a, b) => a.instance - b.instance);

@@ -9,7 +9,10 @@
  * stdout: one line per request, "<pid> <hex address> <status>" in input order: status is the node the
  *   page is on after the call, or a negative errno (move_pages' per-page status, e.g. -14 EFAULT,
  *   -16 EBUSY, -2 ENOENT); a failed call for a whole batch gives its errno on each of its pages.
- * last line: "NUKSM_MOVE requests=<n> moved=<m> failed=<f> cpu_s=<user+system CPU of this process>".
+ *   When move_pages reports pages it could not migrate (a positive return), the statuses of that batch
+ *   are read back with a query call (nodes = NULL), since the kernel leaves part of them unwritten.
+ * last line: "NUKSM_MOVE requests=<n> moved=<m> failed=<f> cpu_s=<user+system CPU of this process>
+ *   not_migrated=<sum of move_pages' positive returns>".
  * --version prints the source hash the build embeds (like nuksm-native).
  */
 #define _GNU_SOURCE
@@ -37,7 +40,7 @@ struct req {
   int status;
 };
 
-static long moved, failed;
+static long moved, failed, not_migrated;
 
 static void flush(struct req *r, size_t n) {
   if (n == 0) return;
@@ -50,6 +53,12 @@ static void flush(struct req *r, size_t n) {
   }
   long rc = syscall(SYS_move_pages, (int)r[0].pid, (unsigned long)n, pages, nodes, status, MPOL_MF_MOVE_ALL);
   int err = rc < 0 ? -errno : 0;
+  if (rc > 0) {
+    /* rc pages were not migrated (e.g. transiently pinned): the kernel then leaves the statuses of the
+       chunk it was moving unwritten, although most of its pages did move. Ask where each page is now. */
+    not_migrated += rc;
+    if (syscall(SYS_move_pages, (int)r[0].pid, (unsigned long)n, pages, NULL, status, 0) < 0) err = -errno;
+  }
   for (size_t i = 0; i < n; i++) {
     r[i].status = err ? err : status[i];
     if (r[i].status == r[i].node) moved++;
@@ -93,6 +102,6 @@ int main(int argc, char **argv) {
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
   double cpu = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-  printf("NUKSM_MOVE requests=%zu moved=%ld failed=%ld cpu_s=%.6f\n", n, moved, failed, cpu);
+  printf("NUKSM_MOVE requests=%zu moved=%ld failed=%ld cpu_s=%.6f not_migrated=%ld\n", n, moved, failed, cpu, not_migrated);
   return 0;
 }
