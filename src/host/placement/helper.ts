@@ -3,7 +3,6 @@
  * gcc build stamped with its source hash, so a stale binary is never used), prebuilt into the emulated image
  * next to nuksm-native (src/testbeds/emulated/image.ts), or compiled on a target that has gcc.
  */
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname, join, posix } from 'node:path';
@@ -11,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { HarnessError } from '../../core/errors.ts';
 import { LocalExecutor } from '../exec/index.ts';
 import type { Executor } from '../exec/types.ts';
+import { sourceVersion, staticCompileArgv } from '../native/static-c.ts';
 
 export const MOVE_PAGES_SOURCE = join(dirname(fileURLToPath(import.meta.url)), 'c', 'nuksm-move-pages.c');
 export const MOVE_PAGES_BINARY = 'nuksm-move-pages';
@@ -21,11 +21,11 @@ export function movePagesSource(): string {
 
 /** What `nuksm-move-pages --version` prints for a binary built from this source. */
 export function movePagesVersion(): string {
-  return createHash('sha256').update(movePagesSource()).digest('hex').slice(0, 16);
+  return sourceVersion(movePagesSource());
 }
 
 export function movePagesCompileArgv(source: string, out: string): string[] {
-  return ['gcc', '-O2', '-Wall', '-Wextra', '-Werror', '-static', `-DNUKSM_NATIVE_VERSION="${movePagesVersion()}"`, '-o', out, source];
+  return staticCompileArgv(source, out, movePagesVersion());
 }
 
 /** Builds the helper into outDir on this machine; returns the binary's path. */
