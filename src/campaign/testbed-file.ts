@@ -58,9 +58,14 @@ const kernelSchema = z
 
 /** `kernel: name` or `kernel: [name, …]` → `kernels: [name, …]` (one representation inside). */
 const modeSchema = z
-  .object({ kernel: z.union([z.string().min(1), z.array(z.string().min(1)).min(1, 'a mode needs at least one kernel')]), ksmKnobs: knobs })
+  .object({
+    kernel: z.union([z.string().min(1), z.array(z.string().min(1)).min(1, 'a mode needs at least one kernel')]),
+    ksmKnobs: knobs,
+    /** Who places merged pages: the mode's kernel, or the user-space engine (src/host/placement) on a stock kernel. */
+    placement: z.enum(['kernel', 'userspace']).default('kernel'),
+  })
   .strict()
-  .transform(({ kernel, ksmKnobs }) => ({ kernels: typeof kernel === 'string' ? [kernel] : kernel, ksmKnobs }));
+  .transform(({ kernel, ksmKnobs, placement }) => ({ kernels: typeof kernel === 'string' ? [kernel] : kernel, ksmKnobs, placement }));
 
 /**
  * Loopback only: an address in 127.0.0.0/8 or ::1, written as an address (a name such as
@@ -176,6 +181,9 @@ export const testbedFileSchema = z
   })
   .strict();
 
+/** Modes whose placement the user-space engine can do (fair and priority; the forest is a kernel data structure). */
+const USERSPACE_PLACEMENT_MODES: ReadonlySet<string> = new Set(['nuksm-fair', 'nuksm-priority']);
+
 /**
  * Checks zod cannot express; each names the offending key. `listed`: modes whose YAML `kernel`
  * was a list (their errors name `modes.<m>.kernel[i]`, a single name `modes.<m>.kernel`).
@@ -203,6 +211,12 @@ export function checkTestbedFile(tb: TestbedFile, listed: ReadonlySet<string> = 
       }
       if (spec.kernels.indexOf(kernel) !== i) throw new ConfigError(f, key, `kernel '${kernel}' listed twice`);
     });
+    if (spec.placement === 'userspace') {
+      if (!USERSPACE_PLACEMENT_MODES.has(mode)) {
+        throw new ConfigError(f, `modes.${mode}.placement`, `'userspace' places merged pages with nuKSM's fair or priority policy: only modes ${[...USERSPACE_PLACEMENT_MODES].join(', ')} can use it`);
+      }
+      if (tb.kind === 'model') throw new ConfigError(f, `modes.${mode}.placement`, "the model testbed simulates nuKSM itself: 'userspace' placement needs a real kernel (kind emulated or physical)");
+    }
   }
   if (tb.kind !== 'model') {
     for (const [name, k] of Object.entries(tb.kernels)) {

@@ -3,12 +3,12 @@
  * only the static binary), or on the target by a native workload's install() where gcc exists.
  * The binary prints its source hash for `--version`, so a stale prebuilt binary is never used.
  */
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LocalExecutor } from '../../host/exec/index.ts';
+import { sourceVersion, staticCompileArgv } from '../../host/native/static-c.ts';
 
 export const NATIVE_SOURCE_DIR = join(dirname(fileURLToPath(import.meta.url)), 'c');
 export const NATIVE_SOURCE_FILE = 'nuksm-native.c';
@@ -21,12 +21,12 @@ export function nativeSource(): string {
 
 /** What `nuksm-native --version` prints for a binary built from this source. */
 export function nativeVersion(): string {
-  return createHash('sha256').update(nativeSource()).digest('hex').slice(0, 16);
+  return sourceVersion(nativeSource());
 }
 
 /** gcc argv building `out` from `source` (static, so it runs in any guest). */
 export function nativeCompileArgv(source: string, out: string): string[] {
-  return ['gcc', '-O2', '-Wall', '-Wextra', '-Werror', '-static', `-DNUKSM_NATIVE_VERSION="${nativeVersion()}"`, '-o', out, source];
+  return staticCompileArgv(source, out, nativeVersion());
 }
 
 /** Builds nuksm-native into outDir; returns the binary's path. */
