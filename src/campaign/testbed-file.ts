@@ -204,6 +204,7 @@ export function checkTestbedFile(tb: TestbedFile, listed: ReadonlySet<string> = 
       if (spec.kernels.indexOf(kernel) !== i) throw new ConfigError(f, key, `kernel '${kernel}' listed twice`);
     });
   }
+  checkBaselineModes(tb);
   if (tb.kind !== 'model') {
     for (const [name, k] of Object.entries(tb.kernels)) {
       if (!/^[0-9]/.test(k.release)) throw new ConfigError(f, `kernels.${name}.release`, `'${k.release}' is not a Linux release as 'uname -r' prints it (it starts with the version number, e.g. 6.1.0-13-amd64)`);
@@ -282,4 +283,24 @@ export function parseTestbedFile(file: string, data: unknown): TestbedFile {
 
 export function loadTestbedFile(file: string): TestbedFile {
   return parseTestbedFile(file, readYaml(file));
+}
+
+/**
+ * The baselines (docs/baselines.md) are stock KSM with one Linux setting changed: their knobs must not undo
+ * that setting, and no user-space placement may run in them.
+ */
+function checkBaselineModes(tb: TestbedFile): void {
+  for (const mode of ['ksm-node-local', 'ksm-numa-balancing'] as const) {
+    const spec = tb.modes[mode];
+    if (!spec) continue;
+    if (spec.placement === 'userspace') throw new ConfigError(tb.file, `modes.${mode}.placement`, `'${mode}' is a baseline of stock KSM: it runs without the user-space placement engine`);
+    if (mode !== 'ksm-node-local') continue;
+    if (spec.ksmKnobs.merge_across_nodes !== undefined && spec.ksmKnobs.merge_across_nodes !== '0') {
+      throw new ConfigError(tb.file, `modes.${mode}.ksmKnobs.merge_across_nodes`, `'${mode}' runs with merge_across_nodes=0; this file sets ${spec.ksmKnobs.merge_across_nodes}`);
+    }
+    for (const k of spec.kernels) {
+      const v = tb.kernels[k]?.ksmKnobs.merge_across_nodes;
+      if (v !== undefined && v !== '0') throw new ConfigError(tb.file, `kernels.${k}.ksmKnobs.merge_across_nodes`, `mode '${mode}' runs on kernel '${k}' with merge_across_nodes=0, but the kernel's knobs set ${v}`);
+    }
+  }
 }

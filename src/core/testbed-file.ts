@@ -42,6 +42,8 @@ export interface ModeSpec {
   kernels: string[];
   /** Extra KSM knobs for this mode on top of the kernel's. */
   ksmKnobs: Record<string, string>;
+  /** Who places merged pages: the kernel's own KSM/nuKSM ('kernel', the default) or the user-space placement engine. */
+  placement?: 'kernel' | 'userspace';
 }
 
 /**

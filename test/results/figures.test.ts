@@ -16,7 +16,7 @@ const tmp = mkdtempSync(join(tmpdir(), 'nuksm-fig-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 function row(p: Partial<ResultRow> & Pick<ResultRow, 'config' | 'kernelMode' | 'instance' | 'metric' | 'value'>): ResultRow {
-  return { campaign: 'c', step: `${p.config}|${p.kernelMode}|${p.iteration ?? 1}`, experiment: 'e', iteration: 1, testbed: 'model', workload: 'w', unit: '', t: null, node: null, ...p, kernel: p.kernel ?? 'k' };
+  return { campaign: 'c', step: `${p.config}|${p.kernelMode}|${p.iteration ?? 1}`, experiment: 'e', iteration: 1, testbed: 'model', workload: 'w', unit: '', t: null, node: null, ...p, kernel: p.kernel ?? 'k', implementation: p.implementation ?? 'model' };
 }
 
 const vm = (name: string, node: number, nice = 0): InstanceSpec => ({ name, kind: 'vm', node, vcpus: 4, memoryMiB: 1024, nice, template: 't', startAtS: 0 });
