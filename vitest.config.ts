@@ -18,6 +18,8 @@ export default defineConfig({
         test: {
           name: 'system',
           include: ['test/system/**/*.test.ts'],
+          // One emulated boot per kernel shared by many files (test/support/shared-machine.ts).
+          globalSetup: ['test/support/shared-machine-setup.ts'],
           // One worker process for all system files: they share sysfs KSM, libvirtd and ports.
           pool: 'forks',
           poolOptions: { forks: { singleFork: true } },

@@ -14,17 +14,17 @@
  * pass had got; it does not change these merges). Raw artifacts (trace, pagemaps, memory blocks,
  * counters, report.json) are kept in a tmp dir whose path is printed.
  */
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { runDetached, type DetachedHandle, type SshExecutor } from '../../src/host/exec/index.ts';
-import { KernelControl } from '../../src/host/kernel/index.ts';
 import { defaultKsmModelConfig } from '../../src/policy/index.ts';
 import { compareTracedRun, parsePagemapWords } from '../../src/policy/trace.ts';
-import { buildEmulatedImage, GUEST_NATIVE_BIN_DIR, imageKernels, QemuMachine } from '../../src/testbeds/emulated/index.ts';
+import { GUEST_NATIVE_BIN_DIR } from '../../src/testbeds/emulated/index.ts';
 import { NATIVE_BINARY, nativeArgv } from '../../src/workloads/native/index.ts';
 import { describeWith } from '../support/components.ts';
+import { releaseSharedMachine, useSharedMachine, type SharedMachine } from '../support/shared-machine.ts';
 
 const say = (l: string) => process.stderr.write(`[emulated-trace] ${l}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -36,47 +36,29 @@ const SLEEP_MS = 20;
 const SEED = 42;
 const KSM = '/sys/kernel/mm/ksm';
 const TRACING = '/sys/kernel/tracing';
-const WORK = '/var/lib/nuksm/trace-test';
 
 describeWith(['qemu', 'debootstrap', 'root', 'gcc'], 'emulated machine, Linux 6.12: the KSM model against a real ksm trace', () => {
   const work = mkdtempSync(join(tmpdir(), 'nuksm-emulated-trace-'));
   const artifacts = join(work, 'artifacts');
   mkdirSync(artifacts, { recursive: true });
-  let machine: QemuMachine | null = null;
+  let machine: SharedMachine | null = null;
   let exec: SshExecutor;
   let release = '';
+  let WORK = '';
 
   const sh = async (script: string, timeoutMs = 120_000): Promise<string> => (await exec.run(['sh', '-c', script], { timeoutMs })).stdout;
   const keep = (name: string, text: string) => writeFileSync(join(artifacts, name), text);
 
   beforeAll(async () => {
     const t0 = Date.now();
-    const image = await buildEmulatedImage({ log: say });
-    const kernels = imageKernels(image);
-    const k612 = kernels.backports;
-    if (!k612) throw new Error(`image ${image.key} has no 6.12 (backports) kernel: bookworm-backports was not reachable when it was built`);
-    say(`image ${image.key} ready in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
-    machine = new QemuMachine({
-      baseDisk: image.disk,
-      stateDir: join(work, 'machine'),
-      shape: { nodes: 2, cpusPerNode: 1, memoryMiBPerNode: 1024 },
-      sshPort: 25000 + (process.pid % 5000),
-      identityFile: image.identityFile,
-      knownHostsFile: image.knownHostsFile,
-      commandTimeoutS: 300,
-      log: say,
-    });
-    await machine.resetDisk();
-    exec = await machine.start(join(work, 'console'));
-    const booted = await new KernelControl(exec, { pollMs: 3_000 }).bootInto(k612.bootEntry, k612.release);
-    release = booted.release;
-    say(`running ${release} (rebooted: ${booted.rebooted}) ${((Date.now() - t0) / 1000).toFixed(0)} s after the test started; artifacts in ${artifacts}`);
-  }, 900_000);
+    machine = await useSharedMachine('backports', 'emulated-trace', say);
+    ({ exec, release, workDir: WORK } = machine);
+    say(`running ${release} ${((Date.now() - t0) / 1000).toFixed(0)} s after the test started; artifacts in ${artifacts}`);
+  }, 1_800_000);
 
   afterAll(async () => {
-    if (machine) say(`machine: ${await machine.stop().catch((e: unknown) => `stop failed: ${String(e)}`)}`);
-    rmSync(join(work, 'machine'), { recursive: true, force: true }); // the overlay; artifacts stay
-  }, 120_000);
+    if (machine) await releaseSharedMachine(machine);
+  }, 600_000);
 
   it('rebuilds the same merges as the model: count, kinds, passes, surviving node and page', async () => {
     const t0 = Date.now();
@@ -102,8 +84,7 @@ describeWith(['qemu', 'debootstrap', 'root', 'gcc'], 'emulated machine, Linux 6.
         `echo 1 > ${TRACING}/events/ksm/enable`,
         `echo > ${TRACING}/trace`,
         `echo 1 > ${TRACING}/tracing_on`,
-        `rm -rf ${WORK} && mkdir -p ${WORK}`,
-      ].join(' && '),
+              ].join(' && '),
     );
     const knobs = await sh(`cd ${KSM} && grep . run pages_to_scan sleep_millisecs smart_scan merge_across_nodes max_page_sharing use_zero_pages; cat /sys/kernel/mm/transparent_hugepage/enabled`);
     say(`THP before: ${thpBefore}; knobs:\n${knobs}`);
