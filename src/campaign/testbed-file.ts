@@ -58,9 +58,14 @@ const kernelSchema = z
 
 /** `kernel: name` or `kernel: [name, …]` → `kernels: [name, …]` (one representation inside). */
 const modeSchema = z
-  .object({ kernel: z.union([z.string().min(1), z.array(z.string().min(1)).min(1, 'a mode needs at least one kernel')]), ksmKnobs: knobs })
+  .object({
+    kernel: z.union([z.string().min(1), z.array(z.string().min(1)).min(1, 'a mode needs at least one kernel')]),
+    ksmKnobs: knobs,
+    /** Who places merged pages: the mode's kernel, or the user-space engine (src/host/placement) on a stock kernel. */
+    placement: z.enum(['kernel', 'userspace']).default('kernel'),
+  })
   .strict()
-  .transform(({ kernel, ksmKnobs }) => ({ kernels: typeof kernel === 'string' ? [kernel] : kernel, ksmKnobs }));
+  .transform(({ kernel, ksmKnobs, placement }) => ({ kernels: typeof kernel === 'string' ? [kernel] : kernel, ksmKnobs, placement }));
 
 /**
  * Loopback only: an address in 127.0.0.0/8 or ::1, written as an address (a name such as
@@ -176,6 +181,9 @@ export const testbedFileSchema = z
   })
   .strict();
 
+/** Modes whose placement the user-space engine can do (fair and priority; the forest is a kernel data structure). */
+const USERSPACE_PLACEMENT_MODES: ReadonlySet<string> = new Set(['nuksm-fair', 'nuksm-priority']);
+
 /**
  * Checks zod cannot express; each names the offending key. `listed`: modes whose YAML `kernel`
  * was a list (their errors name `modes.<m>.kernel[i]`, a single name `modes.<m>.kernel`).
@@ -203,6 +211,12 @@ export function checkTestbedFile(tb: TestbedFile, listed: ReadonlySet<string> = 
       }
       if (spec.kernels.indexOf(kernel) !== i) throw new ConfigError(f, key, `kernel '${kernel}' listed twice`);
     });
+    if (spec.placement === 'userspace') {
+      if (!USERSPACE_PLACEMENT_MODES.has(mode)) {
+        throw new ConfigError(f, `modes.${mode}.placement`, `'userspace' places merged pages with nuKSM's fair or priority policy: only modes ${[...USERSPACE_PLACEMENT_MODES].join(', ')} can use it`);
+      }
+      if (tb.kind === 'model') throw new ConfigError(f, `modes.${mode}.placement`, "the model testbed simulates nuKSM itself: 'userspace' placement needs a real kernel (kind emulated or physical)");
+    }
   }
   checkBaselineModes(tb);
   if (tb.kind !== 'model') {
@@ -287,20 +301,17 @@ export function loadTestbedFile(file: string): TestbedFile {
 
 /**
  * The baselines (docs/baselines.md) are stock KSM with one Linux setting changed: their knobs must not undo
- * that setting, and no user-space placement may run in them.
+ * that setting. (User-space placement is refused for every mode but nuksm-fair/-priority in checkTestbedFile.)
  */
 function checkBaselineModes(tb: TestbedFile): void {
-  for (const mode of ['ksm-node-local', 'ksm-numa-balancing'] as const) {
-    const spec = tb.modes[mode];
-    if (!spec) continue;
-    if (spec.placement === 'userspace') throw new ConfigError(tb.file, `modes.${mode}.placement`, `'${mode}' is a baseline of stock KSM: it runs without the user-space placement engine`);
-    if (mode !== 'ksm-node-local') continue;
-    if (spec.ksmKnobs.merge_across_nodes !== undefined && spec.ksmKnobs.merge_across_nodes !== '0') {
-      throw new ConfigError(tb.file, `modes.${mode}.ksmKnobs.merge_across_nodes`, `'${mode}' runs with merge_across_nodes=0; this file sets ${spec.ksmKnobs.merge_across_nodes}`);
-    }
-    for (const k of spec.kernels) {
-      const v = tb.kernels[k]?.ksmKnobs.merge_across_nodes;
-      if (v !== undefined && v !== '0') throw new ConfigError(tb.file, `kernels.${k}.ksmKnobs.merge_across_nodes`, `mode '${mode}' runs on kernel '${k}' with merge_across_nodes=0, but the kernel's knobs set ${v}`);
-    }
+  const mode = 'ksm-node-local';
+  const spec = tb.modes[mode];
+  if (!spec) return;
+  if (spec.ksmKnobs.merge_across_nodes !== undefined && spec.ksmKnobs.merge_across_nodes !== '0') {
+    throw new ConfigError(tb.file, `modes.${mode}.ksmKnobs.merge_across_nodes`, `'${mode}' runs with merge_across_nodes=0; this file sets ${spec.ksmKnobs.merge_across_nodes}`);
+  }
+  for (const k of spec.kernels) {
+    const v = tb.kernels[k]?.ksmKnobs.merge_across_nodes;
+    if (v !== undefined && v !== '0') throw new ConfigError(tb.file, `kernels.${k}.ksmKnobs.merge_across_nodes`, `mode '${mode}' runs on kernel '${k}' with merge_across_nodes=0, but the kernel's knobs set ${v}`);
   }
 }

@@ -41,6 +41,13 @@ export const METRICS = {
   // Placement of de-duplicated pages
   ksm_pages_on_node: m('pages', 'none', 'last', 'KSM pages mapped by the instance that sit on node `node`'),
   ksm_local_pct: m('%', 'none', 'last', 'Share of the de-duplicated pages that are local to the instance’s node'),
+  // User-space placement engine (src/host/placement): what it did during the step
+  placement_pages_examined: m('pages', 'none', 'last', 'KSM pages the user-space placement engine examined (last round; node = where the page was)'),
+  placement_pages_moved: m('pages', 'none', 'last', 'KSM pages the user-space placement engine moved, in total (node = destination)'),
+  placement_mib_moved: m('MiB', 'none', 'last', 'Memory the user-space placement engine moved between nodes, in total'),
+  placement_cpu_s: m('s', 'lower', 'last', 'CPU time of the user-space placement engine (read-outs, decisions, moves), in total'),
+  placement_rounds: m('count', 'none', 'last', 'Rounds (read-out, decide, move) the user-space placement engine made'),
+  placement_access_signal: m('code', 'none', 'last', 'Per-instance access signal user-space fair used: 0 none (round robin), 1 DAMON vaddr regions'),
   // Host and instance memory
   mem_free_gib: m('GiB', 'higher', 'last', 'MemFree from /proc/meminfo'),
   mem_available_gib: m('GiB', 'higher', 'last', 'MemAvailable from /proc/meminfo'),

@@ -42,7 +42,10 @@ export interface ModeSpec {
   kernels: string[];
   /** Extra KSM knobs for this mode on top of the kernel's. */
   ksmKnobs: Record<string, string>;
-  /** Who places merged pages: the kernel's own KSM/nuKSM ('kernel', the default) or the user-space placement engine. */
+  /**
+   * Who places merged pages: 'kernel' (the mode's kernel does, e.g. a nuKSM kernel) or 'userspace' (the
+   * placement engine of src/host/placement runs next to stock ksmd during the step; nuksm-fair/-priority only).
+   */
   placement?: 'kernel' | 'userspace';
 }
 

@@ -5,6 +5,7 @@
 // comparisons a balanced rbtree of the same size would make, ceil(log2(n + 1)).
 
 import { U32IntMap, mix32 } from './hash.ts';
+import { fairKeepsCandidate, fairKeepsFirstOfPair, newRoundRobin, priorityKeepsCandidate, sniceOf, type RoundRobinState } from './placement.ts';
 import { SplitMix32 } from './random.ts';
 import {
   NOT_PRESENT,
@@ -138,8 +139,7 @@ export class KsmModel {
   private stableKeyDeletions = 0;
 
   // nuKSM fair: round-robin pointers, one per class so that the classes are each split evenly.
-  private rrBothActive = 0;
-  private rrBothInactive = 0;
+  private readonly rr: RoundRobinState = newRoundRobin();
   private mmStamp = new Int32Array(16);
   private stamp = 0;
 
@@ -179,7 +179,7 @@ export class KsmModel {
     this.mms.push({
       id,
       name: reg.name,
-      snice: reg.nice + 21,
+      snice: sniceOf(reg.nice),
       base: this.nextGid,
       pages: n,
       alive: true,
@@ -519,14 +519,9 @@ export class KsmModel {
     let keepScanned = true;
     if (nodeS !== nodeT) {
       if (this.cfg.policy === 'nuksm-fair') {
-        const activeS = sMm.active[sp] !== 0;
-        const activeT = tMm.active[tp] !== 0;
-        if (activeS !== activeT) keepScanned = activeS;
-        else keepScanned = this.roundRobin(activeS, nodeS, nodeT) === nodeS;
+        keepScanned = fairKeepsFirstOfPair(sMm.active[sp] !== 0, tMm.active[tp] !== 0, nodeS, nodeT, this.rr, this.nodes);
       } else if (this.cfg.policy === 'nuksm-priority') {
-        const sum = sMm.id === tMm.id ? sMm.snice : sMm.snice + tMm.snice;
-        const nuShare = 1 - sMm.snice / sum;
-        keepScanned = nuShare > this.rng.next();
+        keepScanned = priorityKeepsCandidate(sMm.snice, sMm.id === tMm.id ? sMm.snice : sMm.snice + tMm.snice, this.rng);
       }
     }
     const sGid = sMm.base + sp;
@@ -557,39 +552,23 @@ export class KsmModel {
     }
   }
 
-  /** Round-robin over nodes (separately for both-active and both-inactive pairs): the first of the two nodes at or after the pointer. */
-  private roundRobin(bothActive: boolean, a: number, b: number): number {
-    const rr = bothActive ? this.rrBothActive : this.rrBothInactive;
-    const da = (a - rr + this.nodes) % this.nodes;
-    const db = (b - rr + this.nodes) % this.nodes;
-    const chosen = da <= db ? a : b;
-    const next = (chosen + 1) % this.nodes;
-    if (bothActive) this.rrBothActive = next;
-    else this.rrBothInactive = next;
-    return chosen;
-  }
-
-  /**
-   * nuKSM fair, N-way case: the KSM page already holds copies from K-1 nodes and the candidate is on node K.
-   * Only one of them active -> keep the active one. Both or neither -> keep the candidate with p = 1/K, which
-   * leaves the KSM page on each of the K nodes with probability 1/K (reservoir sampling over nodes). A candidate
-   * from a node already among the sharers' nodes does not change K, so the page stays where it is.
-   */
+  /** nuKSM fair, N-way case (the rule: fairKeepsCandidate in placement.ts), from this KSM page's sharers. */
   private fairKeepsCandidateOverStable(mm: MmState, p: number, s: number): boolean {
-    const candNode = mm.regNodes[p];
-    const candActive = mm.active[p] !== 0;
     const base = s * this.nodes;
-    const inSet = this.sOrigNodeCount[base + candNode] > 0;
-    if (!candActive && inSet) return false;
-    const ksmActive = this.anyMapperActive(s);
-    if (candActive !== ksmActive) return candActive;
-    if (inSet) return false;
-    let k = 1;
-    for (let n = 0; n < this.nodes; n++) if (this.sOrigNodeCount[base + n] > 0) k++;
-    return this.rng.next() < 1 / k;
+    let sharerNodes = 0;
+    for (let n = 0; n < this.nodes; n++) if (this.sOrigNodeCount[base + n] > 0) sharerNodes++;
+    return fairKeepsCandidate(
+      {
+        candidateActive: mm.active[p] !== 0,
+        candidateNodeAmongSharers: this.sOrigNodeCount[base + mm.regNodes[p]] > 0,
+        sharerNodes,
+        ksmPageActive: () => this.anyMapperActive(s),
+      },
+      this.rng,
+    );
   }
 
-  /** nuKSM priority: nuShare = 1 - snice(current) / sum of snice over the tasks using the page (current included). */
+  /** nuKSM priority (priorityKeepsCandidate in placement.ts): the sum of snice over the tasks using the page, current included. */
   private priorityKeepsCandidateOverStable(mm: MmState, s: number): boolean {
     const stamp = ++this.stamp;
     this.mmStamp[mm.id] = stamp;
@@ -603,8 +582,7 @@ export class KsmModel {
       }
       g = m.itemNext[p];
     }
-    const nuShare = 1 - mm.snice / sum;
-    return nuShare > this.rng.next();
+    return priorityKeepsCandidate(mm.snice, sum, this.rng);
   }
 
   /** The KSM page's physical copy changes node: every mapper's per-node tally follows. */

@@ -18,6 +18,11 @@ export interface StepContext {
    * no driver keeps it between calls.
    */
   kernel?: string;
+  /**
+   * The mode's `placement` from the testbed file: 'userspace' makes the step engine run the user-space
+   * placement engine (src/host/placement) during the step. Absent: 'kernel'. Set by the driver from its file.
+   */
+  placement?: 'kernel' | 'userspace';
 }
 
 /** What is recorded in each step's manifest about the machine (BenchExec-style). */

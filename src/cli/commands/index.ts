@@ -4,6 +4,7 @@ import { bootResumeCommand } from './boot-resume.ts';
 import { doctorCommand } from './doctor.ts';
 import { exportCommand } from './export.ts';
 import { parseCommand } from './parse.ts';
+import { placeCommand } from './place.ts';
 import { planCommand } from './plan.ts';
 import { reportCommand } from './report.ts';
 import { resumeCommand } from './resume.ts';
@@ -14,4 +15,4 @@ import { testbedBuildCommand } from './testbed-build.ts';
 import { testbedCommand } from './testbed-init.ts';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const COMMANDS: CommandModule<object, any>[] = [planCommand, runCommand, resumeCommand, statusCommand, exportCommand, doctorCommand, startCommand, parseCommand, testbedCommand(testbedBuildCommand), bootResumeCommand, reportCommand];
+export const COMMANDS: CommandModule<object, any>[] = [planCommand, runCommand, resumeCommand, statusCommand, exportCommand, doctorCommand, startCommand, parseCommand, testbedCommand(testbedBuildCommand), bootResumeCommand, reportCommand, placeCommand];

@@ -2,11 +2,16 @@
 // `node -e <this file> <pageSize> <pid>…`. pagemap and kpageflags are binary and indexed by
 // virtual page / pfn, so reading them remotely through cat would move far too much data.
 // Output: one JSON object per PID per line.
+// With `--sharers` first (the user-space placement engine, src/host/placement/engine.ts): one line per KSM
+// page mapped by any of the PIDs, "K <pfn> <node> <pidIndex>:<vpn hex>,…", then
+// "S nodes=<n,…> cpu_s=<this script's CPU>".
 'use strict';
 const fs = require('fs');
 const KPF_KSM = 1 << 21;
 const PRESENT = 0x80000000; // bit 63 of the pagemap entry, in its high 32 bits
-const args = process.argv.slice(1).filter((a) => a !== '--' && !a.endsWith('.cjs'));
+const rawArgs = process.argv.slice(1).filter((a) => a !== '--' && !a.endsWith('.cjs'));
+const sharersMode = rawArgs[0] === '--sharers';
+const args = sharersMode ? rawArgs.slice(1) : rawArgs;
 const pageSize = Number(args[0]);
 const pids = args.slice(1).map(Number);
 
@@ -47,7 +52,8 @@ function residentRanges(pid) {
   return ranges;
 }
 
-function presentPfns(pid) {
+// Present pages of pid: pfns in address order; with vpns, their virtual page numbers alongside.
+function presentPfns(pid, vpns) {
   const ranges = residentRanges(pid);
   const fd = fs.openSync('/proc/' + pid + '/pagemap', 'r');
   const pfns = [];
@@ -69,7 +75,10 @@ function presentPfns(pid) {
           if (!(hi & PRESENT)) continue;
           const pfn = (hi & 0x7fffff) * 4294967296 + buf.readUInt32LE(i * 8);
           if (pfn === 0) presentWithoutPfn++;
-          else pfns.push(pfn);
+          else {
+            pfns.push(pfn);
+            if (vpns) vpns.push(vpn + i);
+          }
         }
       }
     }
@@ -101,18 +110,40 @@ function ksmFlags(flagsFd, sortedUnique) {
 
 const nodeOf = nodeOfBlockMap();
 const flagsFd = fs.openSync('/proc/kpageflags', 'r');
-for (const pid of pids) {
-  const { pfns, presentWithoutPfn } = presentPfns(pid);
-  const unique = [...new Set(pfns)].sort((a, b) => a - b);
-  const ksm = ksmFlags(flagsFd, unique);
-  const out = { pid, nodes, presentPages: pfns.length + presentWithoutPfn, presentWithoutPfn, presentByNode: {}, ksmMappedByNode: {}, ksmDistinctByNode: {} };
-  const add = (o, k) => (o[k] = (o[k] || 0) + 1);
-  for (const pfn of pfns) {
-    const node = nodeOf(pfn);
-    add(out.presentByNode, node);
-    if (ksm.has(pfn)) add(out.ksmMappedByNode, node);
+if (sharersMode) {
+  // KSM pfn -> mappings "pidIndex:vpn" of the given PIDs.
+  const sharers = new Map();
+  pids.forEach((pid, index) => {
+    const vpns = [];
+    const { pfns } = presentPfns(pid, vpns);
+    const ksm = ksmFlags(flagsFd, [...new Set(pfns)].sort((a, b) => a - b));
+    for (let i = 0; i < pfns.length; i++) {
+      if (!ksm.has(pfns[i])) continue;
+      const m = index + ':' + vpns[i].toString(16);
+      const list = sharers.get(pfns[i]);
+      if (list) list.push(m);
+      else sharers.set(pfns[i], [m]);
+    }
+  });
+  const lines = [];
+  for (const [pfn, list] of sharers) lines.push('K ' + pfn + ' ' + nodeOf(pfn) + ' ' + list.join(','));
+  const cpu = process.cpuUsage();
+  lines.push('S nodes=' + nodes.join(',') + ' cpu_s=' + ((cpu.user + cpu.system) / 1e6).toFixed(6));
+  process.stdout.write(lines.join('\n') + '\n');
+} else {
+  for (const pid of pids) {
+    const { pfns, presentWithoutPfn } = presentPfns(pid);
+    const unique = [...new Set(pfns)].sort((a, b) => a - b);
+    const ksm = ksmFlags(flagsFd, unique);
+    const out = { pid, nodes, presentPages: pfns.length + presentWithoutPfn, presentWithoutPfn, presentByNode: {}, ksmMappedByNode: {}, ksmDistinctByNode: {} };
+    const add = (o, k) => (o[k] = (o[k] || 0) + 1);
+    for (const pfn of pfns) {
+      const node = nodeOf(pfn);
+      add(out.presentByNode, node);
+      if (ksm.has(pfn)) add(out.ksmMappedByNode, node);
+    }
+    for (const pfn of ksm) add(out.ksmDistinctByNode, nodeOf(pfn));
+    process.stdout.write(JSON.stringify(out) + '\n');
   }
-  for (const pfn of ksm) add(out.ksmDistinctByNode, nodeOf(pfn));
-  process.stdout.write(JSON.stringify(out) + '\n');
 }
 fs.closeSync(flagsFd);

@@ -21,7 +21,7 @@ import { pageSizeOf } from './ksm.ts';
 import { makeSample } from './sample.ts';
 import type { Monitor, MonitoredInstance } from './types.ts';
 
-const SCRIPT = readFileSync(new URL('./ksm-pages.cjs', import.meta.url), 'utf8');
+export const KSM_PAGES_SCRIPT = readFileSync(new URL('./ksm-pages.cjs', import.meta.url), 'utf8');
 
 export interface KsmPlacement {
   pid: number;
@@ -47,7 +47,7 @@ export function parseKsmPlacementOutput(text: string): KsmPlacement[] {
 
 export async function readKsmPlacement(exec: Executor, pids: readonly number[], opts: { nodeBinary?: string; timeoutMs?: number; pageSize?: number } = {}): Promise<KsmPlacement[]> {
   const pageSize = opts.pageSize ?? (await pageSizeOf(exec));
-  const res = await exec.run([opts.nodeBinary ?? 'node', '-e', SCRIPT, '--', String(pageSize), ...pids.map(String)], { timeoutMs: opts.timeoutMs ?? 300_000, allowFailure: true });
+  const res = await exec.run([opts.nodeBinary ?? 'node', '-e', KSM_PAGES_SCRIPT, '--', String(pageSize), ...pids.map(String)], { timeoutMs: opts.timeoutMs ?? 300_000, allowFailure: true });
   if (res.exitCode !== 0) {
     throw new HarnessError('unsupported', `KSM page placement read-out failed on ${exec.target} (needs root, node, /proc/kpageflags and /sys/devices/system/memory): ${res.stderr.trim().split('\n').slice(-3).join(' ')}`);
   }

@@ -17,6 +17,7 @@ import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/p
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { KernelSpec } from '../../core/testbed-file.ts';
+import { buildMovePagesHelper } from '../../host/placement/helper.ts';
 import { buildNativeWorkloads, NATIVE_SOURCE_DIR } from '../../workloads/native/build.ts';
 import { ensureDebianBase, grubKernels, hash, listFiles, removeLayerDir, sh, withCacheLock, withMountedDisk, type DebianKernel } from '../images/debian.ts';
 
@@ -84,6 +85,7 @@ async function buildLayer(baseDisk: string, dir: string, log: (l: string) => voi
   const nativeOut = join(dir, 'native-bin');
   log('compiling native workloads on the host');
   await buildNativeWorkloads(nativeOut);
+  await buildMovePagesHelper(nativeOut); // the user-space placement engine's move_pages helper
   await withMountedDisk(disk, join(dir, 'root'), async ({ root }) => {
     await sh(['cp', process.execPath, join(root, 'usr/local/bin/node')]);
     const harness = join(root, GUEST_HARNESS_DIR.slice(1));

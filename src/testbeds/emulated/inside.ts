@@ -16,6 +16,7 @@ import type { TestbedFile } from '../../core/testbed-file.ts';
 import { LocalExecutor } from '../../host/exec/index.ts';
 import type { Executor } from '../../host/exec/types.ts';
 import { KernelControl } from '../../host/kernel/index.ts';
+import { MOVE_PAGES_BINARY } from '../../host/placement/index.ts';
 import { nativeArgv, parseHogSteps, NATIVE_BINARY } from '../../workloads/native/index.ts';
 import { kernelKnobsOf } from '../kernels.ts';
 import { startDetachedHog } from '../step/hog.ts';
@@ -72,6 +73,7 @@ export class EmulatedInsideTestbed implements Testbed {
       startHog: nativeHog(this.exec),
       perfEventSet: () => null,
       nodeBinary: '/usr/local/bin/node',
+      placementHelpers: [`${GUEST_NATIVE_BIN_DIR}/${MOVE_PAGES_BINARY}`],
       // Small footprints here: a page walk per period is affordable (a tick is skipped while one runs).
       ksmPlacementPeriodic: true,
       defaultVariant: 'small',
@@ -98,9 +100,9 @@ export class EmulatedInsideTestbed implements Testbed {
 
   async runScenario(scenario: Scenario, ctx: StepContext): Promise<void> {
     await mkdir(ctx.rawDir, { recursive: true });
-    const { knobs } = kernelKnobsOf(this.file, scenario.kernelMode, ctx.kernel);
+    const { knobs, placement } = kernelKnobsOf(this.file, scenario.kernelMode, ctx.kernel);
     try {
-      await runStep(scenario, ctx, this.env, knobs);
+      await runStep(scenario, { ...ctx, placement }, this.env, knobs);
     } finally {
       // The kernel log of the step (the host keeps the serial console).
       const dmesg = await this.exec.run(['dmesg'], { timeoutMs: 15_000, allowFailure: true }).catch(() => null);

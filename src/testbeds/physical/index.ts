@@ -145,7 +145,7 @@ export class PhysicalTestbed implements Testbed {
   }
 
   async runScenario(scenario: Scenario, ctx: StepContext): Promise<void> {
-    const { knobs } = kernelKnobsOf(this.file, scenario.kernelMode, ctx.kernel);
-    await runStep(scenario, ctx, this.env, knobs);
+    const { knobs, placement } = kernelKnobsOf(this.file, scenario.kernelMode, ctx.kernel);
+    await runStep(scenario, { ...ctx, placement }, this.env, knobs);
   }
 }

@@ -23,6 +23,7 @@ import { getWorkload, type Phase, type Workload, type WorkloadParams } from '../
 import type { StepContext } from '../types.ts';
 import { Ledger, ledgerClosed, readLedger } from './ledger.ts';
 import { killMarked } from './process-launcher.ts';
+import { startUserPlacement, type UserPlacementRun } from './placement-hook.ts';
 import type { LaunchedInstance, MemoryHogRun, StepEnvironment } from './types.ts';
 
 const HOST_MONITORS = new Set(['ksm', 'meminfo', 'ksmd-cpu']);
@@ -66,6 +67,7 @@ class StepRun {
   private launched: LaunchedInstance[] = [];
   private hostSampling: Sampling | null = null;
   private instanceSampling: Sampling | null = null;
+  private userPlacement: UserPlacementRun | null = null;
   private hog: MemoryHogRun | null = null;
   private ksmSaved: Record<string, string> | null = null;
   private sysctlSaved: { name: string; value: string } | null = null;
@@ -399,10 +401,32 @@ class StepRun {
       emit: this.ctx.emit,
       onError: (m, err) => this.log.warn({ monitor: m, err: String(err) }, 'instance monitor sample failed'),
     });
+    if (this.ctx.placement === 'userspace' && this.s.ksm.run && this.userPlacement === null) {
+      this.userPlacement = await startUserPlacement({
+        mode: this.s.kernelMode,
+        exec: this.exec,
+        instances: monitored,
+        seed: this.s.seed,
+        helperCandidates: this.env.placementHelpers ?? [],
+        helperInstallDir: `${this.env.hostWorkRoot}/placement-helper`,
+        nodeBinary: this.env.nodeBinary,
+        periodMs: this.s.timeline.samplePeriodS * 1000,
+        emit: this.ctx.emit,
+        log: this.log,
+      });
+    }
+  }
+
+  /** The user-space placement engine stops (its samples stored) before the final placement read-out. */
+  private async stopUserPlacement(): Promise<void> {
+    const run = this.userPlacement;
+    this.userPlacement = null;
+    if (run) await run.stop();
   }
 
   /** Final placement read-out (emitted by the monitors' stop) while the instances still map their data. */
   private async stopInstanceMonitors(): Promise<void> {
+    await this.stopUserPlacement();
     const sampling = this.instanceSampling;
     this.instanceSampling = null;
     if (sampling) {
@@ -446,6 +470,7 @@ class StepRun {
         first ??= err;
       }
     };
+    if (this.userPlacement) await attempt('user-space placement', () => this.stopUserPlacement());
     if (this.instanceSampling) await attempt('instance monitors', () => this.stopInstanceMonitors());
     if (this.hostSampling) await attempt('host monitors', () => this.hostSampling!.stop());
     this.hostSampling = null;

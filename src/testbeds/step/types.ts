@@ -14,9 +14,11 @@
  *     ledger BEFORE creating it), then per workload `install()` and the phases before the timed
  *     one; a resident timed phase (Phase.resident) is started here and waited for until ready;
  *  5. instance monitors start as soon as every instance's memory-holding PID is known (VMs and
- *     resident phases: now; other processes: after their timed phases start);
+ *     resident phases: now; other processes: after their timed phases start); with them, for a mode
+ *     mapped to user-space placement (StepContext.placement), the placement engine (./placement-hook.ts);
  *  6. merge wait; 7. timed phases (concurrent or sequential, detached so an SSH drop loses
- *     nothing); 8. instance monitors stop (final placement read-out while the data is mapped),
+ *     nothing); 8. the placement engine stops (its samples stored), then instance monitors stop
+ *     (final placement read-out while the data is mapped),
  *     host monitors stop (once-per-run values); resident phases are released;
  *  9. post phases, parse, emit; 10. always: OOM check, monitors/hog stopped, `instance.stop()` for
  *     every launched instance, KSM knobs restored, work dir removed, ledger marked closed.
@@ -85,6 +87,8 @@ export interface StepEnvironment {
   startHog: HogStarter | null;
   /** The host's DRAM counter events, resolved when a step asks for 'perf-dram'; null: none here, the monitor is not started. */
   perfEventSet: () => PerfEventSet | null;
+  /** Prebuilt nuksm-move-pages binaries to try for user-space placement (else it is compiled on the host). */
+  placementHelpers?: readonly string[];
   /** node binary on the host for the KSM placement page walk. */
   nodeBinary?: string;
   /** Walk KSM placement every period (small footprints) rather than once at the end. */
