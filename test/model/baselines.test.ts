@@ -30,7 +30,7 @@ describe('model baselines: ksm-node-local and ksm-numa-balancing', () => {
     expect(localPct(balancing, 'vm0')).toBeGreaterThan(99);
     expect(Math.abs(saved(balancing) - saved(ksm)) / saved(ksm)).toBeLessThanOrEqual(0.02);
     expect(fairness(balancing)).toBeLessThan(0.9);
-  });
+  }, 300_000); // four paper-scale simulations: ~60 s alone, 110 s on a shared 2-core machine
 
   it('two identical VMs per node: node-local keeps one copy per node (about 2/3 of what KSM saves), every merged page local', async () => {
     const fourVms = (mode: KernelMode): Scenario => {
@@ -47,5 +47,5 @@ describe('model baselines: ksm-node-local and ksm-numa-balancing', () => {
     for (const p of shares(local)) expect(p).toBeGreaterThan(99.9);
     // Stock KSM: one copy for all four, so one node's VMs see their merged pages remote.
     expect(Math.min(...shares(ksm).map((p) => p ?? 0))).toBeLessThan(50);
-  });
+  }, 300_000);
 });
