@@ -63,7 +63,7 @@ describe('nuksm CLI', () => {
     const samples = readFileSync(join(tmp, 'exp', 'samples.csv'), 'utf8').split('\n');
     expect(samples[0]).toBe('campaign,step,experiment,iteration,kernelMode,kernel,implementation,testbed,config,instance,workload,metric,value,unit,t,node');
     expect(samples.length).toBeGreaterThan(100);
-    expect(readFileSync(join(tmp, 'exp', 'table2.csv'), 'utf8').split('\n')[0]).toBe('benchmark,fairness_ksm,fairness_nuksm,perf_nuksm_over_ksm,saved_gib_ksm,saved_gib_nuksm');
+    expect(readFileSync(join(tmp, 'exp', 'table2.csv'), 'utf8').split('\n')[0]).toBe('benchmark,fairness_ksm,fairness_nuksm,perf_nuksm_over_ksm,saved_gib_ksm,saved_gib_nuksm,testbed,implementation_ksm,implementation_nuksm,fairness_ksm_node_local,saved_gib_ksm_node_local,fairness_ksm_numa_balancing,saved_gib_ksm_numa_balancing');
 
     out = '';
     expect(await main(['resume', 'cli', '--results-dir', resultsDir])).toBe(EXIT.ok);
