@@ -68,13 +68,13 @@ export class Journal {
         .prepare('INSERT INTO campaign (id, spec, spec_file, testbed_file, testbed_kind, seed, created_at, plan_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
         .run(plan.campaign, plan.spec, plan.specFile, plan.testbed.file, plan.testbed.kind, plan.seed, now(), JSON.stringify(plan));
       const insertStep = this.db.prepare(
-        `INSERT INTO steps (step_id, seq, step_key, experiment, config_id, kernel_mode, iteration, kernel, boot, scenario_json, estimate_s, state, failure_class, failure_message)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', NULL, ?)`,
+        `INSERT INTO steps (step_id, seq, step_key, experiment, config_id, kernel_mode, iteration, kernel, boot, scenario_json, estimate_s, state, failure_class, failure_message, implementation)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', NULL, ?, ?)`,
       );
       const insertFigure = this.db.prepare('INSERT INTO step_figures (step_id, figure) VALUES (?, ?)');
       for (const st of plan.steps) {
         const s = st.scenario;
-        insertStep.run(st.stepId, st.seq, st.key, s.experiment, s.configId, s.kernelMode, s.iteration, st.kernel, st.boot, JSON.stringify(s), st.estimateS, st.unsupported);
+        insertStep.run(st.stepId, st.seq, st.key, s.experiment, s.configId, s.kernelMode, s.iteration, st.kernel, st.boot, JSON.stringify(s), st.estimateS, st.unsupported, st.implementation ?? null);
         for (const f of st.figures) insertFigure.run(st.stepId, f);
       }
     })();

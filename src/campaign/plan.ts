@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { ConfigError } from '../core/errors.ts';
-import type { InstanceSpec, KernelMode, KsmSettings, MergeWait, Scenario, WorkloadRun } from '../core/scenario.ts';
+import type { Implementation, InstanceSpec, KernelMode, KsmSettings, MergeWait, Scenario, WorkloadRun } from '../core/scenario.ts';
 import type { TestbedFile } from '../core/testbed-file.ts';
 import { STAGGER_S, type CampaignSpec, type ExperimentSpec, type FigureName } from './spec.ts';
 
@@ -34,6 +34,8 @@ export interface PlannedStep {
   boot: number | null;
   unsupported: string | null;
   estimateS: number;
+  /** Which implementation produces the step's results (implementationOf). */
+  implementation: Implementation;
 }
 
 export interface PlannedBoot {
@@ -68,6 +70,12 @@ export interface Plan {
   reboots: number;
   estimate: { stepsS: number; rebootsS: number; totalS: number };
   pinMap: PinEntry[];
+}
+
+/** The model testbed's rows come from the model; elsewhere the mode's `placement` decides (kernel unless userspace). */
+export function implementationOf(tb: Pick<TestbedFile, 'kind' | 'modes'>, mode: KernelMode): Implementation {
+  if (tb.kind === 'model') return 'model';
+  return tb.modes[mode]?.placement === 'userspace' ? 'userspace' : 'kernel';
 }
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
@@ -145,7 +153,8 @@ function ksmFor(spec: ExperimentSpec, mode: KernelMode): KsmSettings {
     run: mode !== 'ksm-off',
     pagesToScan: spec.ksm.pagesToScan,
     sleepMillisecs: spec.ksm.sleepMillisecs,
-    mergeAcrossNodes: spec.ksm.mergeAcrossNodes,
+    // ksm-node-local is stock KSM without cross-node merging, whatever the spec's default.
+    mergeAcrossNodes: mode === 'ksm-node-local' ? false : spec.ksm.mergeAcrossNodes,
     maxPageSharing: spec.ksm.maxPageSharing,
     forestMibPerTree: mode.startsWith('nuksm') ? spec.ksm.forestMibPerTree : null,
     extraKnobs: spec.ksm.extraKnobs,
@@ -302,6 +311,7 @@ export function buildPlan(campaign: CampaignSpec, tb: TestbedFile, campaignId: s
           boot: boot?.index ?? null,
           unsupported: slot.kernel === null ? `testbed ${tb.file} has no kernel for mode '${d.mode}' (modes: ${Object.keys(tb.modes).join(', ') || 'none'})` : null,
           estimateS: slot.kernel === null ? 0 : d.estimateS,
+          implementation: implementationOf(tb, d.mode),
         });
       }
     }

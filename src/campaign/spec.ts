@@ -215,6 +215,14 @@ function checkExperiment(spec: ExperimentSpec): void {
   spec.kernelModes.forEach((m, i) => {
     if (modes.has(m)) throw new ConfigError(f, `kernelModes[${i}]`, `kernel mode '${m}' listed twice`);
     modes.add(m);
+    // The baseline is stock KSM with merge_across_nodes=0: with the spec's own setting at 0, every mode runs that way.
+    if (m === 'ksm-node-local' && !spec.ksm.mergeAcrossNodes) {
+      throw new ConfigError(f, `kernelModes[${i}]`, "'ksm-node-local' is stock KSM with merge_across_nodes=0, but ksm.mergeAcrossNodes is false, so 'ksm' already runs that way: drop one of them");
+    }
+    const written = spec.ksm.extraKnobs.merge_across_nodes;
+    if (m === 'ksm-node-local' && written !== undefined && written !== '0') {
+      throw new ConfigError(f, 'ksm.extraKnobs.merge_across_nodes', `'ksm-node-local' runs with merge_across_nodes=0; the extra knobs would write ${written} over it`);
+    }
   });
 }
 

@@ -218,6 +218,7 @@ export function checkTestbedFile(tb: TestbedFile, listed: ReadonlySet<string> = 
       if (tb.kind === 'model') throw new ConfigError(f, `modes.${mode}.placement`, "the model testbed simulates nuKSM itself: 'userspace' placement needs a real kernel (kind emulated or physical)");
     }
   }
+  checkBaselineModes(tb);
   if (tb.kind !== 'model') {
     for (const [name, k] of Object.entries(tb.kernels)) {
       if (!/^[0-9]/.test(k.release)) throw new ConfigError(f, `kernels.${name}.release`, `'${k.release}' is not a Linux release as 'uname -r' prints it (it starts with the version number, e.g. 6.1.0-13-amd64)`);
@@ -296,4 +297,21 @@ export function parseTestbedFile(file: string, data: unknown): TestbedFile {
 
 export function loadTestbedFile(file: string): TestbedFile {
   return parseTestbedFile(file, readYaml(file));
+}
+
+/**
+ * The baselines (docs/baselines.md) are stock KSM with one Linux setting changed: their knobs must not undo
+ * that setting. (User-space placement is refused for every mode but nuksm-fair/-priority in checkTestbedFile.)
+ */
+function checkBaselineModes(tb: TestbedFile): void {
+  const mode = 'ksm-node-local';
+  const spec = tb.modes[mode];
+  if (!spec) return;
+  if (spec.ksmKnobs.merge_across_nodes !== undefined && spec.ksmKnobs.merge_across_nodes !== '0') {
+    throw new ConfigError(tb.file, `modes.${mode}.ksmKnobs.merge_across_nodes`, `'${mode}' runs with merge_across_nodes=0; this file sets ${spec.ksmKnobs.merge_across_nodes}`);
+  }
+  for (const k of spec.kernels) {
+    const v = tb.kernels[k]?.ksmKnobs.merge_across_nodes;
+    if (v !== undefined && v !== '0') throw new ConfigError(tb.file, `kernels.${k}.ksmKnobs.merge_across_nodes`, `mode '${mode}' runs on kernel '${k}' with merge_across_nodes=0, but the kernel's knobs set ${v}`);
+  }
 }

@@ -8,8 +8,26 @@
 /** Kernel modes an experiment can ask for. A testbed file maps each to a kernel + KSM knobs. */
 /** 'nuksm-forest' = nuKSM fair on the multi-tree kernel (nuKSM_MultiTree, Fig. 8); 'nuksm-fair' and
  * 'nuksm-priority' run on the single-tree kernel (nuKSM_SingleTree) unless the spec sets a forest. */
-export const KERNEL_MODES = ['ksm-off', 'ksm', 'nuksm-fair', 'nuksm-priority', 'nuksm-forest', 'uksm'] as const;
+/** Linux's own answers, as baselines next to KSM and nuKSM (docs/baselines.md): 'ksm-node-local' =
+ * stock KSM with merge_across_nodes=0 (one stable/unstable tree per node: no cross-node merge);
+ * 'ksm-numa-balancing' = stock KSM with automatic NUMA balancing on (kernel.numa_balancing=1). */
+export const KERNEL_MODES = ['ksm-off', 'ksm', 'ksm-node-local', 'ksm-numa-balancing', 'nuksm-fair', 'nuksm-priority', 'nuksm-forest', 'uksm'] as const;
 export type KernelMode = (typeof KERNEL_MODES)[number];
+
+/**
+ * kernel.numa_balancing for a mode on a real kernel: on only in 'ksm-numa-balancing'. Every other mode runs
+ * with it off (Debian's kernels enable it by default), so that baseline differs from stock KSM in this one
+ * setting. The step engine writes it, records the previous value in the ledger and restores it.
+ */
+export const numaBalancingOf = (mode: KernelMode): boolean => mode === 'ksm-numa-balancing';
+
+/**
+ * Which implementation produced a step's results (a column of every stored row and figure):
+ * 'kernel' = the booted kernel's own KSM / nuKSM, 'userspace' = stock KSM plus the user-space placement
+ * engine (testbed-file `modes.<mode>.placement: userspace`), 'model' = the reference model (model testbed).
+ */
+export const IMPLEMENTATIONS = ['kernel', 'userspace', 'model'] as const;
+export type Implementation = (typeof IMPLEMENTATIONS)[number];
 
 export interface KsmSettings {
   /** false = ksm-off (run=0), true = run=1. */

@@ -6,6 +6,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'csv-stringify/sync';
+import { HarnessError } from '../core/errors.ts';
 import type { Scenario } from '../core/scenario.ts';
 import type { ResultRow, ResultsStore } from './store.ts';
 import { median } from 'simple-statistics';
@@ -29,11 +30,12 @@ export interface FigureDef {
 }
 
 // `kernel` (the step's testbed-file kernel key) follows `kernel_mode` everywhere: a mode may run
-// on several kernels, and rows of different kernels are never averaged together.
-const RUNTIME_COLUMNS = ['testbed', 'benchmark', 'kernel_mode', 'kernel', 'instance', 'runtime_s', 'runtime_sd', 'runtime_ci95', 'n', 'normalized_runtime', 'normalized_ci95'];
-const LOCALITY_COLUMNS = ['testbed', 'benchmark', 'kernel_mode', 'kernel', 'instance', 'local_pct', 'remote_pct', 'local_pct_sd', 'local_pct_ci95', 'n', 'ksm_local_pct', 'ksm_local_pct_sd', 'ksm_local_pct_ci95', 'ksm_n'];
-const SERIES_COLUMNS = ['testbed', 'config', 'kernel_mode', 'kernel', 'instance', 'node', 'iteration', 't', 'metric', 'unit', 'value'];
-const MODE_ORDER = ['ksm-off', 'ksm', 'nuksm-fair', 'nuksm-priority', 'nuksm-forest', 'uksm'];
+// on several kernels, and rows of different kernels are never averaged together. `implementation`
+// (kernel | userspace | model) follows `kernel`: which implementation of the mode produced the row.
+const RUNTIME_COLUMNS = ['testbed', 'benchmark', 'kernel_mode', 'kernel', 'implementation', 'instance', 'runtime_s', 'runtime_sd', 'runtime_ci95', 'n', 'normalized_runtime', 'normalized_ci95'];
+const LOCALITY_COLUMNS = ['testbed', 'benchmark', 'kernel_mode', 'kernel', 'implementation', 'instance', 'local_pct', 'remote_pct', 'local_pct_sd', 'local_pct_ci95', 'n', 'ksm_local_pct', 'ksm_local_pct_sd', 'ksm_local_pct_ci95', 'ksm_n'];
+const SERIES_COLUMNS = ['testbed', 'config', 'kernel_mode', 'kernel', 'implementation', 'instance', 'node', 'iteration', 't', 'metric', 'unit', 'value'];
+const MODE_ORDER = ['ksm-off', 'ksm', 'ksm-node-local', 'ksm-numa-balancing', 'nuksm-fair', 'nuksm-priority', 'nuksm-forest', 'uksm'];
 export const TABLE3_ROWS = ['C-10:1', 'C-5:1', 'C-1:1', 'C-1:5', 'C-1:10'] as const;
 
 function groupBy<T>(xs: readonly T[], key: (x: T) => string): Map<string, T[]> {
@@ -87,11 +89,29 @@ const modesOf = (rows: readonly ResultRow[]) => [...new Set(rows.map((r) => r.ke
 const kernelsOf = (rows: readonly ResultRow[]) => [...new Set(rows.map((r) => r.kernel))];
 const testbedOf = (rows: readonly ResultRow[]) => rows[0]?.testbed ?? '';
 
+/**
+ * The implementation of each kernel mode in these rows. A campaign's testbed file maps a mode to one
+ * implementation, so a figure's mode column names one; rows of one mode from two implementations
+ * (stores merged by hand) are refused rather than averaged together.
+ */
+export function implementationsOf(rows: readonly ResultRow[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const r of rows) {
+    const seen = out.get(r.kernelMode);
+    if (seen === undefined) out.set(r.kernelMode, r.implementation);
+    else if (seen !== r.implementation) {
+      throw new HarnessError('config', `rows of kernel mode '${r.kernelMode}' come from two implementations (${seen} and ${r.implementation}, step ${r.step}): a figure never combines them; export the campaigns separately`);
+    }
+  }
+  return out;
+}
+
 type Reference = (config: string, kernel: string, instance: string, byKey: PerRun) => number | null;
 
 /** Runtime of each instance, normalised to a reference (default: the first instance with KSM off, as Figs. 3a/6a). */
 function runtimeTable(rows: readonly ResultRow[], reference: Reference): Row[] {
   const byKey = perRun(rows, 'runtime_s');
+  const impl = implementationsOf(rows);
   const out: Row[] = [];
   for (const config of configsOf(rows)) {
     for (const mode of modesOf(rows)) {
@@ -101,7 +121,7 @@ function runtimeTable(rows: readonly ResultRow[], reference: Reference): Row[] {
           if (!s) continue;
           const ref = reference(config, kernel, instance, byKey);
           out.push({
-            testbed: testbedOf(rows), benchmark: config, kernel_mode: mode, kernel, instance,
+            testbed: testbedOf(rows), benchmark: config, kernel_mode: mode, kernel, implementation: impl.get(mode) ?? null, instance,
             runtime_s: round(s.mean), runtime_sd: round(s.sd), runtime_ci95: round(s.ci95), n: s.n,
             // The reference's own spread is not folded in: the interval is that of this row's runs, scaled.
             normalized_runtime: ref ? round(s.mean / ref) : null, normalized_ci95: ref && s.ci95 !== null ? round(s.ci95 / ref) : null,
@@ -128,6 +148,7 @@ function localityTable({ rows, scenarios }: FigureInput): Row[] {
   const local = perRun(rows, 'local_access_pct');
   const remote = perRun(rows, 'remote_access_pct');
   const ksm = perRun(placementShares(rows, scenarios), 'ksm_local_pct');
+  const impl = implementationsOf(rows);
   const out: Row[] = [];
   for (const config of configsOf(rows)) {
     for (const mode of modesOf(rows)) {
@@ -139,7 +160,7 @@ function localityTable({ rows, scenarios }: FigureInput): Row[] {
           const p = summarizeMetric('ksm_local_pct', ksm.values.get(k) ?? []);
           if (!l && !r && !p) continue;
           out.push({
-            testbed: testbedOf(rows), benchmark: config, kernel_mode: mode, kernel, instance,
+            testbed: testbedOf(rows), benchmark: config, kernel_mode: mode, kernel, implementation: impl.get(mode) ?? null, instance,
             local_pct: round(l?.mean), remote_pct: round(r?.mean), local_pct_sd: round(l?.sd), local_pct_ci95: round(l?.ci95), n: l?.n ?? r?.n ?? 0,
             ksm_local_pct: round(p?.mean), ksm_local_pct_sd: round(p?.sd), ksm_local_pct_ci95: round(p?.ci95), ksm_n: p?.n ?? 0,
           });
@@ -152,10 +173,11 @@ function localityTable({ rows, scenarios }: FigureInput): Row[] {
 
 function seriesTable(rows: readonly ResultRow[], metrics: readonly string[]): Row[] {
   const kernels = kernelsOf(rows);
+  implementationsOf(rows); // refuses mixed implementations of one mode
   return rows
     .filter((r) => r.t !== null && metrics.includes(r.metric))
     .sort((a, b) => a.config.localeCompare(b.config) || MODE_ORDER.indexOf(a.kernelMode) - MODE_ORDER.indexOf(b.kernelMode) || kernels.indexOf(a.kernel) - kernels.indexOf(b.kernel) || a.instance.localeCompare(b.instance) || a.iteration - b.iteration || a.metric.localeCompare(b.metric) || (a.node ?? -1) - (b.node ?? -1) || a.t! - b.t!)
-    .map((r) => ({ testbed: r.testbed, config: r.config, kernel_mode: r.kernelMode, kernel: r.kernel, instance: r.instance, node: r.node, iteration: r.iteration, t: r.t, metric: r.metric, unit: r.unit, value: round(r.value, 6) }));
+    .map((r) => ({ testbed: r.testbed, config: r.config, kernel_mode: r.kernelMode, kernel: r.kernel, implementation: r.implementation, instance: r.instance, node: r.node, iteration: r.iteration, t: r.t, metric: r.metric, unit: r.unit, value: round(r.value, 6) }));
 }
 
 /**
@@ -209,10 +231,15 @@ export function fairnessPerIteration(rows: readonly ResultRow[], config: string,
   return out;
 }
 
+/** The baselines' table2 columns: fairness_<mode> and saved_gib_<mode>, '-' written '_'. */
+const BASELINE_MODES = ['ksm-node-local', 'ksm-numa-balancing'] as const;
+const TABLE2_BASELINE_COLUMNS = BASELINE_MODES.flatMap((m) => [`fairness_${m.replaceAll('-', '_')}`, `saved_gib_${m.replaceAll('-', '_')}`]);
+
 export function table2(input: FigureInput): Row[] {
   const { rows } = input;
   const runtimes = perRun(rows, 'runtime_s');
   const saved = perRun(rows, 'memory_saved_gib');
+  const impl = implementationsOf(rows);
   const out: Row[] = [];
   for (const benchmark of configsOf(rows)) {
     const instances = instancesOf(rows.filter((r) => r.config === benchmark));
@@ -247,6 +274,17 @@ export function table2(input: FigureInput): Row[] {
       saved_gib_ksm_ci95: round(savedKsm?.ci95),
       saved_gib_nuksm: round(savedNu?.mean),
       saved_gib_nuksm_ci95: round(savedNu?.ci95),
+      // Linux's own answers (docs/baselines.md), and which implementation each side ran.
+      testbed: testbedOf(rows),
+      implementation_ksm: impl.get('ksm') ?? null,
+      implementation_nuksm: impl.get('nuksm-fair') ?? null,
+      ...Object.fromEntries(BASELINE_MODES.flatMap((mode) => {
+        const col = mode.replaceAll('-', '_');
+        return [
+          [`fairness_${col}`, round(fair(mode, runtimesFor(mode)))],
+          [`saved_gib_${col}`, round(savedOf(mode)?.mean)],
+        ];
+      })),
     });
   }
   return out;
@@ -262,6 +300,7 @@ export function table3(input: FigureInput): Row[] {
     const steps = [...new Set(input.rows.filter((r) => labelOf(r.config) === label).map((r) => r.step))];
     const scenario = steps.length ? input.scenarios.get(steps[0]!) : undefined;
     const [vm0, vm1] = scenario ? [...scenario.instances].sort((a, b) => a.name.localeCompare(b.name)) : [];
+    const impls = [...new Set(input.rows.filter((r) => labelOf(r.config) === label).map((r) => r.implementation))];
     const shareOf = (name: string | undefined) => (name ? summarizeMetric('ksm_local_pct', shares.filter((s) => labelOf(s.config) === label && s.instance === name).map((s) => s.value))?.mean : null);
     out.push({
       config: label,
@@ -271,6 +310,8 @@ export function table3(input: FigureInput): Row[] {
       snice_vm1: vm1 ? vm1.nice + 21 : null,
       local_pct_vm0: round(shareOf(vm0?.name), 2),
       local_pct_vm1: round(shareOf(vm1?.name), 2),
+      testbed: testbedOf(input.rows),
+      implementation: impls.join('+') || null,
     });
   }
   return out;
@@ -279,6 +320,7 @@ export function table3(input: FigureInput): Row[] {
 function fig7(input: FigureInput): Row[] {
   const { rows } = input;
   const byKey = perRun(rows, 'runtime_s');
+  const impl = implementationsOf(rows);
   const out: Row[] = [];
   for (const config of configsOf(rows)) {
     const benchmark = config.includes('/') ? config.slice(0, config.lastIndexOf('/')) : config;
@@ -295,6 +337,7 @@ function fig7(input: FigureInput): Row[] {
             config: labelOf(config),
             kernel_mode: mode,
             kernel,
+            implementation: impl.get(mode) ?? null,
             instance,
             nice: scenario?.instances.find((i) => i.name === instance)?.nice ?? null,
             runtime_s: round(s.mean),
@@ -324,9 +367,9 @@ export const FIGURE_DEFS: FigureDef[] = [
   { name: '4', source: '4', columns: [...SERIES_COLUMNS, 'nice'], build: fig4 },
   { name: '6a', source: '6a', columns: RUNTIME_COLUMNS, build: ({ rows }) => runtimeTable(rows, firstInstanceWithoutKsm(rows)) },
   { name: '6b', source: '6b', columns: LOCALITY_COLUMNS, build: localityTable },
-  { name: 'table2', source: 'table2', columns: ['benchmark', 'fairness_ksm', 'fairness_ksm_ci95', 'fairness_nuksm', 'fairness_nuksm_ci95', 'perf_nuksm_over_ksm', 'saved_gib_ksm', 'saved_gib_ksm_ci95', 'saved_gib_nuksm', 'saved_gib_nuksm_ci95'], build: table2 },
-  { name: '7', source: '7', columns: ['testbed', 'benchmark', 'config', 'kernel_mode', 'kernel', 'instance', 'nice', 'runtime_s', 'runtime_sd', 'runtime_ci95', 'n', 'normalized_to_c1_1', 'normalized_ci95'], build: fig7 },
-  { name: 'table3', source: 'table3', columns: ['config', 'nice_vm0', 'nice_vm1', 'snice_vm0', 'snice_vm1', 'local_pct_vm0', 'local_pct_vm1'], build: table3 },
+  { name: 'table2', source: 'table2', columns: ['benchmark', 'fairness_ksm', 'fairness_ksm_ci95', 'fairness_nuksm', 'fairness_nuksm_ci95', 'perf_nuksm_over_ksm', 'saved_gib_ksm', 'saved_gib_ksm_ci95', 'saved_gib_nuksm', 'saved_gib_nuksm_ci95', 'testbed', 'implementation_ksm', 'implementation_nuksm', ...TABLE2_BASELINE_COLUMNS], build: table2 },
+  { name: '7', source: '7', columns: ['testbed', 'benchmark', 'config', 'kernel_mode', 'kernel', 'implementation', 'instance', 'nice', 'runtime_s', 'runtime_sd', 'runtime_ci95', 'n', 'normalized_to_c1_1', 'normalized_ci95'], build: fig7 },
+  { name: 'table3', source: 'table3', columns: ['config', 'nice_vm0', 'nice_vm1', 'snice_vm0', 'snice_vm1', 'local_pct_vm0', 'local_pct_vm1', 'testbed', 'implementation'], build: table3 },
   { name: '8a', source: '8a', columns: SERIES_COLUMNS, build: ({ rows }) => seriesTable(rows, ['mem_free_gib', 'hog_registered_gib']) },
   { name: '8b', source: '8b', columns: SERIES_COLUMNS, build: ({ rows }) => seriesTable(rows, ['memory_saved_gib']) },
   { name: '8c', source: '8c', columns: SERIES_COLUMNS, build: ({ rows }) => seriesTable(rows, ['ksmd_cpu_pct']) },

@@ -30,12 +30,16 @@ export interface PlotDef {
 const MODE_LABEL: Record<string, string> = {
   'ksm-off': 'KSM off',
   ksm: 'KSM',
+  'ksm-node-local': 'KSM merge_across_nodes=0',
+  'ksm-numa-balancing': 'KSM + NUMA balancing',
   'nuksm-fair': 'nuKSM',
   'nuksm-priority': 'nuKSM priority',
   'nuksm-forest': 'nuKSM forest',
   uksm: 'UKSM',
 };
 export const modeLabel = (mode: string): string => MODE_LABEL[mode] ?? mode;
+/** A mode run by the user-space placement engine says so in every legend (a kernel's own and the model's do not need to: the subtitle names them). */
+const implementationSuffix = (r: Row): string => (str(r.implementation) === 'userspace' ? ' (user space)' : '');
 
 const FONT = 'Liberation Sans, Arial, Helvetica, sans-serif';
 const CONFIG = {
@@ -56,8 +60,8 @@ const distinct = <T>(xs: readonly T[]): T[] => [...new Set(xs)];
 function subtitle(rows: readonly Row[], errorBars: string | null): string[] {
   const testbeds = distinct(rows.map((r) => str(r.testbed)).filter(Boolean));
   const lines = testbeds.map((t) => (t === 'model' ? 'testbed: model — MODEL OUTPUT of the reference policy model, not a measurement' : `testbed: ${t} (measured)`));
-  const pairs = distinct(rows.map((r) => `${modeLabel(str(r.kernel_mode))} on kernel ${str(r.kernel) || '?'}`));
-  lines.push(`kernel mode → kernel: ${pairs.join('; ')}`);
+  const pairs = distinct(rows.map((r) => `${modeLabel(str(r.kernel_mode))} on kernel ${str(r.kernel) || '?'} (${str(r.implementation) || '?'})`));
+  lines.push(`kernel mode → kernel (implementation): ${pairs.join('; ')}`);
   if (errorBars !== null) lines.push(errorBars);
   return lines;
 }
@@ -76,7 +80,7 @@ function seriesOf(rows: readonly Row[]): (r: Row) => string {
   return (r) => {
     const mode = str(r.kernel_mode);
     const k = (kernelsPerMode.get(mode)?.size ?? 0) > 1 ? ` [${str(r.kernel)}]` : '';
-    return `${modeLabel(mode)}${k} · ${str(r.instance)}`;
+    return `${modeLabel(mode)}${implementationSuffix(r)}${k} · ${str(r.instance)}`;
   };
 }
 
@@ -110,8 +114,9 @@ function barData(rows: readonly Row[], valueCol: string, groupCol: string, facet
 
 // Colour pairs by kernel mode, the same in every figure (light = first instance, dark = second):
 // KSM off blue, KSM green, nuKSM orange, nuKSM priority purple, nuKSM forest red, UKSM brown.
-const PAIR_OF_MODE = ['ksm-off', 'ksm', 'nuksm-fair', 'nuksm-priority', 'nuksm-forest', 'uksm'];
-const PALETTE = ['#a6cee3', '#1f78b4', '#b2df8a', '#33a02c', '#fdbf6f', '#ff7f00', '#cab2d6', '#6a3d9a', '#fb9a99', '#e31a1c', '#dfc27d', '#b15928'];
+// The baselines (KSM merge_across_nodes=0 teal, KSM + NUMA balancing grey) come last so the others keep their colours.
+const PAIR_OF_MODE = ['ksm-off', 'ksm', 'nuksm-fair', 'nuksm-priority', 'nuksm-forest', 'uksm', 'ksm-node-local', 'ksm-numa-balancing'];
+const PALETTE = ['#a6cee3', '#1f78b4', '#b2df8a', '#33a02c', '#fdbf6f', '#ff7f00', '#cab2d6', '#6a3d9a', '#fb9a99', '#e31a1c', '#dfc27d', '#b15928', '#80cdc1', '#01665e', '#bdbdbd', '#525252'];
 
 function seriesColours(data: readonly BarDatum[], order: readonly string[]): string[] {
   const instances = distinct(data.map((d) => d.instance)).sort();
@@ -274,8 +279,8 @@ function seriesSpec(figure: string, title0: string, rows: readonly Row[], yTitle
     const parts: string[] = [];
     if (colourBy === 'instance') {
       parts.push(`${str(r.instance)}${r.nice !== undefined && r.nice !== null ? ` (nice ${str(r.nice)})` : ''}`);
-      if (modes.length > 1) parts.push(modeLabel(str(r.kernel_mode)));
-    } else parts.push(`${modeLabel(str(r.kernel_mode))} (kernel ${str(r.kernel)})`);
+      if (modes.length > 1) parts.push(`${modeLabel(str(r.kernel_mode))}${implementationSuffix(r)}`);
+    } else parts.push(`${modeLabel(str(r.kernel_mode))}${implementationSuffix(r)} (kernel ${str(r.kernel)})`);
     if (configs.length > 1) parts.push(str(r.config));
     return parts.join(' · ');
   };
@@ -301,7 +306,7 @@ function seriesSpec(figure: string, title0: string, rows: readonly Row[], yTitle
     for (const [i, r] of rows.filter((x) => num(x.value) !== null && num(x.t) !== null).entries()) {
       data[i]!.colour = quantity(r);
       data[i]!.dash = iterations.length > 1 ? `iteration ${str(r.iteration)}` : '—';
-      (data[i] as SeriesDatum & { panel?: string }).panel = `${modeLabel(str(r.kernel_mode))} (kernel ${str(r.kernel)})${configs.length > 1 ? ` · ${str(r.config)}` : ''}`;
+      (data[i] as SeriesDatum & { panel?: string }).panel = `${modeLabel(str(r.kernel_mode))}${implementationSuffix(r)} (kernel ${str(r.kernel)})${configs.length > 1 ? ` · ${str(r.config)}` : ''}`;
     }
   }
   // One quantity, one iteration: the dash follows the colour (one merged legend).

@@ -27,9 +27,11 @@ export interface ResultRow extends Sample {
   kernel: string;
   testbed: string;
   config: string;
+  /** Which implementation produced the row: 'kernel' | 'userspace' | 'model' (src/core/scenario.ts IMPLEMENTATIONS). */
+  implementation: string;
 }
 
-const SCHEMA = `
+const TABLES = `
 CREATE TABLE IF NOT EXISTS campaign (
   id TEXT PRIMARY KEY, spec TEXT NOT NULL, spec_file TEXT NOT NULL, testbed_file TEXT NOT NULL,
   testbed_kind TEXT NOT NULL, seed INTEGER NOT NULL, created_at TEXT NOT NULL, plan_json TEXT NOT NULL);
@@ -49,9 +51,15 @@ CREATE TABLE IF NOT EXISTS samples (
   metric TEXT NOT NULL, value REAL NOT NULL, unit TEXT NOT NULL, t REAL, node INTEGER);
 CREATE INDEX IF NOT EXISTS samples_by_attempt ON samples (attempt_id);
 CREATE TABLE IF NOT EXISTS manifests (step_id TEXT PRIMARY KEY, attempt_id TEXT NOT NULL, manifest_json TEXT NOT NULL);
+`;
+
+// A step without an implementation (a store made before the column) is a model row on the model
+// testbed and a kernel row elsewhere: no user-space placement existed then.
+const VIEW = `
 CREATE VIEW IF NOT EXISTS results AS
   SELECT c.id AS campaign, s.step_id AS step, s.experiment, s.iteration, s.kernel_mode AS kernelMode,
-         COALESCE(s.kernel, '') AS kernel, c.testbed_kind AS testbed, s.config_id AS config, x.instance, x.workload, x.metric, x.value, x.unit, x.t, x.node
+         COALESCE(s.kernel, '') AS kernel, c.testbed_kind AS testbed, s.config_id AS config,
+         COALESCE(s.implementation, CASE c.testbed_kind WHEN 'model' THEN 'model' ELSE 'kernel' END) AS implementation, x.instance, x.workload, x.metric, x.value, x.unit, x.t, x.node
   FROM samples x JOIN steps s ON s.step_id = x.step_id AND s.valid_attempt = x.attempt_id AND s.state = 'done'
   CROSS JOIN campaign c;
 `;
@@ -77,10 +85,13 @@ export class ResultsStore {
     // FULL: a committed step survives a power cut or a reboot, not only a killed process.
     this.db.pragma('synchronous = FULL');
     this.db.pragma('busy_timeout = 5000');
-    // A store made before the view had the kernel column: the view holds no data, rebuild it.
+    // A store made before the view had the kernel or implementation column: the view holds no data, rebuild it.
     const viewColumns = this.db.prepare("SELECT name FROM pragma_table_info('results')").all() as { name: string }[];
-    if (viewColumns.length > 0 && !viewColumns.some((c) => c.name === 'kernel')) this.db.exec('DROP VIEW results');
-    this.db.exec(SCHEMA);
+    if (viewColumns.length > 0 && !['kernel', 'implementation'].every((n) => viewColumns.some((c) => c.name === n))) this.db.exec('DROP VIEW results');
+    this.db.exec(TABLES);
+    const stepColumns = this.db.prepare("SELECT name FROM pragma_table_info('steps')").all() as { name: string }[];
+    if (!stepColumns.some((c) => c.name === 'implementation')) this.db.exec('ALTER TABLE steps ADD COLUMN implementation TEXT');
+    this.db.exec(VIEW);
     this.insertSample = this.db.prepare(
       'INSERT INTO samples (attempt_id, step_id, instance, workload, metric, value, unit, t, node) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );

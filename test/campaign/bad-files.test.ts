@@ -100,6 +100,12 @@ const CASES: Case[] = [
   { kind: 'unknown monitor', mutate: { spec: (s) => (s.monitors = ['ksm', 'vtune']) }, file: 'spec', key: 'monitors[1]', why: /perf-dram/ },
   { kind: 'memory hog on a missing node', mutate: { spec: (s) => (s.configurations[0].memoryHog = { node: 3, stepGiB: 1, everyS: 5, maxGiB: 4 }) }, file: 'spec', key: 'configurations[0].memoryHog.node', why: /node 3/ },
   { kind: 'unknown figure', mutate: { spec: (s) => (s.figures = ['5']) }, file: 'spec', key: 'figures[0]', why: /3a/ },
+  // Linux's baselines (docs/baselines.md).
+  { kind: 'ksm-node-local when every mode already runs with merge_across_nodes=0', mutate: { spec: (s) => ((s.kernelModes = ['ksm', 'ksm-node-local']), (s.ksm = { mergeAcrossNodes: false })) }, file: 'spec', key: 'kernelModes[1]', why: /already runs that way/ },
+  { kind: 'ksm-node-local with extra knobs writing merge_across_nodes=1', mutate: { spec: (s) => ((s.kernelModes = ['ksm-node-local']), (s.ksm = { extraKnobs: { merge_across_nodes: 1 } })) }, file: 'spec', key: 'ksm.extraKnobs.merge_across_nodes', why: /would write 1 over it/ },
+  { kind: 'a testbed mapping ksm-node-local with merge_across_nodes=1', mutate: { testbed: (t) => (t.modes['ksm-node-local'] = { kernel: 'v54', ksmKnobs: { merge_across_nodes: 1 } }) }, file: 'testbed', key: 'modes.ksm-node-local.ksmKnobs.merge_across_nodes', why: /runs with merge_across_nodes=0; this file sets 1/ },
+  { kind: 'a kernel of ksm-node-local whose knobs set merge_across_nodes=1', mutate: { testbed: (t) => ((t.kernels.v54.ksmKnobs = { merge_across_nodes: 1 }), (t.modes['ksm-node-local'] = { kernel: 'v54' })) }, file: 'testbed', key: 'kernels.v54.ksmKnobs.merge_across_nodes', why: /kernel's knobs set 1/ },
+  { kind: 'an unknown baseline name', mutate: { spec: (s) => s.kernelModes.push('ksm-numa') }, file: 'spec', key: 'kernelModes[2]', why: /ksm-numa-balancing/ },
   { kind: 'mode whose kernel has no boot entry', mutate: { testbed: (t) => (t.modes['nuksm-fair'] = { kernel: 'nuKSM' }) }, file: 'testbed', key: 'modes.nuksm-fair.kernel', why: /no entry under 'kernels'/ },
   { kind: 'a mode whose kernel list names a kernel without boot entry', mutate: { testbed: (t) => (t.modes.ksm = { kernel: ['v54', 'v61'] }) }, file: 'testbed', key: 'modes.ksm.kernel[1]', why: /'v61' has no entry under 'kernels'/ },
   { kind: 'a one-kernel list naming a missing kernel', mutate: { testbed: (t) => (t.modes.ksm = { kernel: ['v61'] }) }, file: 'testbed', key: 'modes.ksm.kernel[0]', why: /'v61' has no entry under 'kernels'/ },

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { planCampaign } from '../../src/campaign/campaign.ts';
-import { ESTIMATE, estimateMergeWaitS } from '../../src/campaign/plan.ts';
+import { ESTIMATE, estimateMergeWaitS, implementationOf } from '../../src/campaign/plan.ts';
 import { loadTestbedFile } from '../../src/campaign/testbed-file.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -151,5 +151,38 @@ describe('a mode on several kernels', () => {
     const { plan } = planCampaign({ spec: 'paper', testbedFile: PHYSICAL, experimentsDir: EXP, campaignId: 'p' });
     const before = JSON.parse(readFileSync(join(import.meta.dirname, 'fixtures', 'paper-skylake-steps.json'), 'utf8'));
     expect(plan.steps.map((s) => ({ stepId: s.stepId, key: s.key, kernel: s.kernel, boot: s.boot, seed: s.scenario.seed }))).toEqual(before);
+  });
+});
+
+describe('baselines and implementations', () => {
+  const EMULATED = join(ROOT, 'experiments', 'testbeds', 'emulated.yaml');
+
+  it('ksm-node-local runs stock KSM with merge_across_nodes=0; every other mode keeps the spec setting; both baselines are their own steps', () => {
+    const { plan } = planCampaign({ spec: join(EXP, 'baselines.yaml'), testbedFile: MODEL, experimentsDir: EXP, campaignId: 'b' });
+    const of = (mode: string) => plan.steps.filter((s) => s.scenario.kernelMode === mode);
+    expect(of('ksm-node-local').length).toBe(2);
+    expect(of('ksm-numa-balancing').length).toBe(2);
+    for (const s of of('ksm-node-local')) expect(s.scenario.ksm.mergeAcrossNodes).toBe(false);
+    for (const m of ['ksm', 'ksm-numa-balancing', 'nuksm-fair']) for (const s of of(m)) expect(s.scenario.ksm.mergeAcrossNodes).toBe(true);
+    expect(new Set(plan.steps.map((s) => s.implementation))).toEqual(new Set(['model']));
+    expect(plan.steps.every((s) => s.unsupported === null)).toBe(true);
+  });
+
+  it('the shared fig6 steps keep their keys and seeds in the baselines spec (the same model numbers as the paper campaign)', () => {
+    const paper = planCampaign({ spec: 'paper', testbedFile: MODEL, experimentsDir: EXP, campaignId: 'p' }).plan;
+    const base = planCampaign({ spec: join(EXP, 'baselines.yaml'), testbedFile: MODEL, experimentsDir: EXP, campaignId: 'b' }).plan;
+    const fig6Ksm = paper.steps.find((s) => s.scenario.configId === 'xsbench' && s.scenario.kernelMode === 'ksm' && s.experiments.includes('fig6'))!;
+    const mine = base.steps.find((s) => s.scenario.configId === 'xsbench' && s.scenario.kernelMode === 'ksm')!;
+    expect(mine.key).toBe(fig6Ksm.key);
+    expect(mine.scenario.seed).toBe(fig6Ksm.scenario.seed);
+  });
+
+  it('real testbeds: kernel unless the mode says placement: userspace; the emulated file maps both baselines to 6.12', () => {
+    const tb = loadTestbedFile(EMULATED);
+    expect(tb.modes['ksm-node-local']!.kernels).toEqual(['backports']);
+    expect(tb.modes['ksm-numa-balancing']!.kernels).toEqual(['backports']);
+    expect(implementationOf(tb, 'ksm')).toBe('kernel');
+    expect(implementationOf({ ...tb, modes: { ...tb.modes, 'nuksm-fair': { kernels: ['backports'], ksmKnobs: {}, placement: 'userspace' } } }, 'nuksm-fair')).toBe('userspace');
+    expect(implementationOf({ ...tb, kind: 'model' }, 'nuksm-fair')).toBe('model');
   });
 });

@@ -61,9 +61,9 @@ describe('nuksm CLI', () => {
     out = '';
     expect(await main(['export', 'cli', '--results-dir', resultsDir, '--samples', '--out', join(tmp, 'exp')])).toBe(EXIT.ok);
     const samples = readFileSync(join(tmp, 'exp', 'samples.csv'), 'utf8').split('\n');
-    expect(samples[0]).toBe('campaign,step,experiment,iteration,kernelMode,kernel,testbed,config,instance,workload,metric,value,unit,t,node');
+    expect(samples[0]).toBe('campaign,step,experiment,iteration,kernelMode,kernel,implementation,testbed,config,instance,workload,metric,value,unit,t,node');
     expect(samples.length).toBeGreaterThan(100);
-    expect(readFileSync(join(tmp, 'exp', 'table2.csv'), 'utf8').split('\n')[0]).toBe('benchmark,fairness_ksm,fairness_ksm_ci95,fairness_nuksm,fairness_nuksm_ci95,perf_nuksm_over_ksm,saved_gib_ksm,saved_gib_ksm_ci95,saved_gib_nuksm,saved_gib_nuksm_ci95');
+    expect(readFileSync(join(tmp, 'exp', 'table2.csv'), 'utf8').split('\n')[0]).toBe('benchmark,fairness_ksm,fairness_ksm_ci95,fairness_nuksm,fairness_nuksm_ci95,perf_nuksm_over_ksm,saved_gib_ksm,saved_gib_ksm_ci95,saved_gib_nuksm,saved_gib_nuksm_ci95,testbed,implementation_ksm,implementation_nuksm,fairness_ksm_node_local,saved_gib_ksm_node_local,fairness_ksm_numa_balancing,saved_gib_ksm_numa_balancing');
 
     out = '';
     expect(await main(['resume', 'cli', '--results-dir', resultsDir])).toBe(EXIT.ok);

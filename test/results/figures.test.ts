@@ -16,7 +16,7 @@ const tmp = mkdtempSync(join(tmpdir(), 'nuksm-fig-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 function row(p: Partial<ResultRow> & Pick<ResultRow, 'config' | 'kernelMode' | 'instance' | 'metric' | 'value'>): ResultRow {
-  return { campaign: 'c', step: `${p.config}|${p.kernelMode}|${p.iteration ?? 1}`, experiment: 'e', iteration: 1, testbed: 'model', workload: 'w', unit: '', t: null, node: null, ...p, kernel: p.kernel ?? 'k' };
+  return { campaign: 'c', step: `${p.config}|${p.kernelMode}|${p.iteration ?? 1}`, experiment: 'e', iteration: 1, testbed: 'model', workload: 'w', unit: '', t: null, node: null, ...p, kernel: p.kernel ?? 'k', implementation: p.implementation ?? 'model' };
 }
 
 const vm = (name: string, node: number, nice = 0): InstanceSpec => ({ name, kind: 'vm', node, vcpus: 4, memoryMiB: 1024, nice, template: 't', startAtS: 0 });
@@ -38,6 +38,9 @@ describe('derived metrics', () => {
     expect(localShare(new Map([[0, 0]]), 0)).toBeNull();
   });
 });
+
+/** table2's added columns when no baseline ran (rows from row(): testbed and implementation 'model'). */
+const NO_BASELINES = { testbed: 'model', implementation_ksm: 'model', implementation_nuksm: 'model', fairness_ksm_node_local: null, saved_gib_ksm_node_local: null, fairness_ksm_numa_balancing: null, saved_gib_ksm_numa_balancing: null };
 
 describe('table2', () => {
   const runtime = (config: string, kernelMode: string, instance: string, value: number, iteration = 1) => row({ config, kernelMode, instance, metric: 'runtime_s', unit: 's', value, iteration, step: `${config}|${kernelMode}|${iteration}` });
@@ -68,9 +71,10 @@ describe('table2', () => {
       fairness_nuksm_ci95: null, // one iteration
       saved_gib_ksm_ci95: Number(((12.7062047 * 0.2) / 2).toFixed(4)), // 10.4, 10.6: sd = 0.2 / √2
       saved_gib_nuksm_ci95: null,
+      ...NO_BASELINES,
     });
     // cg: slowdowns 1.2 and 1.5 → 0.8; no nuKSM rows → nulls
-    expect(t.find((r) => r.benchmark === 'cg')).toEqual({ benchmark: 'cg', fairness_ksm: 0.8, fairness_ksm_ci95: null, fairness_nuksm: null, fairness_nuksm_ci95: null, perf_nuksm_over_ksm: null, saved_gib_ksm: null, saved_gib_ksm_ci95: null, saved_gib_nuksm: null, saved_gib_nuksm_ci95: null });
+    expect(t.find((r) => r.benchmark === 'cg')).toEqual({ benchmark: 'cg', fairness_ksm: 0.8, fairness_ksm_ci95: null, fairness_nuksm: null, fairness_nuksm_ci95: null, perf_nuksm_over_ksm: null, saved_gib_ksm: null, saved_gib_ksm_ci95: null, saved_gib_nuksm: null, saved_gib_nuksm_ci95: null, ...NO_BASELINES });
   });
 
   it('Fig. 6a normalises to Instance-0 without KSM and reports the spread over iterations', () => {
@@ -124,9 +128,9 @@ describe('table3 and placement shares', () => {
   it('one row per configuration in paper order, nice → snice, shares averaged over benchmarks', () => {
     const t = table3({ rows, scenarios });
     expect(t.map((r) => r.config)).toEqual(['C-10:1', 'C-5:1', 'C-1:1', 'C-1:5', 'C-1:10']);
-    expect(t[0]).toEqual({ config: 'C-10:1', nice_vm0: -20, nice_vm1: -11, snice_vm0: 1, snice_vm1: 10, local_pct_vm0: 91, local_pct_vm1: 9 });
-    expect(t[2]).toEqual({ config: 'C-1:1', nice_vm0: -20, nice_vm1: -20, snice_vm0: 1, snice_vm1: 1, local_pct_vm0: 51, local_pct_vm1: 49 });
-    expect(t[1]).toEqual({ config: 'C-5:1', nice_vm0: null, nice_vm1: null, snice_vm0: null, snice_vm1: null, local_pct_vm0: null, local_pct_vm1: null });
+    expect(t[0]).toEqual({ config: 'C-10:1', nice_vm0: -20, nice_vm1: -11, snice_vm0: 1, snice_vm1: 10, local_pct_vm0: 91, local_pct_vm1: 9, testbed: 'model', implementation: 'model' });
+    expect(t[2]).toEqual({ config: 'C-1:1', nice_vm0: -20, nice_vm1: -20, snice_vm0: 1, snice_vm1: 1, local_pct_vm0: 51, local_pct_vm1: 49, testbed: 'model', implementation: 'model' });
+    expect(t[1]).toEqual({ config: 'C-5:1', nice_vm0: null, nice_vm1: null, snice_vm0: null, snice_vm1: null, local_pct_vm0: null, local_pct_vm1: null, testbed: 'model', implementation: null });
   });
 });
 
@@ -151,15 +155,15 @@ describe('export from the store', () => {
     // Every figure the steps feed is written; without DRAM-locality samples 3b/6b hold only their header.
     expect(written.map((w) => [w.name, w.rows])).toEqual([['3a', 6], ['3b', 0], ['6a', 6], ['6b', 0], ['table2', 1]]);
     const csv = readFileSync(join(c.dir, 'figures', 'table2.csv'), 'utf8').trim().split('\n');
-    expect(csv[0]).toBe('benchmark,fairness_ksm,fairness_ksm_ci95,fairness_nuksm,fairness_nuksm_ci95,perf_nuksm_over_ksm,saved_gib_ksm,saved_gib_ksm_ci95,saved_gib_nuksm,saved_gib_nuksm_ci95');
+    expect(csv[0]).toBe('benchmark,fairness_ksm,fairness_ksm_ci95,fairness_nuksm,fairness_nuksm_ci95,perf_nuksm_over_ksm,saved_gib_ksm,saved_gib_ksm_ci95,saved_gib_nuksm,saved_gib_nuksm_ci95,testbed,implementation_ksm,implementation_nuksm,fairness_ksm_node_local,saved_gib_ksm_node_local,fairness_ksm_numa_balancing,saved_gib_ksm_numa_balancing');
     // One iteration: no interval (empty cells), not a zero-width one.
-    expect(csv[1]).toBe(`cg,${Number((1 / 1.5).toFixed(4))},,${Number((1.1 / 1.15).toFixed(4))},,${Number((225 / 250).toFixed(4))},2.5,,2.5,`);
+    expect(csv[1]).toBe(`cg,${Number((1 / 1.5).toFixed(4))},,${Number((1.1 / 1.15).toFixed(4))},,${Number((225 / 250).toFixed(4))},2.5,,2.5,,model,model,model,,,,`);
     expect(readFileSync(join(c.dir, 'figures', '3a.csv'), 'utf8')).not.toContain('9999');
     c.store.close();
   });
 
   it('table3.csv has exactly the documented columns', () => {
-    expect(FIGURE_DEFS.find((d) => d.name === 'table3')!.columns.join(',')).toBe('config,nice_vm0,nice_vm1,snice_vm0,snice_vm1,local_pct_vm0,local_pct_vm1');
+    expect(FIGURE_DEFS.find((d) => d.name === 'table3')!.columns.join(',')).toBe('config,nice_vm0,nice_vm1,snice_vm0,snice_vm1,local_pct_vm0,local_pct_vm1,testbed,implementation');
   });
 });
 
@@ -243,7 +247,7 @@ describe('a mode on several kernels', () => {
 
   it('Table II keeps its columns and takes one kernel per mode (the first), with the KSM-off baseline of that kernel', () => {
     const t = table2({ rows: base, scenarios: new Map() });
-    expect(t).toEqual([{ benchmark: 'xsbench', fairness_ksm: round4(1 / 1.3), fairness_ksm_ci95: null, fairness_nuksm: null, fairness_nuksm_ci95: null, perf_nuksm_over_ksm: null, saved_gib_ksm: null, saved_gib_ksm_ci95: null, saved_gib_nuksm: null, saved_gib_nuksm_ci95: null }]);
+    expect(t).toEqual([{ benchmark: 'xsbench', fairness_ksm: round4(1 / 1.3), fairness_ksm_ci95: null, fairness_nuksm: null, fairness_nuksm_ci95: null, perf_nuksm_over_ksm: null, saved_gib_ksm: null, saved_gib_ksm_ci95: null, saved_gib_nuksm: null, saved_gib_nuksm_ci95: null, ...NO_BASELINES, implementation_nuksm: null }]);
   });
 
   it('export from a store: the kernel column is the step’s testbed-file kernel key', () => {
@@ -266,9 +270,9 @@ describe('a mode on several kernels', () => {
     expect(c.store.rows().every((r) => r.kernel === c.journal.steps().find((s) => s.stepId === r.step)!.kernel)).toBe(true);
     exportFigures(c.store, undefined, ['3a']);
     const csv = readFileSync(join(c.dir, 'figures', '3a.csv'), 'utf8').trim().split('\n');
-    expect(csv[0]).toBe('testbed,benchmark,kernel_mode,kernel,instance,runtime_s,runtime_sd,runtime_ci95,n,normalized_runtime,normalized_ci95');
+    expect(csv[0]).toBe('testbed,benchmark,kernel_mode,kernel,implementation,instance,runtime_s,runtime_sd,runtime_ci95,n,normalized_runtime,normalized_ci95');
     const ksmRows = csv.filter((l) => l.startsWith('model,cg,ksm,'));
-    expect(ksmRows).toEqual([`model,cg,ksm,${first},vm0,120,,,1,1.2,`, `model,cg,ksm,${first},vm1,120,,,1,1.2,`, 'model,cg,ksm,second,vm0,140,,,1,1.4,', 'model,cg,ksm,second,vm1,140,,,1,1.4,']);
+    expect(ksmRows).toEqual([`model,cg,ksm,${first},model,vm0,120,,,1,1.2,`, `model,cg,ksm,${first},model,vm1,120,,,1,1.2,`, 'model,cg,ksm,second,model,vm0,140,,,1,1.4,', 'model,cg,ksm,second,model,vm1,140,,,1,1.4,']);
     c.store.close();
   });
 });
@@ -297,5 +301,60 @@ describe('a store made before the kernel column', () => {
     };
     expect(columns()).toContain('kernel');
     expect(columns().indexOf('kernel')).toBe(columns().indexOf('kernelMode') + 1);
+  });
+});
+
+describe('implementation column and baselines', () => {
+  const runtime = (kernelMode: string, instance: string, value: number, implementation = 'kernel') =>
+    row({ config: 'ra', kernelMode, instance, metric: 'runtime_s', unit: 's', value, implementation, testbed: 'emulated' });
+  const saved = (kernelMode: string, value: number, implementation = 'kernel') =>
+    row({ config: 'ra', kernelMode, instance: 'host', workload: '', metric: 'memory_saved_gib', unit: 'GiB', value, implementation, testbed: 'emulated' });
+  const rows: ResultRow[] = [
+    runtime('ksm-off', 'p0', 10), runtime('ksm-off', 'p1', 10),
+    runtime('ksm', 'p0', 10), runtime('ksm', 'p1', 15), saved('ksm', 3),
+    runtime('ksm-node-local', 'p0', 10), runtime('ksm-node-local', 'p1', 10.5), saved('ksm-node-local', 2),
+    runtime('ksm-numa-balancing', 'p0', 10), runtime('ksm-numa-balancing', 'p1', 14), saved('ksm-numa-balancing', 3),
+    runtime('nuksm-fair', 'p0', 12, 'userspace'), runtime('nuksm-fair', 'p1', 12, 'userspace'), saved('nuksm-fair', 3, 'userspace'),
+  ];
+
+  it('table2 puts both baselines next to KSM and nuKSM, and names the implementation of each side', () => {
+    const [t] = table2({ rows, scenarios: new Map() });
+    expect(t).toMatchObject({
+      testbed: 'emulated', implementation_ksm: 'kernel', implementation_nuksm: 'userspace',
+      fairness_ksm: round4(1 / 1.5), saved_gib_ksm: 3, fairness_nuksm: 1, saved_gib_nuksm: 3,
+      fairness_ksm_node_local: round4(1 / 1.05), saved_gib_ksm_node_local: 2,
+      fairness_ksm_numa_balancing: round4(1 / 1.4), saved_gib_ksm_numa_balancing: 3,
+    });
+  });
+
+  it('every per-mode figure carries the implementation right after the kernel', () => {
+    for (const d of FIGURE_DEFS.filter((x) => x.columns.includes('kernel_mode'))) expect(d.columns[d.columns.indexOf('kernel') + 1], d.name).toBe('implementation');
+    const out = FIGURE_DEFS.find((d) => d.name === '6a')!.build({ rows, scenarios: new Map() });
+    expect(out.filter((r) => r.kernel_mode === 'nuksm-fair').map((r) => r.implementation)).toEqual(['userspace', 'userspace']);
+    expect(out.filter((r) => r.kernel_mode === 'ksm-node-local').map((r) => r.implementation)).toEqual(['kernel', 'kernel']);
+  });
+
+  it('rows of one mode from two implementations are refused, never averaged', () => {
+    const mixed = [...rows, row({ config: 'ra', kernelMode: 'nuksm-fair', instance: 'p0', metric: 'runtime_s', unit: 's', value: 11, implementation: 'kernel', step: 'other' })];
+    for (const name of ['6a', 'table2']) expect(() => FIGURE_DEFS.find((d) => d.name === name)!.build({ rows: mixed, scenarios: new Map() }), name).toThrow(/two implementations \(userspace and kernel/);
+  });
+
+  it('a store made before the implementation column gets it (model rows: model, other testbeds: kernel)', () => {
+    const dir = mkdtempSync(join(tmp, 'old-impl-'));
+    const db = new Database(join(dir, STORE_FILE));
+    // steps as they were before the column (no implementation), plus one valid sample.
+    db.exec(`CREATE TABLE campaign (id TEXT PRIMARY KEY, spec TEXT NOT NULL, spec_file TEXT NOT NULL, testbed_file TEXT NOT NULL, testbed_kind TEXT NOT NULL, seed INTEGER NOT NULL, created_at TEXT NOT NULL, plan_json TEXT NOT NULL);
+      CREATE TABLE steps (step_id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE, step_key TEXT NOT NULL, experiment TEXT NOT NULL, config_id TEXT NOT NULL, kernel_mode TEXT NOT NULL, iteration INTEGER NOT NULL, kernel TEXT, boot INTEGER, scenario_json TEXT NOT NULL, estimate_s REAL NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, valid_attempt TEXT, failure_class TEXT, failure_message TEXT, started_at TEXT, ended_at TEXT);
+      CREATE TABLE samples (attempt_id TEXT NOT NULL, step_id TEXT NOT NULL, instance TEXT NOT NULL, workload TEXT NOT NULL, metric TEXT NOT NULL, value REAL NOT NULL, unit TEXT NOT NULL, t REAL, node INTEGER);
+      INSERT INTO campaign VALUES ('old', 's', 's', 't', 'emulated', 1, 'now', '{}');
+      INSERT INTO steps (step_id, seq, step_key, experiment, config_id, kernel_mode, iteration, scenario_json, estimate_s, state, valid_attempt) VALUES ('s1', 1, 'k', 'e', 'c', 'ksm', 1, '{}', 1, 'done', 'a1');
+      INSERT INTO samples VALUES ('a1', 's1', 'host', '', 'memory_saved_gib', 1, 'GiB', NULL, NULL);`);
+    db.close();
+    const store = new ResultsStore(dir);
+    try {
+      expect(store.rows().map((r) => r.implementation)).toEqual(['kernel']);
+    } finally {
+      store.close();
+    }
   });
 });

@@ -7,7 +7,10 @@
  * (power loss); the launcher starts the machine again and the campaign resumes. Then, from the
  * copied-back store: every step done exactly once, the killed step re-run under a new attempt, the
  * central observation (>= 95 % of merged pages on one node) on both kernels in 3b.csv, the Fig. 8
- * series in 8a/8b/8c, and the hooks removed.
+ * series in 8a/8b/8c, and the hooks removed. The same campaign (one machine, no extra boot) runs the
+ * fig6-small and fig7-small shapes on 6.12: stock KSM, merge_across_nodes=0, NUMA balancing and
+ * user-space nuKSM fair side by side in 6b/table2, user-space nuKSM priority in table3 (8 more steps,
+ * ~35 s each when the machine is not shared).
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -48,7 +51,7 @@ describeWith(['qemu', 'debootstrap', 'root', 'gcc'], 'emulated testbed: a whole 
       stringify({
         ...rest,
         name,
-        modes: Object.fromEntries(Object.entries(modes).map(([m, s]) => [m, { kernel: s!.kernels, ksmKnobs: s!.ksmKnobs }])),
+        modes: Object.fromEntries(Object.entries(modes).map(([m, s]) => [m, { kernel: s!.kernels, ksmKnobs: s!.ksmKnobs, placement: s!.placement }])),
         emulated: { ...shipped.emulated!, imageCacheDir: cacheDir, sshPort: 23000 + (process.pid % 5000), memoryMiBPerNode: 1024 },
         nodes: shipped.nodes.map((n) => ({ ...n, memoryGiB: 1 })),
       }),
@@ -171,6 +174,52 @@ describeWith(['qemu', 'debootstrap', 'root', 'gcc'], 'emulated testbed: a whole 
     }
     expect(Math.max(...csv('8a').filter((r) => r.metric === 'hog_registered_gib').map((r) => Number(r.value)))).toBeCloseTo(32 / 1024, 6);
 
+    // fig6-small (docs/baselines.md): four identical processes, two per node, under KSM, its two Linux
+    // baselines and user-space nuKSM fair, all on 6.12. Every exported row says emulated and its implementation.
+    for (const fig of ['3b', '6b', 'table2', 'table3']) expect(csv(fig).every((r) => r.testbed === 'emulated'), fig).toBe(true);
+    const b6 = csv('6b');
+    say(`6b.csv: ${JSON.stringify(b6.map((r) => [r.kernel_mode, r.kernel, r.implementation, r.instance, r.ksm_local_pct]))}`);
+    const share = (mode: string, instance: string) => Number(b6.find((r) => r.kernel_mode === mode && r.kernel === 'backports' && r.instance === instance)!.ksm_local_pct);
+    const perNode = (mode: string) => [(share(mode, 'p0') + share(mode, 'p1')) / 2, (share(mode, 'p2') + share(mode, 'p3')) / 2];
+    for (const r of b6) expect(r.implementation, `${r.kernel_mode} ${r.instance}`).toBe(r.kernel_mode === 'nuksm-fair' ? 'userspace' : 'kernel');
+    // Stock KSM: one copy for all four, on one node. NUMA balancing does not migrate KSM pages: the same.
+    for (const mode of ['ksm', 'ksm-numa-balancing']) {
+      expect(Math.max(...perNode(mode)), mode).toBeGreaterThanOrEqual(90);
+      expect(Math.min(...perNode(mode)), mode).toBeLessThanOrEqual(10);
+    }
+    // merge_across_nodes=0: merged within each node only, so every merged page is local.
+    for (const p of ['p0', 'p1', 'p2', 'p3']) expect(share('ksm-node-local', p), p).toBeGreaterThanOrEqual(95);
+    // User-space nuKSM fair: the merged pages spread over both nodes.
+    for (const pct of perNode('nuksm-fair')) expect(Math.abs(pct - 50), 'nuksm-fair').toBeLessThanOrEqual(10);
+    const [t2] = csv('table2').filter((r) => r.benchmark === 'randomaccess-native-4p');
+    say(`table2.csv: ${JSON.stringify(t2)}`);
+    expect(t2).toMatchObject({ implementation_ksm: 'kernel', implementation_nuksm: 'userspace' });
+    const saved = (col: string) => Number(t2![col]);
+    // KSM frees 3 of the 4 copies (24 MiB); node-local 2 of 4 (16 MiB); balancing as KSM; nuKSM's moves keep every merge.
+    expect(saved('saved_gib_ksm')).toBeGreaterThan(0.02);
+    expect(saved('saved_gib_ksm_node_local') / saved('saved_gib_ksm')).toBeGreaterThan(0.55);
+    expect(saved('saved_gib_ksm_node_local') / saved('saved_gib_ksm')).toBeLessThan(0.8);
+    expect(Math.abs(saved('saved_gib_ksm_numa_balancing') / saved('saved_gib_ksm') - 1)).toBeLessThanOrEqual(0.1);
+    expect(Math.abs(saved('saved_gib_nuksm') / saved('saved_gib_ksm') - 1)).toBeLessThanOrEqual(0.05);
+    for (const col of ['fairness_ksm', 'fairness_nuksm', 'fairness_ksm_node_local', 'fairness_ksm_numa_balancing']) {
+      expect(Number(t2![col]), col).toBeGreaterThan(0);
+      expect(Number(t2![col]), col).toBeLessThanOrEqual(1);
+    }
+    // fig7-small: user-space nuKSM priority, the paper's two extreme nice pairs (Table III: 91/9 and 9/91 %).
+    const t3 = csv('table3');
+    say(`table3.csv: ${JSON.stringify(t3)}`);
+    for (const [config, vm0] of [['C-10:1', 91], ['C-1:10', 9]] as const) {
+      const r = t3.find((x) => x.config === config)!;
+      expect(r.implementation, config).toBe('userspace');
+      expect(Math.abs(Number(r.local_pct_vm0) - vm0), config).toBeLessThanOrEqual(5);
+      expect(Math.abs(Number(r.local_pct_vm1) - (100 - vm0)), config).toBeLessThanOrEqual(5);
+    }
+    expect(t3.filter((x) => x.local_pct_vm0 !== '').map((x) => x.config)).toEqual(['C-10:1', 'C-1:10']);
+    // kernel.numa_balancing: on in the balancing step only, off in every other step that ran with KSM.
+    const logged = readFileSync(join(dir, 'campaign.log.jsonl'), 'utf8').split('\n').filter((l) => l.includes('"NUMA balancing configured"')).map((l) => JSON.parse(l) as { step: string; 'kernel.numa_balancing': string });
+    expect(logged.filter((l) => l['kernel.numa_balancing'] === '1').map((l) => l.step)).toEqual([expect.stringContaining('ksm-numa-balancing')]);
+    expect(logged.filter((l) => l['kernel.numa_balancing'] === '0').length).toBeGreaterThanOrEqual(10);
+
     // Resumed by the hooks after every boot, once per boot; removed at the end.
     const boots = readFileSync(join(dir, 'machine', 'boot-resume', 'boots.log'), 'utf8');
     say(`boots.log:\n${boots}`);
@@ -192,5 +241,5 @@ describeWith(['qemu', 'debootstrap', 'root', 'gcc'], 'emulated testbed: a whole 
     }
     expect(existsSync(join(dir, 'machine.json'))).toBe(true);
     say(`hooks that resumed: ${resumed.map((l) => /via=(\S+)/.exec(l)?.[1]).join(', ')}; total ${((Date.now() - t0) / 1000).toFixed(0)} s`);
-  }, 90 * 60_000);
+  }, 100 * 60_000);
 });

@@ -17,7 +17,7 @@ export interface ExportArgs {
   json: boolean;
 }
 
-export const SAMPLE_COLUMNS = ['campaign', 'step', 'experiment', 'iteration', 'kernelMode', 'kernel', 'testbed', 'config', 'instance', 'workload', 'metric', 'value', 'unit', 't', 'node'] as const;
+export const SAMPLE_COLUMNS = ['campaign', 'step', 'experiment', 'iteration', 'kernelMode', 'kernel', 'implementation', 'testbed', 'config', 'instance', 'workload', 'metric', 'value', 'unit', 't', 'node'] as const;
 
 export const exportCommand: CommandModule<object, ExportArgs> = {
   command: 'export [campaign-id]',

@@ -17,6 +17,8 @@ export { fairnessScenario, fig8Scenario, ksmSettingsFor, paperModelTestbedFile, 
 const RELEASES: Record<KernelMode, string> = {
   'ksm-off': 'model-ksm',
   ksm: 'model-ksm',
+  'ksm-node-local': 'model-ksm',
+  'ksm-numa-balancing': 'model-ksm',
   'nuksm-fair': 'model-nuksm',
   'nuksm-priority': 'model-nuksm',
   'nuksm-forest': 'model-nuksm',

@@ -15,7 +15,7 @@ export function ksmSettingsFor(mode: KernelMode, pagesToScan: number, sleepMilli
     run: mode !== 'ksm-off',
     pagesToScan,
     sleepMillisecs,
-    mergeAcrossNodes: true,
+    mergeAcrossNodes: mode !== 'ksm-node-local',
     maxPageSharing: 256,
     forestMibPerTree: nuksm ? 100 : null, // §IV: one tree pair per 100 MiB
     extraKnobs: nuksm ? { smart_ksm: '1', smart_ksm_nodelist: '15' } : {},

@@ -126,6 +126,14 @@ function modelConfig(scenario: Scenario, nodes: number): KsmModelConfig | null {
     case 'ksm-off':
       return null;
     case 'ksm':
+    // merge_across_nodes=0 is in `base` (the planner sets it for this mode): one tree pair per node.
+    case 'ksm-node-local':
+      return { ...base, policy: 'ksm', forestPagesPerTree: null };
+    case 'ksm-numa-balancing':
+      // Automatic NUMA balancing, modelled simply (docs/baselines.md): it moves a task's private pages to
+      // the node it runs on and never moves KSM pages. Here every instance is bound to its node and its
+      // private pages (COW copies included) are allocated there, so balancing has nothing to move: the
+      // step is stock KSM. Its own cost (NUMA hinting faults) is not modelled.
       return { ...base, policy: 'ksm', forestPagesPerTree: null };
     case 'nuksm-fair':
       return { ...base, policy: 'nuksm-fair', forestPagesPerTree: forest };

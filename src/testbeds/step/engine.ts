@@ -10,9 +10,10 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { HarnessError, failureClassOf } from '../../core/errors.ts';
-import type { Scenario, WorkloadRun } from '../../core/scenario.ts';
+import { numaBalancingOf, type Scenario, type WorkloadRun } from '../../core/scenario.ts';
 import { runDetached, waitDetached, type DetachedHandle } from '../../host/exec/index.ts';
 import type { Executor } from '../../host/exec/types.ts';
+import { NUMA_BALANCING, readSysctl, writeSysctl } from '../../host/kernel/index.ts';
 import { KsmControl } from '../../host/ksm/index.ts';
 import { waitForMerge } from '../../host/ksm/merge-wait.ts';
 import { stepKsmKnobs } from '../../host/ksm/step-knobs.ts';
@@ -69,6 +70,7 @@ class StepRun {
   private userPlacement: UserPlacementRun | null = null;
   private hog: MemoryHogRun | null = null;
   private ksmSaved: Record<string, string> | null = null;
+  private sysctlSaved: { name: string; value: string } | null = null;
   private resident: WorkloadItem[] = [];
 
   constructor(
@@ -154,6 +156,7 @@ class StepRun {
       const knobs = stepKsmKnobs(s.ksm, this.kernelKnobs);
       await this.ksm.setKnobs(knobs);
       this.log.info({ knobs }, 'KSM configured');
+      await this.setNumaBalancing();
 
       this.hostSampling = await startSampling(
         createMonitors(s.monitors.filter((m) => HOST_MONITORS.has(m)), { exec: this.exec, instances: [] }),
@@ -434,6 +437,24 @@ class StepRun {
     }
   }
 
+  /** kernel.numa_balancing as the mode wants it (numaBalancingOf); the value found is in the ledger before the write. */
+  private async setNumaBalancing(): Promise<void> {
+    const wanted = numaBalancingOf(this.s.kernelMode) ? '1' : '0';
+    const before = await readSysctl(this.exec, NUMA_BALANCING, this.env.commandTimeoutMs);
+    if (before === null) {
+      // A kernel without NUMA balancing (CONFIG_NUMA_BALANCING off) already runs every other mode as wanted.
+      if (wanted === '1') throw new HarnessError('unsupported', `mode ${this.s.kernelMode} needs ${NUMA_BALANCING}, which ${this.exec.target}'s kernel does not have (CONFIG_NUMA_BALANCING off)`);
+      this.log.info(`${NUMA_BALANCING} absent on this kernel (NUMA balancing off)`);
+      return;
+    }
+    if (before !== wanted) {
+      this.ledger!.record({ kind: 'sysctl', name: NUMA_BALANCING, value: before });
+      this.sysctlSaved = { name: NUMA_BALANCING, value: before };
+      await writeSysctl(this.exec, NUMA_BALANCING, wanted, this.env.commandTimeoutMs);
+    }
+    this.log.info({ [NUMA_BALANCING]: wanted, before }, 'NUMA balancing configured');
+  }
+
   private async countOomLines(): Promise<number> {
     const res = await this.exec.run(['dmesg'], { timeoutMs: 30_000, allowFailure: true });
     if (res.exitCode !== 0) throw new Error(`dmesg failed: ${res.stderr.trim()}`);
@@ -458,6 +479,8 @@ class StepRun {
     if (this.hog) await attempt('memory hog', () => this.hog!.stop());
     for (const inst of this.launched) await attempt(`instance ${inst.spec.name}`, () => inst.stop());
     if (this.ksmSaved) await attempt('KSM reset', () => this.ksm.reset(this.ksmSaved!));
+    const sysctl = this.sysctlSaved;
+    if (sysctl) await attempt(`${sysctl.name} restore`, () => writeSysctl(this.exec, sysctl.name, sysctl.value, this.env.commandTimeoutMs));
     await attempt('work dir', () => this.exec.run(['rm', '-rf', `${this.env.hostWorkRoot}/${this.tag}`], { timeoutMs: 60_000 }));
     // A ledger is closed only when everything it lists was undone; otherwise a resume reclaims it.
     if (first === null) this.ledger?.record({ kind: 'closed' });
@@ -506,6 +529,12 @@ export async function reclaimAttempt(rawDir: string, exec: Executor, log: Logger
         break;
       case 'ksm-knobs':
         await new KsmControl(exec).reset(e.knobs);
+        break;
+      case 'sysctl':
+        if ((await readSysctl(exec, e.name)) !== e.value) {
+          found.push(`${e.name} changed`);
+          await writeSysctl(exec, e.name, e.value);
+        }
         break;
       case 'closed':
         break;

@@ -22,6 +22,8 @@ export type LedgerEntry =
   | { kind: 'workdir'; path: string }
   /** KSM knobs as they were before the step (written back on reclaim). */
   | { kind: 'ksm-knobs'; knobs: Record<string, string> }
+  /** A /proc/sys setting as it was before the step wrote it (e.g. kernel.numa_balancing; written back on reclaim). */
+  | { kind: 'sysctl'; name: string; value: string }
   | { kind: 'closed' };
 
 export class Ledger {

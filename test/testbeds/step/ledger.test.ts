@@ -72,4 +72,22 @@ describe('reclaimAttempt', () => {
     expect(await reclaimAttempt(dir, again, log)).toEqual([]);
     expect(again.calls).toEqual([]);
   });
+
+  it('writes back kernel.numa_balancing as it was before the step (docs/baselines.md), and only when it changed', async () => {
+    const sysctl = new Map([['/proc/sys/kernel/numa_balancing', '0']]);
+    const exec = new FakeExecutor((argv) => {
+      if (argv[0] === 'sh' && argv.includes('/proc/sys/kernel/numa_balancing')) return { stdout: `${sysctl.get('/proc/sys/kernel/numa_balancing')}\n` };
+      return {};
+    });
+    exec.writeHook = (path, content) => void sysctl.set(path, content.trim());
+    const dir = mkdtempSync(join(tmpdir(), 'nuksm-reclaim-sysctl-'));
+    new Ledger(dir).record({ kind: 'sysctl', name: 'kernel.numa_balancing', value: '1' });
+    expect(await reclaimAttempt(dir, exec, log)).toEqual(['kernel.numa_balancing changed']);
+    expect(sysctl.get('/proc/sys/kernel/numa_balancing')).toBe('1');
+    expect(exec.writes).toEqual([['/proc/sys/kernel/numa_balancing', '1\n']]);
+    const unchanged = mkdtempSync(join(tmpdir(), 'nuksm-reclaim-sysctl-'));
+    new Ledger(unchanged).record({ kind: 'sysctl', name: 'kernel.numa_balancing', value: '1' });
+    expect(await reclaimAttempt(unchanged, exec, log)).toEqual([]);
+    expect(exec.writes.length).toBe(1);
+  });
 });
