@@ -111,7 +111,7 @@ export function insideTestbedYaml(file: TestbedFile, imageKernels: Record<string
   const { file: _path, modes, kernels, ...rest } = file;
   // Release and GRUB entry as built into this image (Debian moves kernel versions on); knobs as the file says.
   const actual = Object.fromEntries(Object.entries(kernels).map(([k, spec]) => [k, imageKernels[k] ? { ...spec, bootEntry: imageKernels[k].bootEntry, release: imageKernels[k].release } : spec]));
-  const yamlModes = Object.fromEntries(Object.entries(modes).map(([m, spec]) => [m, { kernel: spec!.kernels, ksmKnobs: spec!.ksmKnobs }]));
+  const yamlModes = Object.fromEntries(Object.entries(modes).map(([m, spec]) => [m, { kernel: spec!.kernels, ksmKnobs: spec!.ksmKnobs, placement: spec!.placement }]));
   // Inside, the campaign must resume itself after its reboots: 'none' becomes systemd.
   return stringify({ ...rest, kernels: actual, modes: yamlModes, host: { kind: 'local' }, resume: rest.resume === 'none' ? 'systemd' : rest.resume, emulated: { ...rest.emulated!, inside: true } });
 }

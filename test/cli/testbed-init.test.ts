@@ -37,7 +37,7 @@ describe('nuksm testbed init', () => {
     for (const n of tb.nodes) expect(n.memoryGiB).toBeLessThanOrEqual(host.find((h) => h.id === n.id)!.memoryGiB);
     const release = spawnSync('uname', ['-r'], { encoding: 'utf8' }).stdout.trim();
     expect(tb.kernels).toEqual({ running: { bootEntry: 'current', release, ksmKnobs: {} } });
-    expect(tb.modes).toEqual({ 'ksm-off': { kernels: ['running'], ksmKnobs: {} }, ksm: { kernels: ['running'], ksmKnobs: {} } });
+    expect(tb.modes).toEqual({ 'ksm-off': { kernels: ['running'], ksmKnobs: {}, placement: 'kernel' }, ksm: { kernels: ['running'], ksmKnobs: {}, placement: 'kernel' } });
     expect(tb).toMatchObject({ kind: 'physical', host: { kind: 'local' }, perfEventSet: 'none', resume: 'none', libvirtUri: 'qemu:///system', timeouts: { bootS: 300, commandS: 900 } });
     expect(tb.guests).toEqual({
       user: 'root',
