@@ -18,12 +18,12 @@
  *              were at boot, removes the work dir. Never power the machine off yourself.
  */
 import { mkdirSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { SshExecutor } from '../../src/host/exec/index.ts';
 import { KernelControl } from '../../src/host/kernel/index.ts';
 import { buildEmulatedImage, imageKernels, QemuMachine, type EmulatedImage } from '../../src/testbeds/emulated/index.ts';
+import { freePort } from '../host/sshd-harness.ts';
 
 export type SharedKernel = 'bookworm' | 'backports';
 
@@ -67,17 +67,6 @@ function stateRoot(): string {
   return dir;
 }
 
-async function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 async function sh(exec: SshExecutor, script: string, timeoutMs = 120_000): Promise<string> {
   return (await exec.run(['sh', '-c', script], { timeoutMs })).stdout;
@@ -93,7 +82,7 @@ async function boot(kernel: SharedKernel, log: (l: string) => void): Promise<Ent
     baseDisk: image.disk,
     stateDir: dir,
     shape: SHARED_MACHINE_SHAPE,
-    sshPort: await freeLoopbackPort(),
+    sshPort: await freePort(),
     identityFile: image.identityFile,
     knownHostsFile: image.knownHostsFile,
     commandTimeoutS: 300,

@@ -6,7 +6,6 @@
  * class C) compile. Build and run times go to stderr.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -17,17 +16,8 @@ import { getWorkload, runPhases, type WorkloadParams } from '../../src/workloads
 import { ARTIFACT_SNAPSHOT } from '../../src/workloads/cache.ts';
 import { NPB_DIR } from '../../src/workloads/cg/index.ts';
 import { LocalExecutor } from '../../src/host/exec/index.ts';
+import { freePort } from '../host/sshd-harness.ts';
 
-async function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 const seconds = (t0: number) => (performance.now() - t0) / 1000;
 const report = (line: string) => process.stderr.write(`[benchmarks-host] ${line}\n`);
@@ -58,7 +48,7 @@ describeWith(['gcc', 'artifact', 'mariadb', 'sysbench'], 'the five benchmarks bu
     { name: 'btree', label: 'btree (btree_throughput, Fig. 4)', overrides: () => ({ mode: 'throughput' }) },
     { name: 'randomaccess' },
     { name: 'cg', verification: true },
-    { name: 'mysql', overrides: async () => ({ port: await freeLoopbackPort() }) },
+    { name: 'mysql', overrides: async () => ({ port: await freePort() }) },
   ];
 
   for (const c of cases) {

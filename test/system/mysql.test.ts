@@ -4,7 +4,6 @@
  * through runPhases and parsed into samples.
  */
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -13,17 +12,8 @@ import { describeWith } from '../support/components.ts';
 import { getWorkload, runPhases, type Phase, type WorkloadParams } from '../../src/workloads/index.ts';
 import { mysqlPaths } from '../../src/workloads/mysql/index.ts';
 import { LocalExecutor } from '../../src/host/exec/index.ts';
+import { freePort } from '../host/sshd-harness.ts';
 
-async function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 function processAlive(pid: number): boolean {
   try {
@@ -58,7 +48,7 @@ describeWith(['mariadb', 'sysbench'], 'mysql workload: real MariaDB + sysbench 1
   beforeAll(async () => {
     workDir = await mkdtemp(join(tmpdir(), 'nuksm-mysql-'));
     params = workload.resolveParams('small', {
-      port: await freeLoopbackPort(),
+      port: await freePort(),
       tableSize: 20_000,
       clients: 4,
       timeS: 4,
