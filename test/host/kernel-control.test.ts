@@ -32,6 +32,13 @@ describe('boot verification (pure decision)', () => {
     expect(c.badLogLines).toHaveLength(2);
     expect(scanKernelLog('Kernel panic - not syncing: VFS\nfine')).toEqual(['Kernel panic - not syncing: VFS']);
   });
+
+  it('a soft-lockup watchdog warning (a starved TCG guest, seen in the emulated campaign) does not fail the boot; an oops still does', () => {
+    // The line that failed three boots of 6.12 in a row at load 7-8 (emulated-campaign, stop 9).
+    const lockup = '[   64.952427] nuksm-emulated kernel: watchdog: BUG: soft lockup - CPU#1 stuck for 42s! [kworker/1:1:51]';
+    expect(checkBoot({ release: '6.12', previousBootId: OLD }, { release: '6.12', bootId: NEW }, `${lockup}\n`).ok).toBe(true);
+    expect(scanKernelLog(`${lockup}\n[ 70.1] BUG: unable to handle page fault for address: 0000`)).toEqual(['[ 70.1] BUG: unable to handle page fault for address: 0000']);
+  });
 });
 
 /** A host that reboots: after `systemctl reboot` it is down for `downPolls` probes, then up with NEW. */
