@@ -128,15 +128,31 @@ export function createCampaign(req: PlanRequest & { resultsDir?: string }): Open
 /** Creates the campaign directory and journal for a plan already made and validated (a shard's, src/campaign/shard-campaign.ts). */
 export function createCampaignFromPlan(plan: Plan, spec: CampaignSpec, resultsDir?: string): OpenCampaign & { spec: CampaignSpec } {
   const dir = join(resultsRoot(resultsDir), plan.campaign);
-  // A rerun never mixes with old data: a campaign directory is used by one campaign only.
-  if (existsSync(join(dir, STORE_FILE))) throw new ConfigError('command line', '--campaign-id', `campaign '${plan.campaign}' already exists in ${dir}; use 'nuksm resume ${plan.campaign}' or a new id`);
+  const existed = existsSync(join(dir, STORE_FILE));
   const store = new ResultsStore(dir);
   const journal = new Journal(store);
+  // A rerun never mixes with old data: a campaign directory is used by one campaign only. A store
+  // without a plan is a creation cut short (crash, kill, Slurm cancel) before anything ran: finish it.
+  if (existed && journal.campaign()) {
+    store.close();
+    throw new ConfigError('command line', '--campaign-id', `campaign '${plan.campaign}' already exists in ${dir}; use 'nuksm resume ${plan.campaign}' or a new id`);
+  }
   const planned = { ...plan, specHash: specHash(spec) };
   writeFileAtomic(join(dir, 'plan.json'), `${JSON.stringify(planned, null, 2)}\n`);
   // The journal keeps the plan with its spec hash: runs and resumes read it from there, never plan.json.
   journal.create(planned);
   return { dir, store, journal, plan, spec };
+}
+
+/** Whether `dir` holds a campaign with its plan recorded (a store alone is a creation cut short). */
+export function isPlannedCampaign(dir: string): boolean {
+  if (!existsSync(join(dir, STORE_FILE))) return false;
+  const store = new ResultsStore(dir);
+  try {
+    return new Journal(store).campaign() !== null;
+  } finally {
+    store.close();
+  }
 }
 
 export function openCampaign(resultsDir: string | undefined, campaignId: string): OpenCampaign {

@@ -4,12 +4,11 @@
  * `<results>/ID.shard<k>of<N>/`. Run again (a Slurm job resubmitted after a failure or a
  * preemption), it resumes that store from its journal, after checking it holds the same shard.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../core/errors.ts';
-import { STORE_FILE } from '../results/store.ts';
-import { createCampaignFromPlan, harnessCommit, openCampaign, planCampaign, resultsRoot, specHash, type OpenCampaign, type PlanRequest } from './campaign.ts';
+import { createCampaignFromPlan, harnessCommit, isPlannedCampaign, openCampaign, planCampaign, resultsRoot, specHash, type OpenCampaign, type PlanRequest } from './campaign.ts';
 import { loadFleet, type Fleet } from './fleet.ts';
 import { shardPlan, shardCampaignId, type ShardPlan, type Sharding } from './shard.ts';
 
@@ -49,7 +48,7 @@ export function openOrCreateShard(req: ShardRequest & { resultsDir?: string }, i
   const plan = sharding.shards[index - 1]!;
   const hash = specHash(spec);
   const id = shardCampaignId(req.campaignId, index, req.shards);
-  if (existsSync(join(resultsRoot(req.resultsDir), id, STORE_FILE))) {
+  if (isPlannedCampaign(join(resultsRoot(req.resultsDir), id))) {
     const c = openCampaign(req.resultsDir, id);
     const had = c.plan as RecordedShardPlan;
     const why =

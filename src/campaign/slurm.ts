@@ -18,7 +18,9 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { ConfigError, HarnessError } from '../core/errors.ts';
 import { PROGRESS_FILE, type CampaignProgress } from './boot-resume.ts';
-import { checkCampaignId, newCampaignId, openCampaign, resultsRoot, writeFileAtomic } from './campaign.ts';
+import { checkCampaignId, newCampaignId, resultsRoot, writeFileAtomic } from './campaign.ts';
+import { Journal } from './journal.ts';
+import { ResultsStore, STORE_FILE } from '../results/store.ts';
 import { kernelFeature } from './fleet.ts';
 import { shardCampaignId } from './shard.ts';
 import { planShards } from './shard-campaign.ts';
@@ -209,11 +211,14 @@ export interface ShardStatus {
 function progressOf(root: string, sh: ShardJobs): ShardStatus['progress'] {
   const dir = join(root, sh.campaign);
   const file = join(dir, PROGRESS_FILE);
-  if (!existsSync(join(dir, 'campaign.sqlite'))) return null;
-  // The journal is the truth; progress.json only adds the step running now.
-  const c = openCampaign(root, sh.campaign);
+  if (!existsSync(join(dir, STORE_FILE))) return null;
+  // The journal is the truth; progress.json only adds the step running now. A job that is creating
+  // the shard's campaign right now has a store without a plan yet: not started, not an error.
+  const store = new ResultsStore(dir);
   try {
-    const n = c.journal.counts();
+    const journal = new Journal(store);
+    if (!journal.campaign()) return null;
+    const n = journal.counts();
     let current: string | null = null;
     if (existsSync(file)) {
       try {
@@ -224,7 +229,7 @@ function progressOf(root: string, sh: ShardJobs): ShardStatus['progress'] {
     }
     return { done: n.done, failed: n.failed, pending: n.pending + n.running, total: n.done + n.failed + n.pending + n.running, current: n.running > 0 ? current : null };
   } finally {
-    c.store.close();
+    store.close();
   }
 }
 

@@ -8,9 +8,12 @@ import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { openCampaign } from '../../src/campaign/campaign.ts';
+import { createCampaignFromPlan, openCampaign } from '../../src/campaign/campaign.ts';
+import { campaignStatus, type SlurmRecord } from '../../src/campaign/slurm.ts';
+import { loadCampaignSpec } from '../../src/campaign/spec.ts';
+import { ResultsStore } from '../../src/results/store.ts';
 import { mergeShards } from '../../src/campaign/merge.ts';
-import { parseShardSpec } from '../../src/campaign/shard.ts';
+import { parseShardSpec, shardCampaignId } from '../../src/campaign/shard.ts';
 import { openOrCreateShard, planShards } from '../../src/campaign/shard-campaign.ts';
 import { EXIT } from '../../src/cli/exit-codes.ts';
 import { duration } from '../../src/cli/format.ts';
@@ -174,5 +177,22 @@ describe('shards run on the model and merged', () => {
     expect(() => mergeShards({ resultsDir: results, campaignId: 'z' })).toThrow(/shard\(s\) 2 of 2 of 'z' are missing/);
     openOrCreateShard(req(dirs[0]!, 'z'), 2).store.close();
     expect(() => mergeShards({ resultsDir: results, campaignId: 'z' })).toThrow(/shard 1 is not finished/);
+  });
+
+  it('a shard whose creation was cut short (store, no plan yet) reads as not started, and its next job creates it', async () => {
+    // What `nuksm slurm collect` saw in CI: the next job had just created the store of its shard.
+    const id = shardCampaignId('cut', 1, 2);
+    new ResultsStore(join(results, id)).close();
+    const record: SlurmRecord = { campaign: 'cut', resultsRoot: results, spec: 'c', submittedAt: '', shards: [1, 2].map((k) => ({ index: k, campaign: shardCampaignId('cut', k, 2), script: '', timeLimitMin: 1, constraint: null, nodelist: null, jobs: [] })) };
+    const before = await campaignStatus(record);
+    expect(before.map((s) => [s.progress, s.complete])).toEqual([[null, false], [null, false]]);
+    const c = openOrCreateShard({ spec: SMALL, testbedFile: MODEL, campaignId: 'cut', shards: 2, resultsDir: results, iterations: 1 }, 1);
+    const steps = c.journal.steps().length;
+    c.store.close();
+    expect(steps).toBeGreaterThan(0);
+    const [after] = await campaignStatus(record);
+    expect(after!.progress).toMatchObject({ done: 0, pending: steps, total: steps });
+    // A planned campaign is still never created twice.
+    expect(() => createCampaignFromPlan(openCampaign(results, id).plan, loadCampaignSpec(SMALL, EXPERIMENTS), results)).toThrow(/already exists/);
   });
 });
