@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Prints how many steps of a campaign journal are finished (done or failed): the progress measure
+// Prints how many steps of a campaign journal are finished (done, failed or not needed): the progress measure
 // of the boot-loop guard (src/host/boot-resume), run at every boot. Plain JavaScript on purpose:
 // `nuksm status --finished` prints the same number but loads the TypeScript CLI through tsx, which
 // takes minutes on a slow (TCG-emulated) machine at boot.
@@ -13,7 +13,8 @@ if (!file) {
 }
 const db = new Database(file, { readonly: true, fileMustExist: true });
 try {
-  const row = db.prepare("SELECT COUNT(*) AS n FROM steps WHERE state IN ('done', 'failed')").get();
+  // The finished states of src/campaign/journal.ts FINISHED_STATES ('not-needed': an adaptive iteration decided away).
+  const row = db.prepare("SELECT COUNT(*) AS n FROM steps WHERE state IN ('done', 'failed', 'not-needed')").get();
   process.stdout.write(`${row.n}\n`);
 } finally {
   db.close();

@@ -1,6 +1,7 @@
 /**
  * The campaign journal: step states pending → running → done | failed, with every attempt
- * recorded. It lives in the results store's database so that marking a step done and making
+ * recorded; an adaptive iteration may instead go pending → not-needed (decideConditional), which
+ * is finished but neither done nor failed. It lives in the results store's database so that marking a step done and making
  * its samples valid is one transaction (see src/results/store.ts).
  */
 import { randomUUID } from 'node:crypto';
@@ -8,9 +9,12 @@ import type { FailureClass } from '../core/errors.ts';
 import { redact } from '../core/secrets.ts';
 import type { Scenario } from '../core/scenario.ts';
 import type { ResultsStore } from '../results/store.ts';
+import type { AdaptiveDecision, DoneValues, StepCondition } from './adaptive.ts';
 import type { Plan } from './plan.ts';
 
-export type StepState = 'pending' | 'running' | 'done' | 'failed';
+export type StepState = 'pending' | 'running' | 'done' | 'failed' | 'not-needed';
+/** States that are the end of a step: the campaign's progress (the boot-loop guard counts them). */
+export const FINISHED_STATES: readonly StepState[] = ['done', 'failed', 'not-needed'];
 
 export interface JournalStep {
   stepId: string;
@@ -30,6 +34,10 @@ export interface JournalStep {
   failureClass: FailureClass | null;
   failureMessage: string | null;
   figures: string[];
+  /** The plan's adaptive condition (null: the step always runs). */
+  adaptive: StepCondition | null;
+  /** The runner's decision on a conditional step (the reason of 'not-needed'; also kept when it ran). */
+  decision: AdaptiveDecision | null;
 }
 
 export interface CampaignRecord {
@@ -68,13 +76,13 @@ export class Journal {
         .prepare('INSERT INTO campaign (id, spec, spec_file, testbed_file, testbed_kind, seed, created_at, plan_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
         .run(plan.campaign, plan.spec, plan.specFile, plan.testbed.file, plan.testbed.kind, plan.seed, now(), JSON.stringify(plan));
       const insertStep = this.db.prepare(
-        `INSERT INTO steps (step_id, seq, step_key, experiment, config_id, kernel_mode, iteration, kernel, boot, scenario_json, estimate_s, state, failure_class, failure_message, implementation)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', NULL, ?, ?)`,
+        `INSERT INTO steps (step_id, seq, step_key, experiment, config_id, kernel_mode, iteration, kernel, boot, scenario_json, estimate_s, state, failure_class, failure_message, implementation, adaptive_json)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', NULL, ?, ?, ?)`,
       );
       const insertFigure = this.db.prepare('INSERT INTO step_figures (step_id, figure) VALUES (?, ?)');
       for (const st of plan.steps) {
         const s = st.scenario;
-        insertStep.run(st.stepId, st.seq, st.key, s.experiment, s.configId, s.kernelMode, s.iteration, st.kernel, st.boot, JSON.stringify(s), st.estimateS, st.unsupported, st.implementation ?? null);
+        insertStep.run(st.stepId, st.seq, st.key, s.experiment, s.configId, s.kernelMode, s.iteration, st.kernel, st.boot, JSON.stringify(s), st.estimateS, st.unsupported, st.implementation ?? null, st.adaptive ? JSON.stringify(st.adaptive) : null);
         for (const f of st.figures) insertFigure.run(st.stepId, f);
       }
     })();
@@ -135,6 +143,8 @@ export class Journal {
       failureClass: (r.failure_class as FailureClass | null) ?? null,
       failureMessage: (r.failure_message as string | null) ?? null,
       figures: byStep.get(String(r.step_id)) ?? [],
+      adaptive: r.adaptive_json ? (JSON.parse(String(r.adaptive_json)) as StepCondition) : null,
+      decision: r.decision_json ? (JSON.parse(String(r.decision_json)) as AdaptiveDecision) : null,
     }));
   }
 
@@ -221,13 +231,41 @@ export class Journal {
     })();
   }
 
-  /** Steps that are done or failed for good: the campaign's progress (the boot-loop guard reads it). */
+  /**
+   * One transaction: reads the done iterations of the step's configuration (its key), asks `decide`
+   * and records the decision; when the step is not needed it becomes 'not-needed' with the decision
+   * as its reason. A step no longer pending is left alone (null).
+   */
+  decideConditional(stepId: string, decide: (doneIterations: number, values: DoneValues) => AdaptiveDecision): AdaptiveDecision | null {
+    return this.db.transaction(() => {
+      const step = this.db.prepare("SELECT step_key FROM steps WHERE step_id = ? AND state = 'pending'").get(stepId) as { step_key: string } | undefined;
+      if (!step) return null;
+      const done = (this.db.prepare("SELECT COUNT(*) AS n FROM steps WHERE step_key = ? AND state = 'done'").get(step.step_key) as { n: number }).n;
+      const values: DoneValues = (metric) => {
+        const rows = this.db
+          .prepare(
+            `SELECT x.instance, x.value FROM samples x JOIN steps s ON s.step_id = x.step_id AND s.valid_attempt = x.attempt_id AND s.state = 'done'
+             WHERE s.step_key = ? AND x.metric = ? AND x.t IS NULL AND x.node IS NULL ORDER BY s.iteration, x.instance`,
+          )
+          .all(step.step_key, metric) as { instance: string; value: number }[];
+        const out = new Map<string, number[]>();
+        for (const r of rows) out.set(r.instance, [...(out.get(r.instance) ?? []), r.value]);
+        return out;
+      };
+      const decision = decide(done, values);
+      if (decision.needed) this.db.prepare('UPDATE steps SET decision_json = ? WHERE step_id = ?').run(JSON.stringify(decision), stepId);
+      else this.db.prepare("UPDATE steps SET state = 'not-needed', decision_json = ?, ended_at = ? WHERE step_id = ?").run(JSON.stringify(decision), now(), stepId);
+      return decision;
+    })();
+  }
+
+  /** Steps that are done, failed for good or not needed: the campaign's progress (the boot-loop guard reads it). */
   finishedSteps(): number {
-    return (this.db.prepare("SELECT COUNT(*) AS n FROM steps WHERE state IN ('done', 'failed')").get() as { n: number }).n;
+    return (this.db.prepare(`SELECT COUNT(*) AS n FROM steps WHERE state IN (${FINISHED_STATES.map((st) => `'${st}'`).join(', ')})`).get() as { n: number }).n;
   }
 
   counts(): Record<StepState, number> {
-    const out: Record<StepState, number> = { pending: 0, running: 0, done: 0, failed: 0 };
+    const out: Record<StepState, number> = { pending: 0, running: 0, done: 0, failed: 0, 'not-needed': 0 };
     for (const r of this.db.prepare('SELECT state, COUNT(*) AS n FROM steps GROUP BY state').all() as { state: StepState; n: number }[]) out[r.state] = r.n;
     return out;
   }

@@ -31,17 +31,24 @@ export interface ResultRow extends Sample {
   implementation: string;
 }
 
+/**
+ * The steps table. 'not-needed': an adaptive iteration the runner decided not to run (its reason in
+ * decision_json); adaptive_json is the plan's condition (src/campaign/adaptive.ts).
+ */
+const stepsTable = (name: string) => `
+CREATE TABLE IF NOT EXISTS ${name} (
+  step_id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE, step_key TEXT NOT NULL, experiment TEXT NOT NULL,
+  config_id TEXT NOT NULL, kernel_mode TEXT NOT NULL, iteration INTEGER NOT NULL, kernel TEXT, boot INTEGER,
+  scenario_json TEXT NOT NULL, estimate_s REAL NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('pending','running','done','failed','not-needed')),
+  attempts INTEGER NOT NULL DEFAULT 0, valid_attempt TEXT, failure_class TEXT, failure_message TEXT,
+  started_at TEXT, ended_at TEXT, implementation TEXT, adaptive_json TEXT, decision_json TEXT);`;
+
 const TABLES = `
 CREATE TABLE IF NOT EXISTS campaign (
   id TEXT PRIMARY KEY, spec TEXT NOT NULL, spec_file TEXT NOT NULL, testbed_file TEXT NOT NULL,
   testbed_kind TEXT NOT NULL, seed INTEGER NOT NULL, created_at TEXT NOT NULL, plan_json TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS steps (
-  step_id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE, step_key TEXT NOT NULL, experiment TEXT NOT NULL,
-  config_id TEXT NOT NULL, kernel_mode TEXT NOT NULL, iteration INTEGER NOT NULL, kernel TEXT, boot INTEGER,
-  scenario_json TEXT NOT NULL, estimate_s REAL NOT NULL,
-  state TEXT NOT NULL CHECK (state IN ('pending','running','done','failed')),
-  attempts INTEGER NOT NULL DEFAULT 0, valid_attempt TEXT, failure_class TEXT, failure_message TEXT,
-  started_at TEXT, ended_at TEXT);
+${stepsTable('steps')}
 CREATE TABLE IF NOT EXISTS step_figures (step_id TEXT NOT NULL, figure TEXT NOT NULL, PRIMARY KEY (step_id, figure));
 CREATE TABLE IF NOT EXISTS attempts (
   attempt_id TEXT PRIMARY KEY, step_id TEXT NOT NULL, number INTEGER NOT NULL, started_at TEXT NOT NULL,
@@ -72,6 +79,25 @@ export function checkSample(s: Sample): void {
   if (!Number.isFinite(s.value)) throw new HarnessError('parse-error', `metric '${s.metric}' value is not a finite number`, { sample: s });
 }
 
+/**
+ * A store made before the 'not-needed' state (its CHECK names four states; some also lack the
+ * implementation column): SQLite cannot alter a CHECK, so the steps table is rebuilt with every row
+ * and column it had, in one transaction (the results view, which reads it, is dropped and remade).
+ */
+function migrateSteps(db: Database.Database): void {
+  const table = db.prepare("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'steps'").get() as { sql: string } | undefined;
+  if (!table || table.sql.includes("'not-needed'")) return;
+  db.transaction(() => {
+    const columns = (db.prepare("SELECT name FROM pragma_table_info('steps')").all() as { name: string }[]).map((c) => c.name).join(', ');
+    db.exec('DROP VIEW IF EXISTS results');
+    db.exec('DROP TABLE IF EXISTS steps_migrated');
+    db.exec(stepsTable('steps_migrated'));
+    db.exec(`INSERT INTO steps_migrated (${columns}) SELECT ${columns} FROM steps`);
+    db.exec('DROP TABLE steps');
+    db.exec('ALTER TABLE steps_migrated RENAME TO steps');
+  })();
+}
+
 export class ResultsStore {
   readonly db: Database.Database;
   readonly dir: string;
@@ -89,8 +115,7 @@ export class ResultsStore {
     const viewColumns = this.db.prepare("SELECT name FROM pragma_table_info('results')").all() as { name: string }[];
     if (viewColumns.length > 0 && !['kernel', 'implementation'].every((n) => viewColumns.some((c) => c.name === n))) this.db.exec('DROP VIEW results');
     this.db.exec(TABLES);
-    const stepColumns = this.db.prepare("SELECT name FROM pragma_table_info('steps')").all() as { name: string }[];
-    if (!stepColumns.some((c) => c.name === 'implementation')) this.db.exec('ALTER TABLE steps ADD COLUMN implementation TEXT');
+    migrateSteps(this.db);
     this.db.exec(VIEW);
     this.insertSample = this.db.prepare(
       'INSERT INTO samples (attempt_id, step_id, instance, workload, metric, value, unit, t, node) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
