@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { ConfigError } from '../core/errors.ts';
 import type { Implementation, InstanceSpec, KernelMode, KsmSettings, MergeWait, Scenario, WorkloadRun } from '../core/scenario.ts';
 import type { TestbedFile } from '../core/testbed-file.ts';
+import { conditionOf, type StepCondition } from './adaptive.ts';
 import { STAGGER_S, type CampaignSpec, type ExperimentSpec, type FigureName } from './spec.ts';
 
 /** Constants of the estimate (docs/campaigns.md). */
@@ -36,6 +37,12 @@ export interface PlannedStep {
   estimateS: number;
   /** Which implementation produces the step's results (implementationOf). */
   implementation: Implementation;
+  /**
+   * Adaptive repetition: an iteration after the spec's minIterations runs only while its
+   * configuration's CI is too wide (src/campaign/adaptive.ts); null (or absent in plans made
+   * before adaptive repetition) when it always runs.
+   */
+  adaptive?: StepCondition | null;
 }
 
 export interface PlannedBoot {
@@ -255,6 +262,8 @@ export function buildPlan(campaign: CampaignSpec, tb: TestbedFile, campaignId: s
     }
   }
   const iterationsOf = new Map(campaign.specs.map((s) => [s.name, s.iterations]));
+  const specOf = new Map(campaign.specs.map((s) => [s.name, s]));
+  const conditionFor = (d: Draft, iteration: number) => conditionOf(iteration, d.experiments.map((e) => ({ name: e, iterations: specOf.get(e)?.iterations ?? 1, adaptive: specOf.get(e)?.adaptive ?? null })));
   const drafts = [...byKey.values()];
   const kernelsOf = (mode: KernelMode): string[] => tb.modes[mode]?.kernels ?? [];
   // Kernels in the order the specs first ask for them (a mode's kernels in the file's list order).
@@ -312,6 +321,8 @@ export function buildPlan(campaign: CampaignSpec, tb: TestbedFile, campaignId: s
           unsupported: slot.kernel === null ? `testbed ${tb.file} has no kernel for mode '${d.mode}' (modes: ${Object.keys(tb.modes).join(', ') || 'none'})` : null,
           estimateS: slot.kernel === null ? 0 : d.estimateS,
           implementation: implementationOf(tb, d.mode),
+          // An unsupported step runs nothing: it is a failure row whatever the CI.
+          adaptive: slot.kernel === null ? null : conditionFor(d, iteration),
         });
       }
     }

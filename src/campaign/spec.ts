@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from '../core/errors.ts';
+import { METRICS } from '../core/metrics.ts';
 import { KERNEL_MODES } from '../core/scenario.ts';
 import { getWorkload } from '../workloads/index.ts';
 import { PAPER_WORKLOAD_NAMES, WORKLOAD_NAMES } from '../workloads/types.ts';
@@ -41,6 +42,20 @@ export const knobsSchema = z
   )
   .default({});
 const iterationsSchema = z.number().int().min(1, 'iterations must be at least 1').max(MAX_ITERATIONS, `iterations must be at most ${MAX_ITERATIONS} (each is a step per configuration and mode)`);
+
+/**
+ * Adaptive repetition (docs/campaigns.md): `iterations` is the cap; iterations after
+ * `minIterations` run only while the 95% CI of `metric` (per instance, src/results/stats.ts) is
+ * wider than `ciPct` % of its mean. Checked in checkAdaptive (ConfigError naming the key).
+ */
+const adaptiveSchema = z
+  .object({
+    metric: z.string().min(1),
+    ciPct: z.number({ invalid_type_error: 'expected a percentage of the mean' }),
+    minIterations: z.number().int().default(2),
+  })
+  .strict();
+export type AdaptiveSpec = z.output<typeof adaptiveSchema>;
 
 const instanceSchema = z
   .object({
@@ -136,6 +151,8 @@ export const experimentSpecSchema = z
     figures: z.array(z.enum(FIGURES)).min(1),
     kernelModes: z.array(z.enum(KERNEL_MODES)).min(1),
     iterations: iterationsSchema.default(1),
+    /** Adaptive repetition: `iterations` is then the cap (adaptiveSchema). */
+    adaptive: adaptiveSchema.nullable().default(null),
     /** More vCPUs on a node than it has CPUs (in one configuration) is refused unless this is set. */
     allowVcpuOvercommit: z.boolean().default(false),
     ksm: ksmSchema.default({}),
@@ -181,8 +198,27 @@ export function misleadingConfigId(id: string, workload: string): string | null 
   return null;
 }
 
+/**
+ * The adaptive keys of an experiment against its cap. `capSource` names where the cap came from
+ * when it is not the spec's own `iterations` (a campaign file's `iterations`, the --iterations flag).
+ */
+export function checkAdaptive(spec: ExperimentSpec, capSource?: { file: string; keyPath: string }): void {
+  const a = spec.adaptive;
+  if (!a) return;
+  const f = spec.file;
+  if (!(a.metric in METRICS)) throw new ConfigError(f, 'adaptive.metric', `unknown metric '${a.metric}' (not in src/core/metrics.ts; e.g. runtime_s, throughput_ops, memory_saved_gib)`);
+  if (!Number.isFinite(a.ciPct) || a.ciPct <= 0) throw new ConfigError(f, 'adaptive.ciPct', `must be a finite percentage of the mean above 0, got ${String(a.ciPct)}`);
+  if (a.minIterations < 2) throw new ConfigError(f, 'adaptive.minIterations', `must be at least 2 (a confidence interval needs two iterations), got ${a.minIterations}`);
+  if (a.minIterations > spec.iterations) {
+    const why = `adaptive.minIterations ${a.minIterations} is more than the cap of ${spec.iterations} iterations`;
+    if (capSource) throw new ConfigError(capSource.file, capSource.keyPath, `${why} it sets for experiment '${spec.name}' (${f})`);
+    throw new ConfigError(f, 'adaptive.minIterations', `${why} (iterations is the cap)`);
+  }
+}
+
 function checkExperiment(spec: ExperimentSpec): void {
   const f = spec.file;
+  checkAdaptive(spec);
   const names = new Set<string>();
   spec.instances.forEach((inst, i) => {
     if (names.has(inst.name)) throw new ConfigError(f, `instances[${i}].name`, `duplicate instance name '${inst.name}'`);
@@ -293,7 +329,10 @@ export function loadCampaignSpec(nameOrPath: string, experimentsDir = 'experimen
     const spec = parseExperimentSpec(path, d);
     if (seen.has(spec.name)) throw new ConfigError(file, `experiments[${i}]`, `experiment '${spec.name}' included twice`);
     seen.add(spec.name);
-    return campaign.iterations !== undefined ? { ...spec, iterations: campaign.iterations } : spec;
+    if (campaign.iterations === undefined) return spec;
+    const capped = { ...spec, iterations: campaign.iterations };
+    checkAdaptive(capped, { file, keyPath: 'iterations' });
+    return capped;
   });
   return { ...campaign, file, specs };
 }
