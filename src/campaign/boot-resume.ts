@@ -33,6 +33,8 @@ export interface CampaignProgress {
   outcome: 'running' | RunOutcome | 'error';
   done: number;
   failed: number;
+  /** Adaptive iterations decided away (absent in files written before adaptive repetition). */
+  notNeeded?: number;
   pending: number;
   total: number;
   /** Step about to run (while 'running'). */

@@ -18,8 +18,8 @@ import type { Testbed } from '../testbeds/types.ts';
 import { armBootResume, campaignResumeHook, disarmBootResume, PROGRESS_FILE, type CampaignProgress } from './boot-resume.ts';
 import { Journal } from './journal.ts';
 import { buildPlan, type Plan } from './plan.ts';
-import { runCampaign, type Progress, type RunOptions, type RunResult } from './runner.ts';
-import { loadCampaignSpec, MAX_ITERATIONS, type CampaignSpec } from './spec.ts';
+import { countsOf, runCampaign, type Progress, type RunOptions, type RunResult } from './runner.ts';
+import { checkAdaptive, loadCampaignSpec, MAX_ITERATIONS, type CampaignSpec } from './spec.ts';
 import { loadTestbedFile } from './testbed-file.ts';
 
 export const LOG_FILE = 'campaign.log.jsonl';
@@ -107,6 +107,7 @@ export function planCampaign(req: PlanRequest): { plan: Plan; spec: CampaignSpec
   }
   const spec = loadCampaignSpec(req.spec, req.experimentsDir ?? 'experiments');
   if (req.iterations !== undefined) spec.specs = spec.specs.map((s) => ({ ...s, iterations: req.iterations! }));
+  if (req.iterations !== undefined) for (const s of spec.specs) checkAdaptive(s, { file: 'command line', keyPath: '--iterations' });
   if (req.interleave) spec.interleave = req.interleave;
   const testbed = loadTestbedFile(req.testbedFile);
   const plan = buildPlan(spec, testbed, req.campaignId ?? newCampaignId(spec.name));
@@ -293,8 +294,8 @@ export async function executeCampaign(
   const unlock = lockCampaign(c.dir);
   const id = c.plan.campaign;
   const counts = () => {
-    const n = c.journal.counts();
-    return { done: n.done, failed: n.failed, pending: n.pending + n.running, total: n.done + n.failed + n.pending + n.running };
+    const { done, failed, notNeeded, pending, total } = countsOf(c.journal);
+    return { done, failed, notNeeded, pending, total };
   };
   try {
     const hook = campaignResumeHook(c.plan, c.dir, opts.resume ?? 'none');

@@ -276,7 +276,7 @@ async function watchAndCollect(machine: QemuMachine, exec: SshExecutor, record: 
     if (report.trim()) throw new HarnessError('boot', `campaign ${id} stopped by the boot-loop guard inside the machine: ${report.trim()}`);
     const progress = progressText.trim() ? (JSON.parse(progressText) as CampaignProgress) : null;
     if (progress) {
-      const line = `${progress.outcome} ${progress.done} done, ${progress.failed} failed, ${progress.pending} pending of ${progress.total}${progress.current ? `; running ${progress.current}` : ''}`;
+      const line = `${progress.outcome} ${progress.done} done, ${progress.failed} failed, ${progress.notNeeded ? `${progress.notNeeded} not needed, ` : ''}${progress.pending} pending of ${progress.total}${progress.current ? `; running ${progress.current}` : ''}`;
       if (line !== last) {
         opts.log(`campaign ${id}: ${line}`);
         last = line;

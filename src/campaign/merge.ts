@@ -130,14 +130,15 @@ export function mergeShards(opts: { resultsDir?: string; campaignId: string }): 
       writeFileAtomic(join(tmp, 'plan.json'), `${JSON.stringify(merged, null, 2)}\n`);
       const db = store.db;
       db.transaction(() => {
-        const setStep = db.prepare('UPDATE steps SET state = ?, attempts = ?, valid_attempt = ?, failure_class = ?, failure_message = ?, started_at = ?, ended_at = ? WHERE step_id = ?');
+        // decision_json: an adaptive iteration's decision (the reason of 'not-needed'), as its shard made it.
+        const setStep = db.prepare('UPDATE steps SET state = ?, attempts = ?, valid_attempt = ?, failure_class = ?, failure_message = ?, started_at = ?, ended_at = ?, decision_json = ? WHERE step_id = ?');
         const addAttempt = db.prepare('INSERT INTO attempts (attempt_id, step_id, number, started_at, ended_at, outcome, failure_class, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
         const addSample = db.prepare('INSERT INTO samples (attempt_id, step_id, instance, workload, metric, value, unit, t, node) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
         const addManifest = db.prepare('INSERT INTO manifests (step_id, attempt_id, manifest_json) VALUES (?, ?, ?)');
         for (const c of opened) {
           const src = c.store.db;
-          for (const r of src.prepare('SELECT step_id, state, attempts, valid_attempt, failure_class, failure_message, started_at, ended_at FROM steps').all() as Record<string, unknown>[]) {
-            setStep.run(r.state, r.attempts, r.valid_attempt, r.failure_class, r.failure_message, r.started_at, r.ended_at, r.step_id);
+          for (const r of src.prepare('SELECT step_id, state, attempts, valid_attempt, failure_class, failure_message, started_at, ended_at, decision_json FROM steps').all() as Record<string, unknown>[]) {
+            setStep.run(r.state, r.attempts, r.valid_attempt, r.failure_class, r.failure_message, r.started_at, r.ended_at, r.decision_json, r.step_id);
           }
           for (const r of src.prepare('SELECT attempt_id, step_id, number, started_at, ended_at, outcome, failure_class, message FROM attempts').all() as Record<string, unknown>[]) {
             addAttempt.run(r.attempt_id, r.step_id, r.number, r.started_at, r.ended_at, r.outcome, r.failure_class, r.message);

@@ -2,7 +2,8 @@
  * The runner: takes pending steps in plan order, makes the testbed boot the step's kernel
  * (stopping cleanly when that needs a reboot), runs the step with per-class retries (p-retry)
  * and commits it through the journal. A step that fails for good is a failure row; the
- * campaign goes on.
+ * campaign goes on. An adaptive iteration (step.adaptive) is decided first, before its kernel is
+ * asked for: a not-needed step never boots a kernel (src/campaign/adaptive.ts).
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,6 +13,7 @@ import { HarnessError, failureClassOf, type FailureClass } from '../core/errors.
 import { setLongTimeout, type LongTimer } from '../core/long-timer.ts';
 import type { Sample } from '../core/sample.ts';
 import type { Testbed } from '../testbeds/types.ts';
+import { decide } from './adaptive.ts';
 import { MAX_BOOTS_PER_KERNEL, type Journal, type JournalStep } from './journal.ts';
 
 /** Retries (after the first attempt) per failure class. Config, unsupported, oom and parse errors are not retried: rerunning does not change them. */
@@ -31,6 +33,8 @@ export interface Progress {
   step: JournalStep;
   done: number;
   failed: number;
+  /** Adaptive iterations decided away (finished, neither done nor failed). */
+  notNeeded: number;
   total: number;
   /** Seconds left by the plan's estimates, scaled by how long finished steps really took. */
   etaS: number;
@@ -71,8 +75,17 @@ export interface RunResult {
   failed: number;
   /** Of the failed steps, those recorded as 'unsupported' (known from the plan, not a run failure). */
   unsupported: number;
+  /** Adaptive iterations not run because their configuration's CI was already narrow enough. */
+  notNeeded: number;
   pending: number;
   total: number;
+}
+
+/** RunResult counts from the journal (total = every planned step). */
+export function countsOf(journal: Journal): Omit<RunResult, 'outcome'> {
+  const c = journal.counts();
+  const unsupported = journal.steps().filter((st) => st.state === 'failed' && st.failureClass === 'unsupported').length;
+  return { done: c.done, failed: c.failed, unsupported, notNeeded: c['not-needed'], pending: c.pending + c.running, total: c.done + c.failed + c['not-needed'] + c.pending + c.running };
 }
 
 class StepAttemptError extends Error {
@@ -166,10 +179,20 @@ export async function runCampaign(opts: RunOptions): Promise<RunResult> {
   const startedAt = Date.now();
   let estimateDoneS = 0;
 
-  const result = (outcome: RunOutcome): RunResult => {
-    const c = journal.counts();
-    const unsupported = journal.steps().filter((st) => st.state === 'failed' && st.failureClass === 'unsupported').length;
-    return { outcome, done: c.done, failed: c.failed, unsupported, pending: c.pending + c.running, total: c.done + c.failed + c.pending + c.running };
+  const result = (outcome: RunOutcome): RunResult => ({ outcome, ...countsOf(journal) });
+  /** Decides an adaptive iteration (journal transaction); true when it became 'not-needed'. */
+  const decidedAway = (st: JournalStep): boolean => {
+    if (!st.adaptive) return false;
+    const condition = st.adaptive;
+    const decision = journal.decideConditional(st.stepId, (n, values) => decide(condition, n, values));
+    if (!decision) return false;
+    log.info({ step: st.stepId, reason: decision.reason }, decision.needed ? 'adaptive repetition: step needed' : 'adaptive repetition: step not needed');
+    return !decision.needed;
+  };
+  /** A kernel that cannot be booted: its adaptive iterations not needed by now are not failures. */
+  const failKernel = (kernel: string, message: string): string[] => {
+    for (const st of journal.steps()) if (st.state === 'pending' && st.kernel === kernel) decidedAway(st);
+    return journal.failKernelSteps(kernel, message);
   };
 
   for (;;) {
@@ -178,11 +201,16 @@ export async function runCampaign(opts: RunOptions): Promise<RunResult> {
     if (!step) return result('complete');
     if (opts.signal?.aborted || (opts.maxSteps !== undefined && ran >= opts.maxSteps)) return result('stopped');
 
+    // Before any kernel is asked for: a kernel whose remaining steps are all not needed is never booted.
+    if (step.kernel !== null && decidedAway(step)) continue;
+
     const done = steps.filter((s) => s.state === 'done').length;
     const failed = steps.filter((s) => s.state === 'failed').length;
+    const notNeeded = steps.filter((s) => s.state === 'not-needed').length;
+    // Conditional steps still pending are counted: the estimate is the cap's (an upper bound).
     const leftS = steps.filter((s) => s.state === 'pending').reduce((sum, s) => sum + s.estimateS, 0);
     const scale = estimateDoneS > 0 ? (Date.now() - startedAt) / 1000 / estimateDoneS : 1;
-    opts.onProgress?.({ step, done, failed, total: steps.length, etaS: leftS * scale });
+    opts.onProgress?.({ step, done, failed, notNeeded, total: steps.length, etaS: leftS * scale });
 
     if (step.kernel === null) {
       journal.failAttempt(step.stepId, null, 'unsupported', step.failureMessage ?? `testbed has no kernel for mode '${step.kernelMode}'`, true);
@@ -200,7 +228,7 @@ export async function runCampaign(opts: RunOptions): Promise<RunResult> {
         const running = await testbed.describe().then((e) => e.kernelRelease, () => null);
         if (running === null || running !== expected) {
           const message = `${tries} boots into kernel '${kernel}' (release ${expected ?? '?'}) did not bring it up: the host runs ${running ?? 'an unknown kernel'} (GRUB fell back to its default entry, the kernel failed to boot, or 'release' in the testbed file is wrong); not rebooting again`;
-          const failedSteps = journal.failKernelSteps(kernel, message);
+          const failedSteps = failKernel(kernel, message);
           log.error({ kernel, expected, running, tries, steps: failedSteps }, `${message}; its steps fail with class boot and the campaign goes on with the other kernels`);
           continue;
         }
@@ -217,7 +245,7 @@ export async function runCampaign(opts: RunOptions): Promise<RunResult> {
           continue;
         }
         const message = `kernel '${kernel}' could not be made ready in ${attempt} tries: ${err.message}`;
-        const failedSteps = journal.failKernelSteps(kernel, message);
+        const failedSteps = failKernel(kernel, message);
         log.error({ kernel, attempt, steps: failedSteps }, `${message}; its steps fail with class boot`);
         continue;
       }

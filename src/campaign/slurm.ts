@@ -204,7 +204,8 @@ export interface ShardStatus {
   submissions: number;
   active: boolean;
   /** From the shard's journal (null before its job created the store). */
-  progress: { done: number; failed: number; pending: number; total: number; current: string | null } | null;
+  /** notNeeded: adaptive iterations decided away (finished, neither done nor failed). */
+  progress: { done: number; failed: number; notNeeded: number; pending: number; total: number; current: string | null } | null;
   complete: boolean;
 }
 
@@ -219,6 +220,7 @@ function progressOf(root: string, sh: ShardJobs): ShardStatus['progress'] {
     const journal = new Journal(store);
     if (!journal.campaign()) return null;
     const n = journal.counts();
+    const notNeeded = n['not-needed'];
     let current: string | null = null;
     if (existsSync(file)) {
       try {
@@ -227,7 +229,7 @@ function progressOf(root: string, sh: ShardJobs): ShardStatus['progress'] {
         current = null;
       }
     }
-    return { done: n.done, failed: n.failed, pending: n.pending + n.running, total: n.done + n.failed + n.pending + n.running, current: n.running > 0 ? current : null };
+    return { done: n.done, failed: n.failed, notNeeded, pending: n.pending + n.running, total: n.done + n.failed + notNeeded + n.pending + n.running, current: n.running > 0 ? current : null };
   } finally {
     store.close();
   }

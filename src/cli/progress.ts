@@ -18,7 +18,11 @@ export interface ProgressReporter {
 }
 
 /** The plain line of a step start (kill-resume tests wait for it: `[done/total] stepId`). */
-export const progressLine = (p: Progress): string => `[${p.done + p.failed}/${p.total}${p.failed ? `, ${p.failed} failed` : ''}] ${p.step.stepId}  ETA ${duration(p.etaS)}\n`;
+export const progressLine = (p: Progress): string =>
+  `[${finishedOf(p)}/${p.total}${p.failed ? `, ${p.failed} failed` : ''}${p.notNeeded ? `, ${p.notNeeded} not needed` : ''}] ${p.step.stepId}  ETA ${duration(p.etaS)}\n`;
+
+/** Finished steps: done, failed and adaptive iterations decided away (not needed). */
+const finishedOf = (p: Progress) => p.done + p.failed + p.notNeeded;
 
 export function progressReporter(stream: NodeJS.WriteStream = process.stderr): ProgressReporter {
   if (!stream.isTTY || process.env.NUKSM_PROGRESS === '1') {
@@ -43,11 +47,12 @@ export function progressReporter(stream: NodeJS.WriteStream = process.stderr): P
   const cut = (s: string) => (s.length > width() ? `${s.slice(0, width() - 1)}…` : s);
   return {
     onProgress(p) {
-      const payload = { step: p.step.stepId, phase: 'starting', eta_plan: duration(p.etaS), failed: p.failed ? ` (${p.failed} failed)` : '' };
+      const notes = [p.failed ? `${p.failed} failed` : '', p.notNeeded ? `${p.notNeeded} not needed` : ''].filter(Boolean).join(', ');
+      const payload = { step: p.step.stepId, phase: 'starting', eta_plan: duration(p.etaS), failed: notes ? ` (${notes})` : '' };
       if (!started) {
-        bar.start(p.total, p.done + p.failed, payload);
+        bar.start(p.total, finishedOf(p), payload);
         started = true;
-      } else bar.update(p.done + p.failed, payload);
+      } else bar.update(finishedOf(p), payload);
     },
     onLog(msg) {
       if (started) bar.update({ phase: cut(msg) });

@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkCampaignId, checkMaxSteps, createCampaign, executeCampaign, loadTestbedFile, openCampaign, planCampaign, resultsRoot, type OpenCampaign, type PlanRequest } from '../campaign/campaign.ts';
-import type { RunResult } from '../campaign/runner.ts';
+import { countsOf, type RunResult } from '../campaign/runner.ts';
 import { exportFigures } from '../results/figures.ts';
 import { describeReport, reportOrWarning, writeReportSync } from '../results/report.ts';
 import { STORE_FILE } from '../results/store.ts';
@@ -27,7 +27,7 @@ export async function runOpenCampaign(c: OpenCampaign, opts: { maxSteps?: number
   const progress = opts.quiet ? null : progressReporter();
   try {
     const result = await executeCampaign(c, testbed, { resume: testbedFile.resume, signal: controller.signal, maxSteps: opts.maxSteps, onProgress: progress?.onProgress, onLog: progress?.onLog });
-    progress?.stop(result.done + result.failed);
+    progress?.stop(result.done + result.failed + result.notNeeded);
     return { result, exitCode: exitCodeOf(result) };
   } finally {
     progress?.stop();
@@ -43,10 +43,8 @@ function exitCodeOf(result: RunResult): number {
 
 /** Counts of a campaign whose runner is not here (copied back from the emulated machine). */
 function resultOf(c: OpenCampaign): RunResult {
-  const n = c.journal.counts();
-  const unsupported = c.journal.steps().filter((s) => s.state === 'failed' && s.failureClass === 'unsupported').length;
-  const pending = n.pending + n.running;
-  return { outcome: pending === 0 ? 'complete' : 'stopped', done: n.done, failed: n.failed, unsupported, pending, total: n.done + n.failed + pending };
+  const n = countsOf(c.journal);
+  return { outcome: n.pending === 0 ? 'complete' : 'stopped', ...n };
 }
 
 // On stderr also with --json (stdout carries the JSON): a campaign in the machine runs for hours.
@@ -147,7 +145,7 @@ export function finishCampaign(run: CampaignRun, json: boolean): void {
 }
 
 export function describeOutcome(id: string, dir: string, r: RunResult): string {
-  const head = `campaign ${id}: ${r.done} done, ${r.failed} failed${r.unsupported ? ` (${r.unsupported} unsupported on this testbed)` : ''}, ${r.pending} pending of ${r.total}`;
+  const head = `campaign ${id}: ${r.done} done, ${r.failed} failed${r.unsupported ? ` (${r.unsupported} unsupported on this testbed)` : ''}, ${r.notNeeded ? `${r.notNeeded} not needed (adaptive repetition), ` : ''}${r.pending} pending of ${r.total}`;
   if (r.outcome === 'rebooting') return `${head}\nrebooting into the next kernel; after boot run: nuksm resume ${id}\n`;
   if (r.outcome === 'stopped') return `${head}\nstopped; continue with: nuksm resume ${id}\n`;
   return `${head}\nresults: ${dir}\n`;

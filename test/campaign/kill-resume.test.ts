@@ -99,7 +99,7 @@ describe('SIGKILL at random moments, then resume (model testbed)', () => {
       const rows = killed.store.rows();
       const states = killed.journal.counts();
       killed.store.close();
-      expect(states).toEqual({ pending: 0, running: 0, done: refResult.total, failed: 0 });
+      expect(states).toEqual({ pending: 0, running: 0, done: refResult.total, failed: 0, 'not-needed': 0 });
       expect(canonical(rows)).toEqual(expected);
       // No leftover samples of interrupted attempts either.
       expect(storedSamples).toBe(rows.length);

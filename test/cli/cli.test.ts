@@ -55,7 +55,7 @@ describe('nuksm CLI', () => {
     out = '';
     expect(await main(['status', '--results-dir', resultsDir, '--json'])).toBe(EXIT.ok);
     const status = JSON.parse(out);
-    expect(status.counts).toEqual({ pending: 0, running: 0, done: 6, failed: 0 });
+    expect(status.counts).toEqual({ pending: 0, running: 0, done: 6, failed: 0, 'not-needed': 0 });
     expect(status.steps[0]).toMatchObject({ state: 'done', attempts: 1 });
 
     out = '';

@@ -10,7 +10,7 @@ function stream(isTTY: boolean) {
   Object.assign(s, { isTTY, columns: 160, cursorTo: () => true, clearLine: () => true, moveCursor: () => true, text: () => out });
   return s;
 }
-const progress = (done: number, stepId: string, etaS: number): Progress => ({ step: { stepId } as Progress['step'], done, failed: 0, total: 4, etaS });
+const progress = (done: number, stepId: string, etaS: number, notNeeded = 0): Progress => ({ step: { stepId } as Progress['step'], done, failed: 0, notNeeded, total: 4, etaS });
 
 describe('progress', () => {
   const saved = process.env.NUKSM_PROGRESS;
@@ -28,6 +28,13 @@ describe('progress', () => {
     r.onProgress(progress(1, '0002-b', 60));
     r.stop(2);
     expect(s.text()).toBe('[0/4] 0001-a  ETA 2 min 05 s\n[1/4] 0002-b  ETA 1 min 00 s\n');
+  });
+
+  it('counts adaptive iterations decided away as finished, and says so', () => {
+    delete process.env.NUKSM_PROGRESS;
+    const s = stream(false);
+    progressReporter(s).onProgress(progress(1, '0004-d', 0, 2));
+    expect(s.text()).toBe('[3/4, 2 not needed] 0004-d  ETA 0 s\n');
   });
 
   it('a TTY: a live bar with done/total, the step, its phase from the log and the plan ETA', async () => {

@@ -22,7 +22,7 @@ export const statusCommand: CommandModule<object, StatusArgs> = {
   builder: (y: Argv<object>) =>
     withJson(withResultsDir(y))
       .positional('campaign-id', { type: 'string', describe: 'campaign' })
-      .option('finished', { type: 'boolean', default: false, describe: 'print only the number of finished (done or failed) steps, from the journal (the boot-loop guard reads it)' }) as unknown as Argv<StatusArgs>,
+      .option('finished', { type: 'boolean', default: false, describe: 'print only the number of finished (done, failed or not needed) steps, from the journal (the boot-loop guard reads it)' }) as unknown as Argv<StatusArgs>,
   handler: (args) => {
     const id = campaignIdOrLatest(args.campaignId, args.resultsDir);
     const dir = join(resultsRoot(args.resultsDir), id);
@@ -48,7 +48,10 @@ export const statusCommand: CommandModule<object, StatusArgs> = {
       process.stdout.write(`${JSON.stringify({ campaign: c.plan.campaign, dir: c.dir, counts, steps: slim }, null, 2)}\n`);
       return;
     }
-    process.stdout.write(`campaign ${c.plan.campaign} (${c.plan.spec} on ${c.plan.testbed.name}): ${counts.done} done, ${counts.failed} failed, ${counts.running} running, ${counts.pending} pending\n\n`);
-    process.stdout.write(textTable(['#', 'step', 'state', 'attempts', 'failure'], steps.map((s) => [s.seq, s.stepId, s.state, s.attempts, s.failureClass ? `${s.failureClass}: ${s.failureMessage ?? ''}`.slice(0, 100) : ''])));
+    const notNeeded = counts['not-needed'] ? `, ${counts['not-needed']} not needed (adaptive repetition)` : '';
+    process.stdout.write(`campaign ${c.plan.campaign} (${c.plan.spec} on ${c.plan.testbed.name}): ${counts.done} done, ${counts.failed} failed${notNeeded}, ${counts.running} running, ${counts.pending} pending\n\n`);
+    const adaptive = steps.some((s) => s.adaptive);
+    const rows = steps.map((s) => [s.seq, s.stepId, s.state, s.attempts, s.failureClass ? `${s.failureClass}: ${s.failureMessage ?? ''}`.slice(0, 100) : '', ...(adaptive ? [s.decision?.reason ?? (s.adaptive ? 'conditional: not decided yet' : '')] : [])]);
+    process.stdout.write(textTable(['#', 'step', 'state', 'attempts', 'failure', ...(adaptive ? ['adaptive repetition'] : [])], rows));
   },
 };
