@@ -7,6 +7,8 @@
  * - A kernel some fleet machine is already booted into goes to that machine (split over all such
  *   machines), so it never reboots for it; the other kernels go, biggest first, to the machine
  *   that finishes them earliest counting the reboot they cost there (longest-processing-time first).
+ * - The iterations of an adaptive configuration stay in one shard: its runner decides the
+ *   conditional ones from the iterations done before them.
  * - A step keeps its id, seq, key and seed from the whole plan: a shard runs the same steps the
  *   unsharded campaign would, and `nuksm merge` puts them back together (src/campaign/merge.ts).
  */
@@ -107,13 +109,33 @@ function bootsOf(steps: readonly PlannedStep[], tb: TestbedFile): { steps: Plann
 
 const sumS = (steps: readonly PlannedStep[]) => steps.reduce((s, st) => s + st.estimateS, 0);
 
-/** Longest first (ties: plan order) onto the least-loaded machine (ties: lowest index). */
+/**
+ * Units that go to one machine: a single step, or all iterations of an adaptive configuration (one
+ * key with a conditional step), which its shard decides from its own journal (src/campaign/adaptive.ts).
+ */
+function unitsOf(steps: readonly PlannedStep[]): PlannedStep[][] {
+  const adaptive = new Set(steps.filter((st) => st.adaptive).map((st) => st.key));
+  const byKey = new Map<string, PlannedStep[]>();
+  const units: PlannedStep[][] = [];
+  for (const st of steps) {
+    if (!adaptive.has(st.key)) units.push([st]);
+    else if (byKey.has(st.key)) byKey.get(st.key)!.push(st);
+    else {
+      const unit = [st];
+      byKey.set(st.key, unit);
+      units.push(unit);
+    }
+  }
+  return units;
+}
+
+/** Longest unit first (ties: plan order) onto the least-loaded machine (ties: lowest index). */
 function balanceSteps(steps: readonly PlannedStep[], onto: Machine[], kernel: string | null): void {
-  const sorted = [...steps].sort((a, b) => b.estimateS - a.estimateS || a.seq - b.seq);
-  for (const st of sorted) {
+  const sorted = unitsOf(steps).sort((a, b) => sumS(b) - sumS(a) || a[0]!.seq - b[0]!.seq);
+  for (const unit of sorted) {
     const m = onto.reduce((best, x) => (x.loadS < best.loadS ? x : best));
-    m.steps.push(st);
-    m.loadS += st.estimateS;
+    m.steps.push(...unit);
+    m.loadS += sumS(unit);
     if (kernel !== null) m.last = kernel;
   }
 }
