@@ -181,15 +181,38 @@ function figureTable(def: FigureDef, rows: readonly Row[]): string {
   return htmlTable(def.columns, rows.map((r) => def.columns.map((c) => cell(r[c]))), ` class="data" data-table="${esc(def.name)}"`);
 }
 
+/**
+ * Per adaptive configuration (step key with a conditional iteration): iterations run of the cap and
+ * the decision that ended it (the first not-needed step's reason, else the last decision made).
+ */
+function adaptiveTable(steps: readonly JournalStep[]): string {
+  const keys = [...new Set(steps.filter((s) => s.adaptive).map((s) => s.key))];
+  if (!keys.length) return '';
+  const body = keys.map((key) => {
+    const its = steps.filter((s) => s.key === key);
+    const first = its[0]!;
+    const target = its.find((s) => s.adaptive)!.adaptive!.targets.map((t) => `${t.metric} CI ≤ ${t.ciPct}% (min ${t.minIterations}${its.some((s) => (s.adaptive?.targets.length ?? 1) > 1) ? `, ${t.experiment}` : ''})`).join('; ');
+    const ended = its.find((s) => s.state === 'not-needed') ?? [...its].reverse().find((s) => s.decision);
+    const count = (st: string) => its.filter((s) => s.state === st).length;
+    return [esc(first.experiment), esc(first.configId), esc(first.kernelMode), esc(first.kernel ?? ''), esc(target), esc(count('done')), esc(its.length), esc(count('not-needed')), esc(count('failed')), esc(ended?.decision?.reason ?? 'no decision yet')];
+  });
+  return `<h3>Adaptive repetition</h3><p>Iterations after the minimum run only while the 95% CI of the metric (per instance, the catalogue's mean type) is wider than the target; the others are <em>not-needed</em>: they contribute nothing to the figures and are not failures.</p>
+${htmlTable(['experiment', 'config', 'kernel mode', 'kernel', 'target', 'iterations used', 'cap', 'not needed', 'failed', 'decision'], body, ' class="adaptive"')}`;
+}
+
 function planSection(d: ReportData): string {
   const failed = d.steps.filter((s) => s.state === 'failed');
-  const counts = ['done', 'failed', 'pending', 'running'].map((st) => `${d.steps.filter((s) => s.state === st).length} ${st}`).join(', ');
+  const states = ['done', 'failed', 'not-needed', 'pending', 'running'].filter((st) => st !== 'not-needed' || d.steps.some((s) => s.state === st));
+  const counts = states.map((st) => `${d.steps.filter((s) => s.state === st).length} ${st}`).join(', ');
+  const adaptive = d.steps.some((s) => s.adaptive);
   const body = d.steps.map((s) => [
     esc(s.seq), esc(s.stepId), esc(s.experiment), esc(s.configId), esc(s.kernelMode), esc(s.kernel ?? ''), esc(s.iteration),
-    `<span class="state ${esc(s.state)}">${esc(s.state)}</span>`, esc(s.attempts), esc(s.failureClass ?? ''), esc(s.failureMessage ?? ''), esc(s.figures.join(' ')),
+    `<span class="state ${esc(s.state)}">${esc(s.state)}</span>`, esc(s.attempts), esc(s.failureClass ?? ''), esc(s.failureMessage ?? ''),
+    ...(adaptive ? [esc(s.decision?.reason ?? (s.adaptive ? 'conditional' : ''))] : []), esc(s.figures.join(' ')),
   ]);
   return `<section id="plan"><h2>The plan as run</h2><p>${esc(d.steps.length)} steps: ${esc(counts)}. ${failed.length ? `Failures by class: ${esc([...new Set(failed.map((s) => s.failureClass ?? 'unknown'))].map((k) => `${k} × ${failed.filter((s) => (s.failureClass ?? 'unknown') === k).length}`).join(', '))}.` : 'No failures.'}</p>
-${htmlTable(['#', 'step', 'experiment', 'config', 'kernel mode', 'kernel', 'iter', 'state', 'attempts', 'failure class', 'failure', 'figures'], body, ' class="plan"')}</section>`;
+${adaptiveTable(d.steps)}
+${htmlTable(['#', 'step', 'experiment', 'config', 'kernel mode', 'kernel', 'iter', 'state', 'attempts', 'failure class', 'failure', ...(adaptive ? ['adaptive repetition'] : []), 'figures'], body, ' class="plan"')}</section>`;
 }
 
 function provenanceSection(d: ReportData): string {
@@ -233,7 +256,7 @@ h1{font-size:24px;margin:0 0 6px}h2{font-size:19px;margin:32px 0 8px;border-bott
 .badge{display:inline-block;padding:2px 8px;border-radius:4px;font-weight:bold;font-size:13px}.badge.model{background:#fff3cd;color:#7a4d00;border:1px solid #e0b84a}.badge.measured{background:#dff0d8;color:#24572b;border:1px solid #8fbf8f}
 table{border-collapse:collapse;font-size:12.5px;margin:6px 0 12px}th,td{border:1px solid #ddd;padding:3px 7px;text-align:left;vertical-align:top}th{background:#f3f3f3}
 td:nth-child(n){font-variant-numeric:tabular-nums}.na{color:#999}.far{color:#b00020;font-weight:bold}.near{color:#1b5e20}.src{color:#555;font-size:11.5px}.rel{color:#555}ol.src{margin:0;padding-left:22px}
-.state.failed{color:#b00020;font-weight:bold}.state.done{color:#1b5e20}
+.state.failed{color:#b00020;font-weight:bold}.state.done{color:#1b5e20}.state.not-needed{color:#666}
 figure{margin:14px 0 26px;overflow-x:auto}figure svg{max-width:none;height:auto}figcaption{font-size:12.5px;color:#444;margin-top:4px}
 details{margin:4px 0 10px}summary{cursor:pointer;color:#1f4e9a;font-size:13px}
 nav a{margin-right:12px;font-size:13px}table.plan td{font-size:11.5px}

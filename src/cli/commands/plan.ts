@@ -25,17 +25,27 @@ function workloadsOf(step: Plan['steps'][number]): string {
   return [...new Set(step.scenario.workloads.map((w) => w.workload))].join(', ') || '-';
 }
 
+/** When a step runs: always, or (an adaptive iteration) while its configuration's CI is too wide. */
+function runsWhen(s: Plan['steps'][number]): string {
+  return s.adaptive ? `if ${s.adaptive.targets.map((t) => `${t.metric} CI > ${t.ciPct}%`).join(' or ')}` : 'always';
+}
+
 export function formatPlan(plan: Plan): string {
+  const conditional = plan.steps.filter((s) => s.adaptive);
   const out: string[] = [];
   out.push(`Campaign ${plan.spec} on ${plan.testbed.name} (${plan.testbed.kind}, ${plan.testbed.file})`);
   out.push(`${plan.steps.length} steps, seed ${plan.seed}, interleave ${plan.interleave}\n`);
   out.push('Steps');
   out.push(
     textTable(
-      ['#', 'step', 'workload', 'kernel', 'boot', 'estimate', 'feeds'],
-      plan.steps.map((s) => [s.seq, s.stepId, workloadsOf(s), s.kernel ?? 'UNSUPPORTED', s.boot ?? '-', s.unsupported ? '-' : duration(s.estimateS), s.figures.join(' ')]),
+      ['#', 'step', 'workload', 'kernel', 'boot', 'estimate', 'feeds', ...(conditional.length ? ['runs'] : [])],
+      plan.steps.map((s) => [s.seq, s.stepId, workloadsOf(s), s.kernel ?? 'UNSUPPORTED', s.boot ?? '-', s.unsupported ? '-' : duration(s.estimateS), s.figures.join(' '), ...(conditional.length ? [runsWhen(s)] : [])]),
     ),
   );
+  if (conditional.length) {
+    const atMostS = conditional.reduce((sum, s) => sum + s.estimateS, 0);
+    out.push(`${conditional.length} step(s) are adaptive iterations ('runs'): each runs only while its configuration's 95% CI is wider than the target, else it is recorded as not-needed. The estimate counts them all (the cap): if none is needed, the steps take ${duration(plan.estimate.stepsS - atMostS)} instead of ${duration(plan.estimate.stepsS)}.\n`);
+  }
   const unsupported = plan.steps.filter((s) => s.unsupported);
   if (unsupported.length) out.push(`${unsupported.length} step(s) unsupported on this testbed (recorded as failure rows): ${unsupported[0]!.unsupported}\n`);
   out.push(`Boots (${plan.reboots} reboot(s)${plan.testbed.kind !== 'model' ? '; the first only if the machine runs another kernel' : '; this testbed does not reboot'})`);
