@@ -24,6 +24,30 @@ export interface DoubleScript {
   slowMs?: number;
   /** configId whose step emits an unknown metric. */
   badMetric?: string[];
+  /**
+   * configId → relative spread of runtime_s. Each (step seed, instance) gives 100 s × (1 + spread × u),
+   * u uniform in [−1, 1) from a generator seeded by them: the same value on every attempt, retry and
+   * resume (a re-run reproduces its step's numbers). Configurations not listed keep 100 + attempt.
+   */
+  runtimeSpread?: Record<string, number>;
+}
+
+/** mulberry32: a small seeded generator (uniform in [0, 1)). */
+export function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** The runtime a step of the double reports for an instance under `runtimeSpread` (tests recompute it). */
+export function spreadRuntimeS(seed: number, instanceIndex: number, spread: number): number {
+  const u = seeded(seed ^ Math.imul(instanceIndex + 1, 0x9e3779b1))();
+  return 100 * (1 + spread * (2 * u - 1));
 }
 
 export class DoubleTestbed implements Testbed {
@@ -59,9 +83,11 @@ export class DoubleTestbed implements Testbed {
     this.calls.run.push(key);
     const attempt = this.calls.run.filter((k) => k === key).length;
     this.calls.started.push(`${key}#${attempt}@${Date.now()}`);
-    for (const inst of s.instances) {
-      ctx.emit([{ instance: inst.name, workload: s.workloads[0]!.workload, metric: 'runtime_s', value: 100 + attempt, unit: 's', t: null, node: null }]);
-    }
+    const spread = this.script.runtimeSpread?.[s.configId];
+    s.instances.forEach((inst, i) => {
+      const value = spread === undefined ? 100 + attempt : spreadRuntimeS(s.seed, i, spread);
+      ctx.emit([{ instance: inst.name, workload: s.workloads[0]!.workload, metric: 'runtime_s', value, unit: 's', t: null, node: null }]);
+    });
     ctx.emit([{ instance: 'host', workload: '', metric: 'memory_saved_gib', value: s.seed % 7, unit: 'GiB', t: null, node: null }]);
     if (this.script.slowMs) await new Promise((r) => setTimeout(r, this.script.slowMs));
     if (this.script.badMetric?.includes(s.configId)) ctx.emit([{ instance: 'host', workload: '', metric: 'made_up', value: 1, unit: 'x', t: null, node: null }]);
