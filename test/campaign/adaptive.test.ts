@@ -23,6 +23,7 @@ import { exportFigures } from '../../src/results/figures.ts';
 import { collectReport, reportHtml } from '../../src/results/report.ts';
 import { summarizeMetric } from '../../src/results/stats.ts';
 import { ResultsStore } from '../../src/results/store.ts';
+import { writeTwoKernelTestbed } from './support/two-kernels.ts';
 import { DoubleTestbed } from './support/double-testbed.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -158,20 +159,7 @@ describe('adaptive repetition', () => {
   });
 
   it('a kernel whose remaining steps are all not needed is never asked for (no reboot into it)', async () => {
-    const testbedFile = join(tmp, 'two-kernels.yaml');
-    writeFileSync(
-      testbedFile,
-      stringify({
-        name: 'two-kernels',
-        kind: 'model',
-        nodes: [
-          { id: 0, cpus: [0, 1], memoryGiB: 16 },
-          { id: 1, cpus: [2, 3], memoryGiB: 16 },
-        ],
-        kernels: { old: { bootEntry: 'Linux old', release: '6.1' }, new: { bootEntry: 'Linux new', release: '6.12' } },
-        modes: { 'ksm-off': { kernel: 'old' }, ksm: { kernel: 'new' } },
-      }),
-    );
+    const testbedFile = writeTwoKernelTestbed(join(tmp, 'two-kernels.yaml'), { 'ksm-off': { kernel: 'old' }, ksm: { kernel: 'new' } });
     const only = { configurations: [{ id: 'low', workload: 'cg', estimatedTimedS: 10 }] };
     const ensures = async (over: Obj, id: string) => {
       const c = createCampaign({ spec: writeSpec({ ...only, ...over }), testbedFile, resultsDir: tmp, campaignId: id, interleave: 'abba' });

@@ -8,6 +8,7 @@ import { afterAll, describe, expect, it, vi } from 'vitest';
 import { setLongTimeout } from '../../src/core/long-timer.ts';
 import { campaignLogger, createCampaign, executeCampaign, LOG_FILE, openCampaign } from '../../src/campaign/campaign.ts';
 import { getWorkload } from '../../src/workloads/index.ts';
+import { writeTwoKernelTestbed } from './support/two-kernels.ts';
 import { DoubleTestbed, type DoubleScript } from './support/double-testbed.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -167,20 +168,7 @@ describe('runner', () => {
   });
 
   it('passes the step kernel to ensureKernel and calls it again when only the kernel changes', async () => {
-    const testbedFile = join(tmp, 'two-kernels.yaml');
-    writeFileSync(
-      testbedFile,
-      stringify({
-        name: 'two-kernels',
-        kind: 'model',
-        nodes: [
-          { id: 0, cpus: [0, 1], memoryGiB: 16 },
-          { id: 1, cpus: [2, 3], memoryGiB: 16 },
-        ],
-        kernels: { old: { bootEntry: 'Linux old', release: '6.1' }, new: { bootEntry: 'Linux new', release: '6.12' } },
-        modes: { 'ksm-off': { kernel: 'old' }, ksm: { kernel: ['old', 'new'] } },
-      }),
-    );
+    const testbedFile = writeTwoKernelTestbed(join(tmp, 'two-kernels.yaml'), { 'ksm-off': { kernel: 'old' }, ksm: { kernel: ['old', 'new'] } });
     const c = campaign({ testbedFile });
     const { result, double, steps } = await run(c, { rebootIntoKernel: ['new'] });
     // Stops to reboot before the first step on the second kernel of the same mode (step 4 → 5:
