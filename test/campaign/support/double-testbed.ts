@@ -30,6 +30,8 @@ export interface DoubleScript {
    * resume (a re-run reproduces its step's numbers). Configurations not listed keep 100 + attempt.
    */
   runtimeSpread?: Record<string, number>;
+  /** Kernel key → ensureKernel calls that succeed; every later call throws a 'boot' error (the kernel stops booting). */
+  bootsBeforeFailure?: Record<string, number>;
 }
 
 /** mulberry32: a small seeded generator (uniform in [0, 1)). */
@@ -62,6 +64,10 @@ export class DoubleTestbed implements Testbed {
   async ensureKernel(mode: KernelMode, _log: Logger, kernel?: string): Promise<KernelState> {
     this.calls.ensureKernel.push(mode);
     this.calls.ensure.push(`${mode}@${kernel ?? '-'}`);
+    const allowed = kernel === undefined ? undefined : this.script.bootsBeforeFailure?.[kernel];
+    if (allowed !== undefined && this.calls.ensure.filter((e) => e.endsWith(`@${kernel}`)).length > allowed) {
+      throw new HarnessError('boot', `scripted: kernel ${kernel} no longer boots`);
+    }
     if (this.script.rebootInto?.includes(mode) && !this.rebooted.has(mode)) {
       this.rebooted.add(mode);
       return { status: 'rebooting', kernelRelease: 'old' };
