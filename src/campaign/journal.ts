@@ -1,8 +1,8 @@
 /**
  * The campaign journal: step states pending → running → done | failed, with every attempt
  * recorded; an adaptive iteration may instead go pending → not-needed (decideConditional), which
- * is finished but neither done nor failed. It lives in the results store's database so that marking a step done and making
- * its samples valid is one transaction (see src/results/store.ts).
+ * is finished but neither done nor failed. It lives in the results store's database so that
+ * marking a step done and making its samples valid is one transaction (see src/results/store.ts).
  */
 import { randomUUID } from 'node:crypto';
 import type { FailureClass } from '../core/errors.ts';

@@ -31,8 +31,8 @@ const withId = <T>(y: Argv<T>) => withJson(withResultsDir(y)).positional('campai
 
 function statusTable(rows: ShardStatus[]): string {
   return textTable(
-    ['shard', 'campaign', 'job', 'job state', 'node', 'submissions', 'done', 'failed', 'pending', 'running now'],
-    rows.map((r) => [r.index, r.campaign, r.job?.job ?? '-', r.job ? `${r.job.state} (${r.job.from})` : 'not submitted', r.job?.node ?? '-', r.submissions, r.progress?.done ?? 0, r.progress?.failed ?? 0, r.progress ? r.progress.pending : 'not started', r.progress?.current ?? '-']),
+    ['shard', 'campaign', 'job', 'job state', 'node', 'submissions', 'done', 'failed', 'not needed', 'pending', 'running now'],
+    rows.map((r) => [r.index, r.campaign, r.job?.job ?? '-', r.job ? `${r.job.state} (${r.job.from})` : 'not submitted', r.job?.node ?? '-', r.submissions, r.progress?.done ?? 0, r.progress?.failed ?? 0, r.progress?.notNeeded ?? 0, r.progress ? r.progress.pending : 'not started', r.progress?.current ?? '-']),
   );
 }
 
