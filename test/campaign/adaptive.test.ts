@@ -16,6 +16,7 @@ import { Journal, type JournalStep } from '../../src/campaign/journal.ts';
 import { mergeShards } from '../../src/campaign/merge.ts';
 import { shardPlan } from '../../src/campaign/shard.ts';
 import { openOrCreateShard } from '../../src/campaign/shard-campaign.ts';
+import { formatPlan } from '../../src/cli/commands/plan.ts';
 import { EXIT } from '../../src/cli/exit-codes.ts';
 import { main } from '../../src/cli/main.ts';
 import { ConfigError } from '../../src/core/errors.ts';
@@ -84,6 +85,10 @@ describe('adaptive repetition', () => {
       if (s.scenario.iteration <= 3) expect(s.adaptive).toBeNull();
       else expect(s.adaptive).toEqual({ targets: [{ experiment: 'ad', metric: 'runtime_s', ciPct: 5, minIterations: 3 }] });
     }
+    const text = formatPlan(plan);
+    expect(text).toMatch(/0004-ad-low-ksm-off-i4 .* if runtime_s CI > 5%\n/);
+    expect(text).toMatch(/0003-ad-low-ksm-off-i3 .* always\n/);
+    expect(text).toContain("20 step(s) are adaptive iterations ('runs')");
     // On the model (no reboots) single steps are balanced over shards, but an adaptive configuration's iterations stay together.
     const sharding = shardPlan(plan, testbed, 3);
     for (const key of new Set(plan.steps.map((s) => s.key))) {
