@@ -194,7 +194,10 @@ function adaptiveTable(steps: readonly JournalStep[]): string {
     const target = its.find((s) => s.adaptive)!.adaptive!.targets.map((t) => `${t.metric} CI ≤ ${t.ciPct}% (min ${t.minIterations}${its.some((s) => (s.adaptive?.targets.length ?? 1) > 1) ? `, ${t.experiment}` : ''})`).join('; ');
     const ended = its.find((s) => s.state === 'not-needed') ?? [...its].reverse().find((s) => s.decision);
     const count = (st: string) => its.filter((s) => s.state === st).length;
-    return [esc(first.experiment), esc(first.configId), esc(first.kernelMode), esc(first.kernel ?? ''), esc(target), esc(count('done')), esc(its.length), esc(count('not-needed')), esc(count('failed')), esc(ended?.decision?.reason ?? 'no decision yet')];
+    const reason = ended?.decision?.reason ?? 'no decision yet';
+    // Every iteration ran (none was decided away): the cap ended it, not the target.
+    const capped = count('not-needed') === 0 && count('done') + count('failed') === its.length;
+    return [esc(first.experiment), esc(first.configId), esc(first.kernelMode), esc(first.kernel ?? ''), esc(target), esc(count('done')), esc(its.length), esc(count('not-needed')), esc(count('failed')), esc(capped ? `cap reached; last decision: ${reason}` : reason)];
   });
   return `<h3>Adaptive repetition</h3><p>Iterations after the minimum run only while the 95% CI of the metric (per instance, the catalogue's mean type) is wider than the target; the others are <em>not-needed</em>: they contribute nothing to the figures and are not failures.</p>
 ${htmlTable(['experiment', 'config', 'kernel mode', 'kernel', 'target', 'iterations used', 'cap', 'not needed', 'failed', 'decision'], body, ' class="adaptive"')}`;

@@ -159,7 +159,7 @@ describe('adaptive repetition', () => {
     expect(html).toMatch(/22 done, 0 failed, 10 not-needed, 0 pending, 0 running/);
     expect(html).toContain('<h3>Adaptive repetition</h3>');
     expect(html).toMatch(/<td>ad<\/td><td>low<\/td><td>ksm-off<\/td><td>model<\/td><td>runtime_s CI ≤ 5% \(min 3\)<\/td><td>3<\/td><td>8<\/td><td>5<\/td><td>0<\/td><td>not needed after 3 done/);
-    expect(html).toMatch(/<td>ad<\/td><td>high<\/td><td>ksm<\/td><td>model<\/td><td>runtime_s CI ≤ 5% \(min 3\)<\/td><td>8<\/td><td>8<\/td><td>0<\/td><td>0<\/td><td>needed after 7 done/);
+    expect(html).toMatch(/<td>ad<\/td><td>high<\/td><td>ksm<\/td><td>model<\/td><td>runtime_s CI ≤ 5% \(min 3\)<\/td><td>8<\/td><td>8<\/td><td>0<\/td><td>0<\/td><td>cap reached; last decision: needed after 7 done/);
     c.store.close();
   });
 
