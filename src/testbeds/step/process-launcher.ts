@@ -46,12 +46,14 @@ export function wrapPhase(
 }
 
 // $1 = marker. Prints "<pid> <rss kB>" for every process whose environment carries the marker.
+// One grep reads every /proc/<pid>/environ (NUL-separated: -z, whole entry: -x): forking a reader
+// per process cost ~10 s per call in the emulated TCG machine, where a step calls it per instance.
+// Processes that exit during the scan are skipped (their files vanish: errors to /dev/null).
 const FIND_SCRIPT = [
-  'for d in /proc/[0-9]*; do',
-  '  if tr "\\000" "\\n" < "$d/environ" 2>/dev/null | grep -qxF "NUKSM_INSTANCE=$1"; then',
-  '    rss=$(awk \'/^VmRSS:/{print $2}\' "$d/status" 2>/dev/null)',
-  '    echo "${d#/proc/} ${rss:-0}"',
-  '  fi',
+  'grep -lzxF -e "NUKSM_INSTANCE=$1" /proc/[0-9]*/environ 2>/dev/null | while IFS= read -r f; do',
+  '  d=${f%/environ}',
+  '  rss=$(awk \'/^VmRSS:/{print $2}\' "$d/status" 2>/dev/null)',
+  '  echo "${d#/proc/} ${rss:-0}"',
   'done',
 ].join('\n');
 
