@@ -46,8 +46,8 @@ export function wrapPhase(
 }
 
 // $1 = marker. Prints "<pid> <rss kB>" for every process whose environment carries the marker.
-// One grep reads every /proc/<pid>/environ (NUL-separated: -z, whole entry: -x): forking a reader
-// per process cost ~10 s per call in the emulated TCG machine, where a step calls it per instance.
+// One grep reads every /proc/<pid>/environ (NUL-separated: -z, whole entry: -x). Two forks per
+// process made each call 20× slower on a plain host, and far slower in the TCG machine.
 // Processes that exit during the scan are skipped (their files vanish: errors to /dev/null).
 const FIND_SCRIPT = [
   'grep -lzxF -e "NUKSM_INSTANCE=$1" /proc/[0-9]*/environ 2>/dev/null | while IFS= read -r f; do',
