@@ -201,7 +201,7 @@ function localitySpec(figure: string, title: string, rows: readonly Row[]): VlSp
     const kn = num(r.ksm_n) ?? 0;
     if (k !== null) points.push({ benchmark: str(r.benchmark), series: series(r), pct: k, lo: kci !== null && kn >= 2 ? k - kci : null, hi: kci !== null && kn >= 2 ? k + kci : null, what: 'merged (KSM) pages on own node' });
   }
-  const x = { field: 'series', type: 'nominal', title: null, sort: order, axis: { labelAngle: -40, labelLimit: 140 } };
+  const x = { field: 'series', type: 'nominal', title: null, sort: order, axis: { labelAngle: -40, labelLimit: 320 } };
   const y = { type: 'quantitative', title: 'share (%)', scale: { domain: [0, 100] } };
   const layers: VlSpec[] = [];
   if (stacked.length) {

@@ -51,12 +51,15 @@ describeWith(['qemu', 'debootstrap', 'root', 'gcc'], 'emulated testbed: a whole 
       stringify({
         ...rest,
         name,
-        modes: Object.fromEntries(Object.entries(modes).map(([m, s]) => [m, { kernel: s!.kernels, ksmKnobs: s!.ksmKnobs, placement: s!.placement }])),
+        // Stock KSM on 6.12 first: the image boots 6.12 (GRUB's default, the newest kernel), so the
+        // campaign starts without a reboot and the power loss below comes back into the kernel of
+        // the killed step. Two boots fewer than the shipped order; the same switch and resume paths.
+        modes: Object.fromEntries(Object.entries(modes).map(([m, s]) => [m, { kernel: m === 'ksm' ? [...s!.kernels].reverse() : s!.kernels, ksmKnobs: s!.ksmKnobs, placement: s!.placement }])),
         emulated: { ...shipped.emulated!, imageCacheDir: cacheDir, sshPort: 23000 + (process.pid % 5000), memoryMiBPerNode: 1024 },
         nodes: shipped.nodes.map((n) => ({ ...n, memoryGiB: 1 })),
       }),
     );
-    expect(shipped.modes.ksm!.kernels.length, 'stock KSM runs on both kernels').toBe(2);
+    expect(shipped.modes.ksm!.kernels, 'stock KSM runs on both kernels').toEqual(['bookworm', 'backports']);
 
     const t0 = Date.now();
     const child = spawn(process.execPath, [join(ROOT, 'bin', 'nuksm.js'), 'run', join(ROOT, 'experiments', 'emulated', 'emulated.yaml'), '--testbed', testbedFile, '--campaign-id', id, '--results-dir', resultsDir, '--json'], {
@@ -73,18 +76,17 @@ describeWith(['qemu', 'debootstrap', 'root', 'gcc'], 'emulated testbed: a whole 
     });
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
 
-    // Power loss in the middle of a step: the third (stock KSM on 6.1, after a kernel switch) lasts
-    // well over 20 s (merge wait over at least two full scans), and the launcher reports it within
-    // one poll (5 s) of its start.
+    // Power loss in the middle of a step: the first (the scalability flow on 6.12) lasts over a
+    // minute (fill, merge wait, hog steps), and the launcher reports it within one poll (5 s) of its start.
     for (;;) {
-      if (/running 0003-\S+/.test(stderr)) break;
+      if (/running 0001-\S+/.test(stderr)) break;
       if (child.exitCode !== null) break;
-      if (Date.now() - t0 > 60 * 60_000) throw new Error('the third step never started');
+      if (Date.now() - t0 > 60 * 60_000) throw new Error('the first step never started');
       await sleep(1_000);
     }
     await sleep(8_000);
     const killedStep = [...stderr.matchAll(/; running (\S+)/g)].at(-1)?.[1] ?? null;
-    expect(killedStep, `launcher output:\n${stderr}`).toMatch(/^0003-/);
+    expect(killedStep, `launcher output:\n${stderr}`).toMatch(/^0001-scalability-small-.*-backports$/);
     const pid = Number(readFileSync(join(stateDir, 'qemu.pid'), 'utf8').trim());
     say(`pulling the plug: kill -9 QEMU ${pid} during ${killedStep}`);
     process.kill(pid, 'SIGKILL');
@@ -149,7 +151,8 @@ describeWith(['qemu', 'debootstrap', 'root', 'gcc'], 'emulated testbed: a whole 
       const envs = steps.map((s) => (store.manifest(s.step_id) as { environment: { kernelRelease: string; bootId: string } }).environment);
       say(`kernels per step: ${envs.map((e) => `${e.kernelRelease}/${e.bootId.slice(0, 8)}`).join(' ')}`);
       expect(new Set(envs.map((e) => e.kernelRelease)).size).toBe(2);
-      expect(new Set(envs.map((e) => e.bootId)).size).toBeGreaterThanOrEqual(3); // two kernels + the boot after the power loss
+      // The boot after the power loss (6.12) and the boot into 6.1; the killed attempt's boot has no valid step.
+      expect(new Set(envs.map((e) => e.bootId)).size).toBeGreaterThanOrEqual(2);
     } finally {
       store.close();
     }
@@ -224,7 +227,7 @@ describeWith(['qemu', 'debootstrap', 'root', 'gcc'], 'emulated testbed: a whole 
     const boots = readFileSync(join(dir, 'machine', 'boot-resume', 'boots.log'), 'utf8');
     say(`boots.log:\n${boots}`);
     const resumed = boots.split('\n').filter((l) => l.includes('resuming'));
-    expect(resumed.length).toBeGreaterThanOrEqual(3); // two kernel switches + the power loss
+    expect(resumed.length).toBeGreaterThanOrEqual(2); // the power loss + the kernel switch
     expect(new Set(resumed.map((l) => /boot=(\S+)/.exec(l)![1])).size).toBe(resumed.length);
     expect(readFileSync(join(dir, 'machine', 'boot-resume', 'hooks-left.txt'), 'utf8').trim()).toBe('');
     // The scalability flow ran on boots whose campaign run was started by a boot hook (@reboot cron
