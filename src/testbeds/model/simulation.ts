@@ -36,6 +36,13 @@ export interface SimulationOptions {
   ksmdSlowdownFactor?: number;
   /** Overrides the host reserve per node (PLATFORM.hostReservedGiBPerNode; the Fig. 8 sensitivity sweep). */
   hostReservedGiBPerNode?: number;
+  /** Multiplies the cost of one tree comparison only (ksmdComparisonNs; the Fig. 8 sensitivity sweep). */
+  comparisonCostFactor?: number;
+  /**
+   * Ends the simulation at this simulated time, as if the step stopped there: the per-run results are what was
+   * measured by then (the Fig. 8 sweep needs only the outcome up to the hog's last allocation).
+   */
+  stopAtS?: number;
 }
 
 export interface SimulationSummary {
@@ -195,7 +202,7 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
   const model = new KsmModel(cfg ?? { nodes, pagesToScan: 1, sleepMillisecs: 1000, mergeAcrossNodes: true, maxPageSharing: 256, compareOrder: 'upto-6.10', policy: 'ksm', forestPagesPerTree: null, seed: scenario.seed });
   const ksmdRuns = cfg !== null && scenario.ksm.run;
   const visitNs = ksmdVisitNs(opts.ksmdSlowdownFactor);
-  const comparisonNs = ksmdComparisonNs(opts.ksmdSlowdownFactor);
+  const comparisonNs = ksmdComparisonNs(opts.ksmdSlowdownFactor) * (opts.comparisonCostFactor ?? 1);
   const sleepS = Math.max(scenario.ksm.sleepMillisecs, 1) / 1000;
   const monitors = new Set(scenario.monitors);
   const reservedGiB = opts.hostReservedGiBPerNode ?? PLATFORM.hostReservedGiBPerNode;
@@ -550,7 +557,7 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
       sampleTick(nextSampleT);
       nextSampleT += scenario.timeline.samplePeriodS;
     }
-    if (oom || (timedEndT !== null && hogDone())) break;
+    if (oom || (timedEndT !== null && hogDone()) || (opts.stopAtS !== undefined && t >= opts.stopAtS)) break;
     if (t > scenario.timeline.maxDurationS) {
       flush();
       throw new HarnessError('timeout', `model testbed: step ${scenario.configId} did not finish within ${scenario.timeline.maxDurationS} simulated s`, { simulatedS: t });
