@@ -7,7 +7,7 @@
  * step and 0.37 % per instance, from the artifact's repeated MySQL runs, not chosen for this test), so
  * both must-show outcomes of issue 12 are t-test outcomes here. The seeds are the fixtures' 1 and 2.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -91,6 +91,16 @@ describe('nuksm compare on model campaigns', () => {
     expect(text.stdout).toContain('A = seed1:ksm (testbed model), B = seed1:nuksm-fair (testbed model)');
     expect(text.stdout).toContain('model output');
     expect(text.stdout).toMatch(/fairness\s+0\.8\d+/);
+  });
+
+  it("the campaign's Table II has confidence intervals, and combined performance is an output (not identically 1)", () => {
+    const [header, ...rows] = readFileSync(join(tmp, 'seed1', 'figures', 'table2.csv'), 'utf8').trim().split('\n').map((l) => l.split(','));
+    const col = (row: string[], name: string) => Number(row[header!.indexOf(name)]);
+    const btree = rows.find((r) => r[0] === 'btree')!;
+    console.log(`table2 btree: fairness KSM ${col(btree, 'fairness_ksm')} ± ${col(btree, 'fairness_ksm_ci95')}, nuKSM ${col(btree, 'fairness_nuksm')} ± ${col(btree, 'fairness_nuksm_ci95')}, perf ${col(btree, 'perf_nuksm_over_ksm')}`);
+    expect(col(btree, 'fairness_ksm_ci95')).toBeGreaterThan(0);
+    expect(col(btree, 'fairness_nuksm_ci95')).toBeGreaterThan(0);
+    expect(col(btree, 'perf_nuksm_over_ksm')).not.toBe(1);
   });
 
   it('refuses an unknown mode, a mode on one side only, and a missing campaign', async () => {
