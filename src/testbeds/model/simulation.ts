@@ -403,7 +403,8 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
     }
   };
   let costsAtT = -Infinity;
-  let costsFor = '';
+  /** The running set changed since the costs were computed (an instance started or finished). */
+  let costsStale = true;
 
   /** Runs an instance's timed phase from `from` to `to` (simulated s) at its current access cost. */
   const runFor = (inst: SimInstance, from: number, to: number) => {
@@ -435,7 +436,7 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
     inst.phase = 'running';
     inst.runStartT = at;
     inst.phaseStartT = at;
-    costsFor = ''; // the running set changed
+    costsStale = true;
   };
 
   /** Moves the simulated world (everything but ksmd) from `from` to `to`. */
@@ -488,14 +489,13 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
     for (let k = 0; k < workloadInstances.length; k++) {
       const inst = workloadInstances[k];
       if (inst.phase !== 'running') continue;
-      if (costsFor === '' || to - costsAtT >= PLACEMENT_REFRESH_S) {
-        const running = workloadInstances.filter((i) => i.phase === 'running');
-        refreshCosts(running);
+      if (costsStale || to - costsAtT >= PLACEMENT_REFRESH_S) {
+        refreshCosts(workloadInstances.filter((i) => i.phase === 'running'));
         costsAtT = to;
-        costsFor = running.map((i) => i.name).join(',');
+        costsStale = false;
       }
       runFor(inst, Math.max(from, inst.runStartT), to);
-      if ((inst.phase as Phase) === 'done') costsFor = '';
+      if ((inst.phase as Phase) === 'done') costsStale = true;
       if ((inst.phase as Phase) === 'done' && scenario.timeline.timedPhases === 'sequential' && k + 1 < workloadInstances.length) {
         const next = workloadInstances[k + 1];
         startTimed(next, inst.phaseStartT);
