@@ -1,38 +1,19 @@
 // `npm run bench`: the model testbed at paper scale. Each scenario runs in a child process (peak RSS per scenario);
 // two run at a time on this 2-core machine. (a) the fairness experiment (KSM off, KSM, nuKSM; five workloads;
 // two 30 GiB VMs, 1000 pages / 100 ms); (b) the Fig. 8 scenario. Prints page visits per second, wall time, peak RSS.
-import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { loadavg } from 'node:os';
 import { PAPER_WORKLOADS } from '../src/testbeds/model/index.ts';
+import { pool as poolOf } from './pool.ts';
 
-const run = promisify(execFile);
 const child = fileURLToPath(new URL('./scenario-child.ts', import.meta.url));
-const runTs = fileURLToPath(new URL('../bin/run-ts.js', import.meta.url));
 
 interface Result {
   kind: string; workload: string; mode: string; wallS: number; cpuS: number; maxRssMiB: number; pagesVisited: number; comparisons: number; merges: number;
   simulatedS: number; oom: boolean; runtimes: (number | null)[]; savedGiB: number | null; comparisonsPerMerge: number | null; minFreeNode0GiB: number | null; savedAt900: number | null;
 }
 
-async function scenario(args: string[]): Promise<Result> {
-  const { stdout } = await run(process.execPath, [runTs, child, ...args], { timeout: 600_000, maxBuffer: 1 << 20 });
-  return JSON.parse(stdout.trim().split('\n').at(-1)!) as Result;
-}
-
-/** Runs the jobs two at a time. */
-async function pool(jobs: string[][]): Promise<Result[]> {
-  const results: Result[] = new Array(jobs.length);
-  let next = 0;
-  await Promise.all([0, 1].map(async () => {
-    while (next < jobs.length) {
-      const i = next++;
-      results[i] = await scenario(jobs[i]);
-    }
-  }));
-  return results;
-}
+const pool = (jobs: string[][]) => poolOf<Result>(child, jobs);
 
 const line = (r: Result) =>
   `${(r.kind === 'fig8' ? 'fig8' : r.workload).padEnd(13)} ${r.mode.padEnd(12)} visits ${(r.pagesVisited / 1e6).toFixed(1).padStart(6)} M  ` +

@@ -10,6 +10,9 @@ export type {
 } from './types.ts';
 export { NOT_PRESENT } from './types.ts';
 export { KsmModel, defaultKsmModelConfig } from './model.ts';
+// Seeded randomness for callers that must draw like the model does (the model testbed's run-to-run noise).
+export { SplitMix32 } from './random.ts';
+export { mix32 } from './hash.ts';
 export {
   parseKsmTrace,
   parseTraceLine,

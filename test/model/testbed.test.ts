@@ -60,8 +60,9 @@ describe('model testbed (Testbed interface)', () => {
     const s = fairnessScenario('randomaccess', 'ksm-off', { footprintGiB: 0.5 });
     const samples = await runOnTestbed({ ...s, timeline: { ...s.timeline, timedPhases: 'sequential', mergeWait: { kind: 'fixed', seconds: 100 } } });
     const throughput = (vm: string) => samples.filter((x) => x.metric === 'throughput_ops' && x.instance === vm && x.value > 0).map((x) => x.t!);
-    expect(result(samples, 'vm0', 'runtime_s')).toBeCloseTo(600, 6); // KSM off: the profile's all-local runtime
-    expect(result(samples, 'vm1', 'runtime_s')).toBeCloseTo(600, 6);
+    // KSM off: the profile's all-local 600 s, times this run's noise (CV 0.86 %) and a little DRAM contention
+    // (one latency-bound thread: < 1 % of the node's bandwidth).
+    for (const vm of ['vm0', 'vm1']) expect(Math.abs(result(samples, vm, 'runtime_s') / 600 - 1)).toBeLessThan(0.05);
     expect(Math.min(...throughput('vm1'))).toBeGreaterThanOrEqual(Math.max(...throughput('vm0')));
     // Set-up: VM-1 starts at 60 s, boots 20 s and populates 0.5 GiB at 0.5 GiB/s; then the 100 s wait.
     expect(Math.min(...throughput('vm0'))).toBeGreaterThan(180);

@@ -1,15 +1,13 @@
 /**
  * `nuksm compare`: two real model campaigns of the same spec with different seeds, and KSM vs
  * nuKSM within one (through the CLI, text and --json); then the same machinery on a store whose
- * iterations do vary (hand-written samples), where Welch's test must find what it should.
+ * iterations vary by hand-written samples, where Welch's test must find what it should.
  *
- * The model testbed is deterministic today: its iterations (and seeds) give the same numbers
- * (docs/figures.md, statistics). So on model campaigns the honest outcomes are "identical"
- * (same values everywhere) and "no variance: untested" (constant but different) — never a
- * p-value made up from no spread. When the model gains run-to-run variation, the same test
- * demands the t-test outcomes instead (the branches below).
+ * The model testbed's iterations vary by its seeded run-to-run noise (docs/model.md: CV 0.78 % per
+ * step and 0.37 % per instance, from the artifact's repeated MySQL runs, not chosen for this test), so
+ * both must-show outcomes of issue 12 are t-test outcomes here. The seeds are the fixtures' 1 and 2.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -60,31 +58,49 @@ describe('nuksm compare on model campaigns', () => {
     expect(c.a.label).toBe('seed1');
     for (const instance of ['vm0', 'vm1']) {
       const l = line(c, { mode: 'ksm-off', instance, metric: 'runtime_s' });
+      console.log(`KSM-off ${instance} runtime, seed 1 vs seed 2: ${l.a!.mean.toFixed(2)} vs ${l.b!.mean.toFixed(2)} s, Welch p = ${l.welch!.p}`);
       expect(l.a!.n).toBe(3);
       expect(l.b!.n).toBe(3);
+      expect(l.a!.sd).toBeGreaterThan(0); // iterations vary
+      expect(l.welch!.reason).toBeNull(); // a real t-test, not "no variance"
+      expect(l.welch!.p!).toBeGreaterThanOrEqual(0.05);
+      expect(l.verdict).toBe('not-significant');
       expect(l.mark).toBe('');
-      if (l.welch!.reason === 'no-variance') expect(l.verdict).toBe('identical'); // deterministic model: same numbers
-      else expect(l.verdict).toBe('not-significant');
     }
-    // Nothing in the two campaigns differs significantly (the seeds change no mean).
-    expect(c.lines.filter((l) => l.mark !== '')).toEqual([]);
+    // Nothing in the two campaigns differs significantly as a family: Bonferroni over every line with a
+    // p-value (a single line at p < 0.05 among dozens is the test's expected false-positive rate).
+    const tested = c.lines.filter((l) => l.welch?.p !== null && l.welch?.p !== undefined);
+    expect(tested.length).toBeGreaterThan(5);
+    const smallest = Math.min(...tested.map((l) => l.welch!.p!));
+    console.log(`seed 1 vs seed 2: ${tested.length} lines with a p-value, smallest p = ${smallest}`);
+    expect(smallest * tested.length).toBeGreaterThanOrEqual(0.05);
   });
 
-  it('KSM vs nuKSM within a campaign: fairness differs (significantly, once iterations vary), text and JSON agree', async () => {
+  it('KSM vs nuKSM within a campaign: fairness is significantly better under nuKSM, text and JSON agree', async () => {
     const r = await cli(['compare', 'seed1:ksm', 'seed1:nuksm-fair', '--results-dir', tmp, '--json']);
     const c = JSON.parse(r.stdout) as Comparison;
     const f = line(c, { metric: 'fairness', instance: 'both' });
+    console.log(`fairness KSM ${f.a!.mean.toFixed(4)} ± ${f.a!.ci95?.toFixed(4)} vs nuKSM ${f.b!.mean.toFixed(4)} ± ${f.b!.ci95?.toFixed(4)}: Welch p = ${f.welch!.p}`);
     // nuKSM's fairness is higher (paper Table II: 0.84 → 0.98 for XSBench).
     expect(f.b!.mean).toBeGreaterThan(f.a!.mean + 0.1);
-    if (f.welch!.reason === 'no-variance') expect(f.verdict).toBe('no-variance'); // today's model: constant per mode, untested
-    else {
-      expect(f.verdict).toBe('better');
-      expect(f.welch!.p!).toBeLessThan(0.05);
-    }
+    expect(f.welch!.reason).toBeNull();
+    expect(f.welch!.p!).toBeLessThan(0.05);
+    expect(f.verdict).toBe('better');
+    expect(f.mark).toMatch(/^\*/);
     const text = await cli(['compare', 'seed1:ksm', 'seed1:nuksm-fair', '--results-dir', tmp]);
     expect(text.stdout).toContain('A = seed1:ksm (testbed model), B = seed1:nuksm-fair (testbed model)');
     expect(text.stdout).toContain('model output');
     expect(text.stdout).toMatch(/fairness\s+0\.8\d+/);
+  });
+
+  it("the campaign's Table II has confidence intervals, and combined performance is an output (not identically 1)", () => {
+    const [header, ...rows] = readFileSync(join(tmp, 'seed1', 'figures', 'table2.csv'), 'utf8').trim().split('\n').map((l) => l.split(','));
+    const col = (row: string[], name: string) => Number(row[header!.indexOf(name)]);
+    const btree = rows.find((r) => r[0] === 'btree')!;
+    console.log(`table2 btree: fairness KSM ${col(btree, 'fairness_ksm')} ± ${col(btree, 'fairness_ksm_ci95')}, nuKSM ${col(btree, 'fairness_nuksm')} ± ${col(btree, 'fairness_nuksm_ci95')}, perf ${col(btree, 'perf_nuksm_over_ksm')}`);
+    expect(col(btree, 'fairness_ksm_ci95')).toBeGreaterThan(0);
+    expect(col(btree, 'fairness_nuksm_ci95')).toBeGreaterThan(0);
+    expect(col(btree, 'perf_nuksm_over_ksm')).not.toBe(1);
   });
 
   it('refuses an unknown mode, a mode on one side only, and a missing campaign', async () => {

@@ -10,11 +10,14 @@ import { HarnessError } from '../../core/errors.ts';
 import { METRICS, type MetricName } from '../../core/metrics.ts';
 import type { Sample, SampleSink } from '../../core/sample.ts';
 import type { InstanceSpec, Scenario, WorkloadRun } from '../../core/scenario.ts';
+import { lognormalFactor, standardNormal } from './noise.ts';
 import {
+  CONTENTION,
   GUEST_OS,
   MEMHOG_PROFILE,
   PAGES_PER_GIB,
   PLATFORM,
+  RUN_TO_RUN_NOISE,
   WORKLOAD_PROFILES,
   accessCostNs,
   ksmdComparisonNs,
@@ -31,6 +34,15 @@ export interface SimulationOptions {
   signal?: AbortSignal;
   /** Overrides KSMD_COST.slowdownFactor (for the calibration sweep in docs/model.md). */
   ksmdSlowdownFactor?: number;
+  /** Overrides the host reserve per node (PLATFORM.hostReservedGiBPerNode; the Fig. 8 sensitivity sweep). */
+  hostReservedGiBPerNode?: number;
+  /** Multiplies the cost of one tree comparison only (ksmdComparisonNs; the Fig. 8 sensitivity sweep). */
+  comparisonCostFactor?: number;
+  /**
+   * Ends the simulation at this simulated time, as if the step stopped there: the per-run results are what was
+   * measured by then (the Fig. 8 sweep needs only the outcome up to the hog's last allocation).
+   */
+  stopAtS?: number;
 }
 
 export interface SimulationSummary {
@@ -70,6 +82,18 @@ const unitHash = (x: number, salt: number) => hash32(x, salt) / 4294967296;
 
 type Phase = 'pending' | 'booting' | 'populating' | 'ready' | 'running' | 'done';
 
+/** The profile's runtime for these workload inputs (runtimeForInputs), or null for the Table I inputs. */
+function runtimeForInputs(profile: WorkloadProfile, run: WorkloadRun): number | null {
+  const hit = profile.runtimeForInputs?.find((r) => Object.entries(r.params).every(([k, v]) => Number(run.params[k]) === v));
+  return hit?.runtimeS ?? null;
+}
+
+/** Runtime / all-local uncontended runtime at a mean access cost: (1 - mb) + mb * cost / local cost. */
+function slowdownFactor(inst: { profile: WorkloadProfile | null }, costNs: number): number {
+  const prof = inst.profile!;
+  return 1 - prof.memoryBoundness + prof.memoryBoundness * (costNs / accessCostNs(prof.boundBy, false));
+}
+
 interface SimInstance {
   name: string;
   workloadName: string;
@@ -88,9 +112,17 @@ interface SimInstance {
   phaseStartT: number;
   present: number;
   hotSample: Int32Array;
+  /** Share of the hot set whose physical page is on each node (re-read every PLACEMENT_REFRESH_S). */
+  homeShares: Float64Array;
   remoteShare: number;
-  placementAtT: number;
+  /** Mean cost of one DRAM access at the current placement and load (ns). */
+  costNs: number;
+  /** Runtime with every access local and no contention (the profile's, for this step's inputs). */
   baseRuntimeS: number;
+  /** This run's multiplicative run-to-run factor (RUN_TO_RUN_NOISE), mean 1. */
+  noise: number;
+  /** DRAM accesses of one whole timed phase (fixed by the work, not by how long it takes). */
+  accessesPerRun: number;
   progress: number;
   runStartT: number;
   runtimeS: number | null;
@@ -170,10 +202,11 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
   const model = new KsmModel(cfg ?? { nodes, pagesToScan: 1, sleepMillisecs: 1000, mergeAcrossNodes: true, maxPageSharing: 256, compareOrder: 'upto-6.10', policy: 'ksm', forestPagesPerTree: null, seed: scenario.seed });
   const ksmdRuns = cfg !== null && scenario.ksm.run;
   const visitNs = ksmdVisitNs(opts.ksmdSlowdownFactor);
-  const comparisonNs = ksmdComparisonNs(opts.ksmdSlowdownFactor);
+  const comparisonNs = ksmdComparisonNs(opts.ksmdSlowdownFactor) * (opts.comparisonCostFactor ?? 1);
   const sleepS = Math.max(scenario.ksm.sleepMillisecs, 1) / 1000;
   const monitors = new Set(scenario.monitors);
-  const usableGiB = host.memoryGiBPerNode.map((g) => g - PLATFORM.hostReservedGiBPerNode);
+  const reservedGiB = opts.hostReservedGiBPerNode ?? PLATFORM.hostReservedGiBPerNode;
+  const usableGiB = host.memoryGiBPerNode.map((g) => g - reservedGiB);
 
   // Every page of an mm sits on the mm's node and the model only reads these arrays: share one per node value.
   const filled = new Map<number, Uint8Array>();
@@ -187,6 +220,8 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
   };
 
   // ---------------------------------------------------------------- instances
+  // Run-to-run noise: one factor for the whole step (same host, same boot), one per instance (profiles.ts).
+  const stepNoise = lognormalFactor(RUN_TO_RUN_NOISE.stepCv, standardNormal(scenario.seed, 'step'));
   let nextUnique = UNIQUE_CONTENT_BASE;
   const instances: SimInstance[] = scenario.instances.map((spec) => {
     if (!(spec.node >= 0 && spec.node < nodes)) throw new HarnessError('config', `model testbed: instance ${spec.name} on node ${spec.node}, host has ${nodes} nodes`);
@@ -194,6 +229,7 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
     const profile = run ? WORKLOAD_PROFILES[run.workload] : null;
     if (run && !profile) throw new HarnessError('unsupported', `model testbed: no profile for workload '${run.workload}' (known: ${Object.keys(WORKLOAD_PROFILES).join(', ')})`);
     const footprintGiB = numberParam(run, 'footprintGiB') ?? profile?.footprintGiB ?? 0;
+    const baseRuntimeS = numberParam(run, 'runtimeS') ?? (run && profile ? runtimeForInputs(profile, run) : null) ?? profile?.baseRuntimeS ?? 0;
     const osPages = spec.kind === 'vm' ? Math.round(GUEST_OS.commonGiB * PAGES_PER_GIB) : 0;
     const footprintPages = Math.round(footprintGiB * PAGES_PER_GIB);
     // Guest RAM the guest never touches has no page: it costs ksmd nothing and is left out of the arrays.
@@ -239,9 +275,12 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
       phaseStartT: 0,
       present: 0,
       hotSample,
+      homeShares: new Float64Array(nodes),
       remoteShare: 0,
-      placementAtT: -Infinity,
-      baseRuntimeS: numberParam(run, 'runtimeS') ?? profile?.baseRuntimeS ?? 0,
+      costNs: 0,
+      baseRuntimeS,
+      noise: lognormalFactor(RUN_TO_RUN_NOISE.instanceCv, standardNormal(scenario.seed, `instance/${spec.name}`)) * stepNoise,
+      accessesPerRun: profile ? (profile.threads * profile.memoryBoundness * baseRuntimeS * 1e9) / accessCostNs(profile.boundBy, false) : 0,
       progress: 0,
       runStartT: 0,
       runtimeS: null,
@@ -309,22 +348,69 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
   };
   const freeGiBPerNode = (): number[] => usedPagesPerNode().map((u, n) => usableGiB[n] - u / PAGES_PER_GIB);
 
+  /** Re-reads where each running instance's hot pages live. */
   const refreshPlacement = (inst: SimInstance) => {
-    let remote = 0;
-    for (const p of inst.hotSample) if (model.pageNode(inst.mmId, p) !== inst.spec.node) remote++;
-    inst.remoteShare = inst.hotSample.length > 0 ? remote / inst.hotSample.length : 0;
-    inst.placementAtT = t;
+    inst.homeShares.fill(0);
+    for (const p of inst.hotSample) inst.homeShares[model.pageNode(inst.mmId, p)]++;
+    const n = inst.hotSample.length;
+    if (n > 0) for (let k = 0; k < nodes; k++) inst.homeShares[k] /= n;
+    else inst.homeShares[inst.spec.node] = 1;
+    inst.remoteShare = 1 - inst.homeShares[inst.spec.node];
   };
 
-  /** Runs an instance's timed phase from `from` to `to` (simulated s) at its current local/remote mix. */
+  /**
+   * Access costs of the running instances under contention (CONTENTION in profiles.ts): each node's DRAM
+   * (Table I local bandwidth) and each directed link between nodes (Table I remote bandwidth) is a queue whose
+   * response time is the unloaded cost / (1 - utilisation). Rates depend on costs (a slower instance issues
+   * accesses more slowly), so a few fixed-point rounds.
+   */
+  const dramGiBs = PLATFORM.localBandwidthGiBs;
+  const linkGiBs = PLATFORM.remoteBandwidthGiBs;
+  const refreshCosts = (running: SimInstance[]) => {
+    for (const inst of running) refreshPlacement(inst);
+    const dramRho = new Float64Array(nodes);
+    const linkRho = new Float64Array(nodes * nodes); // [home * nodes + requester]
+    const costOf = (inst: SimInstance): number => {
+      const prof = inst.profile!;
+      let cost = 0;
+      for (let home = 0; home < nodes; home++) {
+        const share = inst.homeShares[home];
+        if (share === 0) continue;
+        const remote = home !== inst.spec.node;
+        let c = accessCostNs(prof.boundBy, remote) / (1 - dramRho[home]);
+        if (remote) c /= 1 - linkRho[home * nodes + inst.spec.node];
+        cost += share * c;
+      }
+      return cost;
+    };
+    for (const inst of running) inst.costNs = costOf(inst);
+    for (let round = 0; round < CONTENTION.fixedPointRounds; round++) {
+      const dramBytes = new Float64Array(nodes);
+      const linkBytes = new Float64Array(nodes * nodes);
+      for (const inst of running) {
+        // accesses per second = accesses of a run / the run's duration at the current cost
+        const bytesPerS = (CONTENTION.bytesPerAccess * inst.accessesPerRun) / (inst.baseRuntimeS * inst.noise * slowdownFactor(inst, inst.costNs));
+        for (let home = 0; home < nodes; home++) {
+          const b = bytesPerS * inst.homeShares[home];
+          dramBytes[home] += b;
+          if (home !== inst.spec.node) linkBytes[home * nodes + inst.spec.node] += b;
+        }
+      }
+      const rho = (bytesPerS: number, gibs: number) => Math.min(CONTENTION.maxUtilisation, bytesPerS / (gibs * 1024 ** 3));
+      for (let n = 0; n < nodes; n++) dramRho[n] = rho(dramBytes[n], dramGiBs);
+      for (let k = 0; k < nodes * nodes; k++) linkRho[k] = rho(linkBytes[k], linkGiBs);
+      for (const inst of running) inst.costNs = costOf(inst);
+    }
+  };
+  let costsAtT = -Infinity;
+  /** The running set changed since the costs were computed (an instance started or finished). */
+  let costsStale = true;
+
+  /** Runs an instance's timed phase from `from` to `to` (simulated s) at its current access cost. */
   const runFor = (inst: SimInstance, from: number, to: number) => {
-    const prof = inst.profile!;
-    if (to - inst.placementAtT >= PLACEMENT_REFRESH_S || inst.placementAtT < inst.runStartT) refreshPlacement(inst);
-    const local = accessCostNs(prof.boundBy, false);
-    const cost = (1 - inst.remoteShare) * local + inst.remoteShare * accessCostNs(prof.boundBy, true);
-    const factor = 1 - prof.memoryBoundness + prof.memoryBoundness * (cost / local);
-    const rate = 1 / (inst.baseRuntimeS * factor); // progress per simulated second
+    const rate = 1 / (inst.baseRuntimeS * inst.noise * slowdownFactor(inst, inst.costNs)); // progress per simulated second
     let dt = to - from;
+    const before = inst.progress;
     if (inst.progress + rate * dt >= 1) {
       dt = (1 - inst.progress) / rate;
       inst.progress = 1;
@@ -334,8 +420,8 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
     } else {
       inst.progress += rate * dt;
     }
-    // DRAM accesses: each thread waits memoryBoundness of its time on accesses costing `cost` ns each.
-    const accesses = (prof.threads * prof.memoryBoundness * dt * 1e9) / cost;
+    // DRAM accesses: a run's fixed number, issued as it progresses, split by where its hot pages live.
+    const accesses = (inst.progress - before) * inst.accessesPerRun;
     inst.remoteAccesses += accesses * inst.remoteShare;
     inst.localAccesses += accesses * (1 - inst.remoteShare);
   };
@@ -350,7 +436,7 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
     inst.phase = 'running';
     inst.runStartT = at;
     inst.phaseStartT = at;
-    inst.placementAtT = -Infinity;
+    costsStale = true;
   };
 
   /** Moves the simulated world (everything but ksmd) from `from` to `to`. */
@@ -403,7 +489,13 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
     for (let k = 0; k < workloadInstances.length; k++) {
       const inst = workloadInstances[k];
       if (inst.phase !== 'running') continue;
+      if (costsStale || to - costsAtT >= PLACEMENT_REFRESH_S) {
+        refreshCosts(workloadInstances.filter((i) => i.phase === 'running'));
+        costsAtT = to;
+        costsStale = false;
+      }
       runFor(inst, Math.max(from, inst.runStartT), to);
+      if ((inst.phase as Phase) === 'done') costsStale = true;
       if ((inst.phase as Phase) === 'done' && scenario.timeline.timedPhases === 'sequential' && k + 1 < workloadInstances.length) {
         const next = workloadInstances[k + 1];
         startTimed(next, inst.phaseStartT);
@@ -465,7 +557,7 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
       sampleTick(nextSampleT);
       nextSampleT += scenario.timeline.samplePeriodS;
     }
-    if (oom || (timedEndT !== null && hogDone())) break;
+    if (oom || (timedEndT !== null && hogDone()) || (opts.stopAtS !== undefined && t >= opts.stopAtS)) break;
     if (t > scenario.timeline.maxDurationS) {
       flush();
       throw new HarnessError('timeout', `model testbed: step ${scenario.configId} did not finish within ${scenario.timeline.maxDurationS} simulated s`, { simulatedS: t });
