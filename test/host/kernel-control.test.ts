@@ -13,6 +13,7 @@ import { DoubleTestbed } from '../campaign/support/double-testbed.ts';
 import { HarnessError } from '../../src/core/errors.ts';
 import { KernelControl, PROBE_SLACK_MS, checkBoot, scanKernelLog } from '../../src/host/kernel/control.ts';
 import { FakeExecutor } from './fake-executor.ts';
+import { writeTwoKernelTestbed } from '../campaign/support/two-kernels.ts';
 
 const OLD = '1b3a2c6e-0000-4000-8000-000000000001';
 const NEW = '9f8e7d6c-0000-4000-8000-000000000002';
@@ -132,20 +133,7 @@ describe('a kernel that never comes up (wrong-kernel boots) ends as boot failure
 
   let n = 0;
   function fallbackCampaign() {
-    const testbedFile = join(tmp, `tb${n}.yaml`);
-    writeFileSync(
-      testbedFile,
-      stringify({
-        name: 'fallback',
-        kind: 'model',
-        nodes: [
-          { id: 0, cpus: [0, 1], memoryGiB: 16 },
-          { id: 1, cpus: [2, 3], memoryGiB: 16 },
-        ],
-        kernels: { old: { bootEntry: 'Linux old', release: '6.1.0' }, new: { bootEntry: 'Linux new', release: '6.12.0' } },
-        modes: { 'ksm-off': { kernel: 'old' }, ksm: { kernel: 'new' } },
-      }),
-    );
+    const testbedFile = writeTwoKernelTestbed(join(tmp, `tb${n}.yaml`), { 'ksm-off': { kernel: 'old' }, ksm: { kernel: 'new' } }, 'fallback');
     const spec = join(tmp, 'spec.yaml');
     writeFileSync(
       spec,
