@@ -17,10 +17,11 @@ import { ARTIFACT_SNAPSHOT } from '../../src/workloads/cache.ts';
 import { NPB_DIR } from '../../src/workloads/cg/index.ts';
 import { LocalExecutor } from '../../src/host/exec/index.ts';
 import { freePort } from '../host/sshd-harness.ts';
+import { testLog } from '../support/log.ts';
 
 
 const seconds = (t0: number) => (performance.now() - t0) / 1000;
-const report = (line: string) => process.stderr.write(`[benchmarks-host] ${line}\n`);
+const report = testLog('benchmarks-host');
 
 describeWith(['gcc', 'artifact', 'mariadb', 'sysbench'], 'the five benchmarks built from the artifact snapshot and run (small variants) on this host', () => {
   const exec = new LocalExecutor();

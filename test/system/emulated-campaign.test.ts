@@ -23,9 +23,10 @@ import { loadTestbedFile } from '../../src/campaign/testbed-file.ts';
 import { ResultsStore } from '../../src/results/store.ts';
 import { PAPER_WORKLOAD_NAMES } from '../../src/workloads/types.ts';
 import { describeWith } from '../support/components.ts';
+import { testLog } from '../support/log.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
-const say = (l: string) => process.stderr.write(`[emulated-campaign] ${l}\n`);
+const say = testLog('emulated-campaign');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describeWith(['qemu', 'debootstrap', 'root', 'gcc'], 'emulated testbed: a whole campaign inside the machine', () => {

@@ -10,8 +10,9 @@ import yargs from 'yargs';
 import { testbedBuildCommand } from '../../src/cli/commands/testbed-build.ts';
 import { buildEmulatedImage, imageKernels, type EmulatedImage } from '../../src/testbeds/emulated/index.ts';
 import { describeWith } from '../support/components.ts';
+import { testLog } from '../support/log.ts';
 
-const say = (l: string) => process.stderr.write(`[emulated] ${l}\n`);
+const say = testLog('emulated');
 
 describeWith(['qemu', 'debootstrap', 'root', 'gcc'], 'emulated two-node machine image', () => {
   let image: EmulatedImage;

@@ -19,11 +19,12 @@ import { readHostNodes } from '../../src/testbeds/physical/topology.ts';
 import { readLedger } from '../../src/testbeds/step/ledger.ts';
 import { TestSshd, freePort } from '../host/sshd-harness.ts';
 import { describeWith } from '../support/components.ts';
+import { testLog } from '../support/log.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const KILLS = 20;
 const SEED = 20261201;
-const say = (l: string) => process.stderr.write(`[fault-injection] ${l}\n`);
+const say = testLog('fault-injection');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Processes whose environment carries a NUKSM_INSTANCE marker starting with `prefix`. */

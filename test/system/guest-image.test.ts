@@ -22,6 +22,7 @@ import { vmNetworkFor, withSshPort } from '../../src/host/libvirt/index.ts';
 import { buildGuestImage, CURRENT_LINK, GUEST_DISABLED_TIMERS, GUEST_WORKLOADS, type GuestImage } from '../../src/testbeds/images/guest.ts';
 import { ARTIFACT_SNAPSHOT } from '../../src/workloads/cache.ts';
 import { getWorkload, runPhases } from '../../src/workloads/index.ts';
+import { testLog } from '../support/log.ts';
 
 const TEMPLATE = join(import.meta.dirname, '../../vm-templates/guest-tcg.xml');
 const BOOT_TIMEOUT_MS = 420_000;
@@ -32,7 +33,7 @@ const CACHES = { cacheDir: process.env.NUKSM_TEST_GUEST_CACHE_DIR || undefined, 
 describeWith(['root', 'debootstrap', 'qemu', 'libvirtd', 'gcc'], 'guest image: build, boot one libvirt TCG guest, run the five benchmarks in it over SSH', () => {
   const local = new LocalExecutor({ defaultTimeoutMs: 120_000 });
   const virsh = (args: string[], allowFailure = false) => local.run(['virsh', '-c', 'qemu:///system', ...args], { allowFailure, timeoutMs: 120_000 });
-  const log = (l: string) => process.stderr.write(`[guest-image] ${l}\n`);
+  const log = testLog('guest-image');
   let daemons: StartedDaemons | null = null;
   let work = '';
   let image: GuestImage;

@@ -22,8 +22,9 @@ import { GUEST_NATIVE_BIN_DIR } from '../../src/testbeds/emulated/index.ts';
 import { NATIVE_BINARY, nativeArgv } from '../../src/workloads/native/index.ts';
 import { describeWith } from '../support/components.ts';
 import { releaseSharedMachine, useSharedMachine, type SharedKernel, type SharedMachine } from '../support/shared-machine.ts';
+import { testLog } from '../support/log.ts';
 
-const say = (l: string) => process.stderr.write(`[placement] ${l}\n`);
+const say = testLog('placement');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const FOOTPRINT_MIB = 8;

@@ -6,8 +6,9 @@
 import { expect, it } from 'vitest';
 import { describeWith } from '../support/components.ts';
 import { releaseSharedMachine, useSharedMachine } from '../support/shared-machine.ts';
+import { testLog } from '../support/log.ts';
 
-const say = (l: string) => process.stderr.write(`[shared-machine] ${l}\n`);
+const say = testLog('shared-machine');
 const KSM = '/sys/kernel/mm/ksm';
 
 describeWith(['qemu', 'debootstrap', 'root', 'gcc'], 'shared emulated machine', () => {

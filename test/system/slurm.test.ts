@@ -16,10 +16,11 @@ import { campaignStatus, loadRecord, type ShardStatus } from '../../src/campaign
 import { EXIT } from '../../src/core/exit-codes.ts';
 import { describeWith } from '../support/components.ts';
 import { startSlurmCluster, type SlurmCluster } from '../support/slurm-cluster.ts';
+import { testLog } from '../support/log.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const MODEL = join(ROOT, 'experiments', 'testbeds', 'model.yaml');
-const report = (line: string) => process.stderr.write(`[slurm] ${line}\n`);
+const report = testLog('slurm');
 const since = (t0: number) => `${((Date.now() - t0) / 1000).toFixed(0)} s`;
 
 describeWith(['slurm', 'root'], 'a sharded paper campaign through a real Slurm cluster', () => {

@@ -19,9 +19,10 @@ import { buildGuestImage } from '../../src/testbeds/images/guest.ts';
 import { ensureLibvirtd, type StartedDaemons } from '../libvirt/daemons.ts';
 import { artifactDir } from '../support/artifact.ts';
 import { describeWith } from '../support/components.ts';
+import { testLog } from '../support/log.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
-const say = (l: string) => process.stderr.write(`[vm-campaign] ${l}\n`);
+const say = testLog('vm-campaign');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const virsh = (...args: string[]) => execFileSync('virsh', ['-q', '-c', 'qemu:///system', ...args], { encoding: 'utf8', timeout: 60_000 });
 const domains = () => virsh('list', '--all', '--name').split('\n').map((l) => l.trim()).filter(Boolean);
