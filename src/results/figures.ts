@@ -26,6 +26,9 @@ export interface FigureDef {
   /** Which figure tag (steps' `figures`) feeds it. */
   source: string;
   columns: string[];
+  /** Which of its values come from timings (runtimes, throughput, CPU time): on an emulated CPU
+   * those measure the emulator, and the report says so next to the figure. */
+  timingDerived?: string;
   build(input: FigureInput): Row[];
 }
 
@@ -362,17 +365,17 @@ function fig4(input: FigureInput): Row[] {
 }
 
 export const FIGURE_DEFS: FigureDef[] = [
-  { name: '3a', source: '3a', columns: RUNTIME_COLUMNS, build: ({ rows }) => runtimeTable(rows, firstInstanceWithoutKsm(rows)) },
+  { name: '3a', source: '3a', columns: RUNTIME_COLUMNS, timingDerived: 'runtimes', build: ({ rows }) => runtimeTable(rows, firstInstanceWithoutKsm(rows)) },
   { name: '3b', source: '3b', columns: LOCALITY_COLUMNS, build: localityTable },
-  { name: '4', source: '4', columns: [...SERIES_COLUMNS, 'nice'], build: fig4 },
-  { name: '6a', source: '6a', columns: RUNTIME_COLUMNS, build: ({ rows }) => runtimeTable(rows, firstInstanceWithoutKsm(rows)) },
+  { name: '4', source: '4', columns: [...SERIES_COLUMNS, 'nice'], timingDerived: 'the throughput series', build: fig4 },
+  { name: '6a', source: '6a', columns: RUNTIME_COLUMNS, timingDerived: 'runtimes', build: ({ rows }) => runtimeTable(rows, firstInstanceWithoutKsm(rows)) },
   { name: '6b', source: '6b', columns: LOCALITY_COLUMNS, build: localityTable },
-  { name: 'table2', source: 'table2', columns: ['benchmark', 'fairness_ksm', 'fairness_ksm_ci95', 'fairness_nuksm', 'fairness_nuksm_ci95', 'perf_nuksm_over_ksm', 'saved_gib_ksm', 'saved_gib_ksm_ci95', 'saved_gib_nuksm', 'saved_gib_nuksm_ci95', 'testbed', 'implementation_ksm', 'implementation_nuksm', ...TABLE2_BASELINE_COLUMNS], build: table2 },
-  { name: '7', source: '7', columns: ['testbed', 'benchmark', 'config', 'kernel_mode', 'kernel', 'implementation', 'instance', 'nice', 'runtime_s', 'runtime_sd', 'runtime_ci95', 'n', 'normalized_to_c1_1', 'normalized_ci95'], build: fig7 },
+  { name: 'table2', source: 'table2', timingDerived: 'fairness_ksm, fairness_nuksm and perf_nuksm_over_ksm (from runtimes; memory saved is not)', columns: ['benchmark', 'fairness_ksm', 'fairness_ksm_ci95', 'fairness_nuksm', 'fairness_nuksm_ci95', 'perf_nuksm_over_ksm', 'saved_gib_ksm', 'saved_gib_ksm_ci95', 'saved_gib_nuksm', 'saved_gib_nuksm_ci95', 'testbed', 'implementation_ksm', 'implementation_nuksm', ...TABLE2_BASELINE_COLUMNS], build: table2 },
+  { name: '7', source: '7', timingDerived: 'runtimes', columns: ['testbed', 'benchmark', 'config', 'kernel_mode', 'kernel', 'implementation', 'instance', 'nice', 'runtime_s', 'runtime_sd', 'runtime_ci95', 'n', 'normalized_to_c1_1', 'normalized_ci95'], build: fig7 },
   { name: 'table3', source: 'table3', columns: ['config', 'nice_vm0', 'nice_vm1', 'snice_vm0', 'snice_vm1', 'local_pct_vm0', 'local_pct_vm1', 'testbed', 'implementation'], build: table3 },
   { name: '8a', source: '8a', columns: SERIES_COLUMNS, build: ({ rows }) => seriesTable(rows, ['mem_free_gib', 'hog_registered_gib']) },
   { name: '8b', source: '8b', columns: SERIES_COLUMNS, build: ({ rows }) => seriesTable(rows, ['memory_saved_gib']) },
-  { name: '8c', source: '8c', columns: SERIES_COLUMNS, build: ({ rows }) => seriesTable(rows, ['ksmd_cpu_pct']) },
+  { name: '8c', source: '8c', columns: SERIES_COLUMNS, timingDerived: 'ksmd CPU share', build: ({ rows }) => seriesTable(rows, ['ksmd_cpu_pct']) },
   {
     name: '9',
     source: '9',

@@ -259,11 +259,25 @@ h1{font-size:24px;margin:0 0 6px}h2{font-size:19px;margin:32px 0 8px;border-bott
 .badge{display:inline-block;padding:2px 8px;border-radius:4px;font-weight:bold;font-size:13px}.badge.model{background:#fff3cd;color:#7a4d00;border:1px solid #e0b84a}.badge.measured{background:#dff0d8;color:#24572b;border:1px solid #8fbf8f}
 table{border-collapse:collapse;font-size:12.5px;margin:6px 0 12px}th,td{border:1px solid #ddd;padding:3px 7px;text-align:left;vertical-align:top}th{background:#f3f3f3}
 td:nth-child(n){font-variant-numeric:tabular-nums}.na{color:#999}.far{color:#b00020;font-weight:bold}.near{color:#1b5e20}.src{color:#555;font-size:11.5px}.rel{color:#555}ol.src{margin:0;padding-left:22px}
-.state.failed{color:#b00020;font-weight:bold}.state.done{color:#1b5e20}.state.not-needed{color:#666}
+.caveat{background:#fdecea;border-left:4px solid #b00020;padding:6px 10px;font-size:13px}.state.failed{color:#b00020;font-weight:bold}.state.done{color:#1b5e20}.state.not-needed{color:#666}
 figure{margin:14px 0 26px;overflow-x:auto}figure svg{max-width:none;height:auto}figcaption{font-size:12.5px;color:#444;margin-top:4px}
 details{margin:4px 0 10px}summary{cursor:pointer;color:#1f4e9a;font-size:13px}
 nav a{margin-right:12px;font-size:13px}table.plan td{font-size:11.5px}
 `;
+
+/** A caveat on a figure whose values come from timings when steps feeding it ran on an emulated CPU. */
+function timingCaveat(d: ReportData, def: FigureDef): string {
+  if (!def.timingDerived) return '';
+  const why = new Map<string, number>();
+  for (const s of d.steps) {
+    if (!s.figures.includes(def.source)) continue;
+    const env = (d.manifests.get(s.stepId)?.environment ?? {}) as { emulatedCpu?: unknown };
+    if (typeof env.emulatedCpu === 'string') why.set(env.emulatedCpu, (why.get(env.emulatedCpu) ?? 0) + 1);
+  }
+  if (!why.size) return '';
+  const steps = [...why.values()].reduce((a, b) => a + b, 0);
+  return `<p class="caveat">Caveat: ${esc(steps)} step${steps === 1 ? '' : 's'} of this figure ran on an emulated CPU (${esc([...why.keys()].join('; '))}). Its ${esc(def.timingDerived)} are measured, but they say nothing about the paper's hardware.</p>`;
+}
 
 /** The report HTML from the collected data and each plot's SVG (by figure name). */
 export function reportHtml(d: ReportData, svgs: ReadonlyMap<string, string>): string {
@@ -278,7 +292,7 @@ export function reportHtml(d: ReportData, svgs: ReadonlyMap<string, string>): st
       : svg
         ? `${scopeSvg(svg, def.name)}<figcaption>${esc(title)}. Files: figures/${esc(def.name)}.csv, figures/${esc(def.name)}.svg, figures/${esc(def.name)}.png.</figcaption><details><summary>data (${rows.length} rows)</summary>${figureTable(def, rows.slice(0, 400))}${rows.length > 400 ? `<p>… ${rows.length - 400} more rows in figures/${esc(def.name)}.csv</p>` : ''}</details>`
         : `<p class="na">nothing to draw (no values in ${rows.length} rows)</p>${figureTable(def, rows)}`;
-    sections.push(`<section class="figure" id="figure-${esc(def.name)}" data-figure="${esc(def.name)}" data-kind="${esc(plot?.kind ?? 'table')}"><h2>${esc(title)}</h2><figure>${body}</figure></section>`);
+    sections.push(`<section class="figure" id="figure-${esc(def.name)}" data-figure="${esc(def.name)}" data-kind="${esc(plot?.kind ?? 'table')}"><h2>${esc(title)}</h2>${timingCaveat(d, def)}<figure>${body}</figure></section>`);
   }
   return `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">

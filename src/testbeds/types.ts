@@ -34,6 +34,11 @@ export interface EnvironmentRecord {
   numaNodes: number;
   ksmKnobs: Record<string, string>;
   details: Record<string, unknown>;
+  /** Set when the CPU the instances ran on is emulated (QEMU TCG): why timings do not measure the
+   * hardware. The report puts it as a caveat on every figure derived from timings. */
+  emulatedCpu?: string;
+  /** Anything about the environment a reader of the results should know (the report lists them). */
+  warnings?: string[];
 }
 
 export interface KernelState {

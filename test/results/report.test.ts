@@ -145,6 +145,17 @@ describe('report', () => {
     expect(html).toMatch(/<span class="rel">≤<\/span> 4<\/td><td>1\.92<\/td><td><span class="near">/);
   });
 
+  it('a figure derived from timings says so when its steps ran on an emulated CPU; a memory-only figure does not', () => {
+    const section = (html: string, name: string) => html.slice(html.indexOf(`id="figure-${name}"`), html.indexOf('</section>', html.indexOf(`id="figure-${name}"`)));
+    const steps = ['s1', 's2'].map((stepId) => ({ stepId, figures: ['table2', 'table3'] })) as unknown as ReportData['steps'];
+    const emulated = { environment: { testbed: 'emulated', emulatedCpu: 'QEMU TCG: no locality cost' } };
+    const html = reportHtml({ ...data, steps, manifests: new Map([['s1', emulated], ['s2', emulated]]) as ReportData['manifests'] }, new Map());
+    expect(section(html, 'table2')).toContain('Caveat: 2 steps of this figure ran on an emulated CPU (QEMU TCG: no locality cost). Its fairness_ksm, fairness_nuksm and perf_nuksm_over_ksm');
+    expect(section(html, 'table3')).not.toContain('Caveat');
+    const native = reportHtml({ ...data, steps, manifests: new Map([['s1', { environment: { testbed: 'physical' } }]]) as ReportData['manifests'] }, new Map());
+    expect(native).not.toContain('Caveat');
+  });
+
   it('HTML is self-contained: no script, no external reference; a measured testbed is labelled measured', () => {
     const html = reportHtml(data, new Map());
     expect(html).not.toMatch(/<script/i);

@@ -224,6 +224,13 @@ describeWith(['qemu', 'debootstrap', 'root', 'gcc'], 'emulated testbed: a whole 
     expect(logged.filter((l) => l['kernel.numa_balancing'] === '1').map((l) => l.step)).toEqual([expect.stringContaining('ksm-numa-balancing')]);
     expect(logged.filter((l) => l['kernel.numa_balancing'] === '0').length).toBeGreaterThanOrEqual(10);
 
+    // The report written inside the machine: timing-derived figures carry the emulated-CPU caveat
+    // (from the steps' manifests), memory-only ones do not.
+    const html = readFileSync(join(dir, 'report.html'), 'utf8');
+    const section = (name: string) => { const a = html.indexOf(`id="figure-${name}"`); return a < 0 ? '' : html.slice(a, html.indexOf('</section>', a)); };
+    expect(section('table2')).toMatch(/Caveat: \d+ steps? of this figure ran on an emulated CPU \(QEMU TCG/);
+    expect(section('6b')).not.toContain('Caveat');
+
     // Resumed by the hooks after every boot, once per boot; removed at the end.
     const boots = readFileSync(join(dir, 'machine', 'boot-resume', 'boots.log'), 'utf8');
     say(`boots.log:\n${boots}`);

@@ -89,7 +89,11 @@ export class EmulatedInsideTestbed implements Testbed {
   }
 
   async describe(): Promise<EnvironmentRecord> {
-    return describeHost(this.exec, 'emulated', { inside: true, machine: this.file.emulated });
+    const env = await describeHost(this.exec, 'emulated', { inside: true, machine: this.file.emulated });
+    // The machine is QEMU without KVM (src/testbeds/emulated/qemu.ts): a remote access costs what a
+    // local one does and the instances share its vCPUs (docs/testbed-emulated.md).
+    const emulatedCpu = 'QEMU TCG: a remote memory access costs what a local one does, and the instances share the emulated vCPUs, so runtimes, throughputs and CPU shares measure emulator scheduling, not NUMA locality';
+    return { ...env, emulatedCpu, warnings: [...(env.warnings ?? []), `CPU emulated (${emulatedCpu})`] };
   }
 
   async reclaim(rawDirs: readonly string[], log: Logger): Promise<string[]> {
