@@ -4,16 +4,17 @@
  * (bookworm, the pre-6.11 comparison order) and 6.12 (backports, from-6.11). The measured numbers are
  * a fixture (MEASURED below); the system test test/system/emulated-campaign.test.ts measures them.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { planCampaign } from '../../src/campaign/campaign.ts';
 import { predictCampaign } from '../../src/cli/commands/predict.ts';
 import { loadTestbedFile } from '../../src/campaign/testbed-file.ts';
+import { compareSides, comparisonTable } from '../../src/results/compare.ts';
 import { placementLines } from '../../src/results/prediction.ts';
 import { kernelBehaviourOf, simulatedHostOf } from '../../src/testbeds/model/index.ts';
-import { startPhaseSweep } from '../../src/testbeds/model/predict.ts';
+import { checkPredictable, startPhaseSweep } from '../../src/testbeds/model/predict.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const TESTBED = join(ROOT, 'experiments', 'testbeds', 'emulated.yaml');
@@ -88,6 +89,36 @@ describe('nuksm predict vs the emulated machine', () => {
       for (const d of sweep.draws) for (const [inst, pct] of Object.entries(m.pct)) expect(Math.abs(d[inst]! - pct), `${inst} at a shifted start`).toBeLessThanOrEqual(5);
     }, 60_000);
   }
+
+  it('refuses, before anything is created, what the real testbed or the model cannot run (ConfigError with the key)', async () => {
+    // The paper's 30 GiB VMs on the emulated machine's 2 GiB nodes: refused as `nuksm run` refuses them.
+    await expect(predictCampaign({ spec: join(ROOT, 'experiments', 'fig3.yaml'), testbed: TESTBED, experimentsDir: join(ROOT, 'experiments'), resultsDir: results, campaignId: 'predict-refused' }, { quiet: true })).rejects.toMatchObject({ name: 'ConfigError', keyPath: 'instances[0].memoryGiB' });
+    expect(existsSync(join(results, 'predict-refused'))).toBe(false);
+    // A workload without a model profile, and UKSM: the spec key is named.
+    const spec = (workload: string, modes: string[]) => ({ specs: [{ file: 'x.yaml', configurations: [{ workload }], kernelModes: modes }] }) as unknown as Parameters<typeof checkPredictable>[0];
+    expect(() => checkPredictable(spec('no-such-benchmark', ['ksm']))).toThrow(expect.objectContaining({ name: 'ConfigError', file: 'x.yaml', keyPath: 'configurations[0].workload' }));
+    expect(() => checkPredictable(spec('randomaccess-native', ['ksm', 'uksm']))).toThrow(expect.objectContaining({ keyPath: 'kernelModes[1]' }));
+    expect(() => checkPredictable(spec('randomaccess-native', ['ksm', 'nuksm-fair']))).not.toThrow();
+  });
+
+  it('nuksm compare lines a prediction up with a measurement metric by metric, labelled, with B − A in pp', async () => {
+    const run = await predictCampaign({ spec: specFile('fig7-small'), testbed: TESTBED, experimentsDir: join(ROOT, 'experiments'), resultsDir: results, campaignId: 'predict-fig7-compare' }, { quiet: true });
+    const rows = run.c!.store.rows();
+    run.c!.store.close();
+    // The measured side: the fixture's table3 placements on the same steps (what an emulated campaign's rows hold).
+    const fixture = MEASURED.filter((m) => m.spec === 'fig7-small');
+    const measured = rows
+      .filter((r) => r.metric === 'ksm_local_pct' && r.t === null)
+      .map((r) => ({ ...r, testbed: 'emulated', implementation: 'userspace', campaign: 'measured', value: fixture.find((m) => m.config === r.config)!.pct[r.instance]! }));
+    const c = compareSides({ label: 'measured', campaign: 'measured', testbed: 'emulated', mode: null, rows: measured }, { label: 'predicted', campaign: 'predicted', testbed: 'model', mode: null, rows });
+    expect(c.kind).toBe('prediction-vs-measured');
+    const l = c.lines.find((x) => x.config === 'randomaccess-native/C-10:1' && x.instance === 'p1' && x.metric === 'ksm_local_pct')!;
+    expect(l.a!.mean).toBe(9.15);
+    expect(l.difference!).toBeCloseTo(l.b!.mean - 9.15, 9);
+    expect(Math.abs(l.difference!)).toBeLessThanOrEqual(5);
+    const { header } = comparisonTable(c);
+    expect(header).toEqual(expect.arrayContaining(['A: measured (measured)', 'B: predicted (model prediction)', 'B − A']));
+  }, 60_000);
 
   // Two instances, one registering 3 s after the other: which one keeps the merged pages is decided by
   // where ksmd's cursor is at the second registration (predict.ts startPhaseSweep). The spec's nominal
