@@ -49,6 +49,8 @@ export interface CompareLine {
   b: Summary | null;
   /** (mean B − mean A) / |mean A| × 100. */
   changePct: number | null;
+  /** mean B − mean A in the metric's unit (for a prediction next to a measurement: percentage points for a %). */
+  difference: number | null;
   welch: WelchResult | null;
   mark: string;
   verdict: Verdict | null;
@@ -57,6 +59,11 @@ export interface CompareLine {
 export interface Comparison {
   a: { label: string; campaign: string; testbed: string; mode: string | null };
   b: { label: string; campaign: string; testbed: string; mode: string | null };
+  /**
+   * 'prediction-vs-measured' when exactly one side ran on the model testbed (a `nuksm predict` campaign
+   * next to a measured one); 'measured' when neither did; 'model' when both did.
+   */
+  kind: 'measured' | 'prediction-vs-measured' | 'model';
   lines: CompareLine[];
 }
 
@@ -142,11 +149,13 @@ export function compareSides(a: CompareSide, b: CompareSide): Comparison {
       setup, config, mode, instance, metric, unit: sa.get(key)?.unit ?? sb.get(key)?.unit ?? def.unit, better: def.better,
       a: summaryA, b: summaryB,
       changePct: both && summaryA.mean !== 0 ? ((summaryB.mean - summaryA.mean) / Math.abs(summaryA.mean)) * 100 : null,
+      difference: both ? summaryB.mean - summaryA.mean : null,
       welch, mark: significanceMark(welch?.p ?? null), verdict: welch ? verdictOf(va, vb, welch, def.better) : null,
     };
   });
   const info = (s: CompareSide) => ({ label: s.label, campaign: s.campaign, testbed: s.testbed, mode: s.mode });
-  return { a: info(a), b: info(b), lines };
+  const models = [a, b].filter((s) => s.testbed === 'model').length;
+  return { a: info(a), b: info(b), kind: models === 0 ? 'measured' : models === 1 ? 'prediction-vs-measured' : 'model', lines };
 }
 
 const fmt = (x: number | null | undefined, digits = 4): string => (x === null || x === undefined || !Number.isFinite(x) ? '-' : String(Number(x.toPrecision(digits))));
@@ -159,10 +168,11 @@ const VERDICT_TEXT: Record<Verdict, string> = {
 /** Column headers and cells of the text and HTML tables. */
 export function comparisonTable(c: Comparison): { header: string[]; rows: string[][] } {
   const withMode = c.lines.some((l) => l.mode !== '');
-  const header = ['setup', 'config', ...(withMode ? ['mode'] : []), 'instance', 'metric', `A: ${c.a.label}`, `B: ${c.b.label}`, 'B vs A', 'p (Welch)', 'sig', 'verdict'];
+  const side = (s: Comparison['a']) => (c.kind === 'prediction-vs-measured' ? (s.testbed === 'model' ? ' (model prediction)' : ' (measured)') : '');
+  const header = ['setup', 'config', ...(withMode ? ['mode'] : []), 'instance', 'metric', `A: ${c.a.label}${side(c.a)}`, `B: ${c.b.label}${side(c.b)}`, 'B vs A', 'B − A', 'p (Welch)', 'sig', 'verdict'];
   const rows = c.lines.map((l) => [
     l.setup, l.config, ...(withMode ? [l.mode] : []), l.instance, `${l.metric}${l.unit ? ` (${l.unit})` : ''}`, meanCell(l.a), meanCell(l.b),
-    l.changePct === null ? '-' : `${l.changePct >= 0 ? '+' : ''}${l.changePct.toFixed(2)}%`, pCell(l), l.mark, l.verdict ? VERDICT_TEXT[l.verdict] : '-',
+    l.changePct === null ? '-' : `${l.changePct >= 0 ? '+' : ''}${l.changePct.toFixed(2)}%`, l.difference === null ? '-' : `${l.difference >= 0 ? '+' : ''}${fmt(l.difference, 4)}`, pCell(l), l.mark, l.verdict ? VERDICT_TEXT[l.verdict] : '-',
   ]);
   return { header, rows };
 }

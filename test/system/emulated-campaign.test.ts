@@ -19,7 +19,12 @@ import { join, resolve } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { stringify } from 'yaml';
 import { afterAll, expect, it } from 'vitest';
+import { planCampaign } from '../../src/campaign/campaign.ts';
 import { loadTestbedFile } from '../../src/campaign/testbed-file.ts';
+import { predictCampaign } from '../../src/cli/commands/predict.ts';
+import { placementLines } from '../../src/results/prediction.ts';
+import { kernelBehaviourOf, simulatedHostOf } from '../../src/testbeds/model/index.ts';
+import { startPhaseSweep } from '../../src/testbeds/model/predict.ts';
 import { ResultsStore } from '../../src/results/store.ts';
 import { PAPER_WORKLOAD_NAMES } from '../../src/workloads/types.ts';
 import { describeWith } from '../support/components.ts';
@@ -219,6 +224,45 @@ describeWith(['qemu', 'debootstrap', 'root', 'gcc'], 'emulated testbed: a whole 
       expect(Math.abs(Number(r.local_pct_vm1) - (100 - vm0)), config).toBeLessThanOrEqual(5);
     }
     expect(t3.filter((x) => x.local_pct_vm0 !== '').map((x) => x.config)).toEqual(['C-10:1', 'C-1:10']);
+    // The model's prediction of the same specs on the same testbed file (`nuksm predict`, seconds), next to
+    // what was just measured: merged-page placement per instance and kernel (docs/policy.md §9).
+    // Placements that timing cannot change agree within 5 pp; central's stock-KSM split depends on where
+    // ksmd's cursor is when p1 registers, so there the measured split must be one the model gives at some
+    // start phase (startPhaseSweep), and both must keep >= 95 % on one node.
+    const tPredict = Date.now();
+    const measuredStore = new ResultsStore(dir);
+    const measuredPlacement = placementLines(measuredStore.rows());
+    measuredStore.close();
+    for (const spec of ['central', 'fig6-small', 'fig7-small']) {
+      const run = await predictCampaign({ spec: join(ROOT, 'experiments', 'emulated', `${spec}.yaml`), testbed: testbedFile, experimentsDir: join(ROOT, 'experiments'), resultsDir, campaignId: `predict-${spec}-${process.pid}` }, { quiet: true });
+      expect(run.result?.failed, `predict ${spec}`).toBe(0);
+      const rows = run.c!.store.rows();
+      run.c!.store.close();
+      expect(rows.every((r) => r.testbed === 'model' && r.implementation === 'model'), spec).toBe(true);
+      const predicted = placementLines(rows).filter((l) => l.ksmLocalPct !== null);
+      expect(predicted.length, spec).toBeGreaterThan(0);
+      for (const p of predicted) {
+        const m = measuredPlacement.find((x) => x.config === p.config && x.mode === p.mode && x.kernel === p.kernel && x.instance === p.instance);
+        say(`predict ${p.config} ${p.mode} ${p.kernel} ${p.instance}: predicted ${p.ksmLocalPct!.toFixed(2)} measured ${m?.ksmLocalPct?.toFixed(2)}`);
+        expect(m?.ksmLocalPct, `${p.config} ${p.mode} ${p.kernel} ${p.instance} measured`).not.toBeNull();
+        if (spec !== 'central') expect(Math.abs(p.ksmLocalPct! - m!.ksmLocalPct!), `${p.config} ${p.mode} ${p.kernel} ${p.instance}`).toBeLessThanOrEqual(5);
+      }
+      if (spec === 'central') {
+        const tb = loadTestbedFile(testbedFile);
+        const { plan } = planCampaign({ spec: join(ROOT, 'experiments', 'emulated', 'central.yaml'), testbedFile, experimentsDir: join(ROOT, 'experiments') });
+        for (const step of plan.steps.filter((st) => st.scenario.kernelMode === 'ksm')) {
+          const b = kernelBehaviourOf(tb, 'ksm', step.kernel!);
+          const sweep = await startPhaseSweep(step.scenario, simulatedHostOf(tb), { compareOrder: b.compareOrder, smartScan: b.smartScan }, 24);
+          const measured = Object.fromEntries(measuredPlacement.filter((x) => x.config === step.scenario.configId && x.mode === 'ksm' && x.kernel === step.kernel).map((x) => [x.instance, x.ksmLocalPct!]));
+          const near = (d: Record<string, number | null>) => Object.entries(measured).every(([i, v]) => d[i] !== null && Math.abs(d[i]! - v) <= 5);
+          const agreeing = [sweep.nominal, ...sweep.draws].filter(near).length;
+          say(`predict central ksm ${step.kernel}: measured ${JSON.stringify(measured)}, nominal ${JSON.stringify(sweep.nominal)}, ${agreeing} of ${sweep.draws.length + 1} start phases give it`);
+          expect(agreeing, `central ${step.kernel}`).toBeGreaterThan(0);
+        }
+      }
+    }
+    say(`predictions: ${((Date.now() - tPredict) / 1000).toFixed(1)} s`);
+
     // kernel.numa_balancing: on in the balancing step only, off in every other step that ran with KSM.
     const logged = readFileSync(join(dir, 'campaign.log.jsonl'), 'utf8').split('\n').filter((l) => l.includes('"NUMA balancing configured"')).map((l) => JSON.parse(l) as { step: string; 'kernel.numa_balancing': string });
     expect(logged.filter((l) => l['kernel.numa_balancing'] === '1').map((l) => l.step)).toEqual([expect.stringContaining('ksm-numa-balancing')]);

@@ -55,7 +55,10 @@ export const compareCommand: CommandModule<object, CompareArgs> = {
       return;
     }
     const { header, rows } = comparisonTable(c);
-    const model = [a.testbed, b.testbed].includes('model') ? 'model output (reference policy model), not measurements\n' : '';
+    const model =
+      c.kind === 'prediction-vs-measured'
+        ? `model prediction next to a measurement: ${a.testbed === 'model' ? 'A' : 'B'} is the reference model's output (nuksm predict), not measured; B − A is in the metric's unit (pp for %)\n`
+        : c.kind === 'model' ? 'model output (reference policy model), not measurements\n' : '';
     process.stdout.write(`A = ${a.label} (testbed ${a.testbed}), B = ${b.label} (testbed ${b.testbed})\n${model}${textTable(header, rows)}${COMPARE_LEGEND}\n`);
   },
 };

@@ -7,6 +7,7 @@ import { exportCommand } from './export.ts';
 import { parseCommand } from './parse.ts';
 import { mergeCommand } from './merge.ts';
 import { placeCommand } from './place.ts';
+import { predictCommand } from './predict.ts';
 import { planCommand } from './plan.ts';
 import { reportCommand } from './report.ts';
 import { resumeCommand } from './resume.ts';
@@ -18,4 +19,4 @@ import { testbedBuildCommand } from './testbed-build.ts';
 import { testbedCommand } from './testbed-init.ts';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const COMMANDS: CommandModule<object, any>[] = [planCommand, runCommand, resumeCommand, statusCommand, exportCommand, doctorCommand, startCommand, parseCommand, testbedCommand(testbedBuildCommand), bootResumeCommand, reportCommand, compareCommand, mergeCommand, slurmCommand, placeCommand];
+export const COMMANDS: CommandModule<object, any>[] = [planCommand, runCommand, resumeCommand, statusCommand, exportCommand, doctorCommand, startCommand, parseCommand, testbedCommand(testbedBuildCommand), bootResumeCommand, reportCommand, compareCommand, predictCommand, mergeCommand, slurmCommand, placeCommand];

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { HarnessError } from '../../core/errors.ts';
 import type { KernelMode, Scenario } from '../../core/scenario.ts';
 import type { TestbedFile } from '../../core/testbed-file.ts';
+import type { CompareOrder } from '../../policy/index.ts';
 import type { EnvironmentRecord, KernelState, StepContext, Testbed } from '../types.ts';
 import { KSMD_COST, PLATFORM } from './profiles.ts';
 import { simulateScenario, type SimulatedHost } from './simulation.ts';
@@ -25,43 +26,68 @@ const RELEASES: Record<KernelMode, string> = {
   uksm: 'model-uksm-unsupported',
 };
 
-/** Host shape from the testbed file's nodes (memoryGiB each); Table I when the file lists none. */
+/**
+ * Host shape from the testbed file's nodes (memoryGiB each); Table I when the file lists none. The host's own
+ * share of a node is 12 GiB (§V-D: "about 180 GiB available" of 192); on nodes of 24 GiB or less (a prediction
+ * for the emulated machine's 2 GiB nodes) the same fraction of the node, 1/16, so instances keep most of it.
+ */
 export function simulatedHostOf(file: TestbedFile): SimulatedHost {
   if (file.nodes.length === 0) return { memoryGiBPerNode: Array.from({ length: PLATFORM.nodes }, () => PLATFORM.memoryGiBPerNode) };
-  for (const n of file.nodes) {
-    if (!(n.memoryGiB > PLATFORM.hostReservedGiBPerNode)) {
-      throw new HarnessError('config', `${file.file}: nodes[${n.id}].memoryGiB must exceed the ${PLATFORM.hostReservedGiBPerNode} GiB the model reserves for the host`);
-    }
-  }
-  return { memoryGiBPerNode: [...file.nodes].sort((a, b) => a.id - b.id).map((n) => n.memoryGiB) };
+  const memoryGiBPerNode = [...file.nodes].sort((a, b) => a.id - b.id).map((n) => n.memoryGiB);
+  const smallest = Math.min(...memoryGiBPerNode);
+  const reservedGiBPerNode = smallest > 2 * PLATFORM.hostReservedGiBPerNode ? PLATFORM.hostReservedGiBPerNode : (smallest * PLATFORM.hostReservedGiBPerNode) / PLATFORM.memoryGiBPerNode;
+  return { memoryGiBPerNode, reservedGiBPerNode };
+}
+
+/** Linux release -> [major, minor], or null for a name that is not one ('model', a model testbed's own label). */
+function versionOf(release: string): [number, number] | null {
+  const m = /^(\d+)\.(\d+)/.exec(release);
+  return m ? [Number(m[1]), Number(m[2])] : null;
+}
+
+/**
+ * What the model takes from the step's kernel: the release's comparison order (src/policy: the checksum gate
+ * moved before the stable-tree search in 6.11) and smart scan (6.7+, on unless the kernel's or mode's knobs
+ * write smart_scan=0). A kernel without a Linux release (a model testbed's own) is the paper's v5.4.
+ */
+export function kernelBehaviourOf(file: TestbedFile, mode: KernelMode, kernel: string | undefined): { release: string | null; compareOrder: CompareOrder; smartScan: boolean } {
+  const spec = kernel !== undefined ? file.kernels[kernel] : undefined;
+  const v = spec ? versionOf(spec.release) : null;
+  if (!spec || !v) return { release: null, compareOrder: 'upto-6.10', smartScan: false };
+  const atLeast = (maj: number, min: number) => v[0] > maj || (v[0] === maj && v[1] >= min);
+  const knob = file.modes[mode]?.ksmKnobs.smart_scan ?? spec.ksmKnobs.smart_scan;
+  return { release: spec.release, compareOrder: atLeast(6, 11) ? 'from-6.11' : 'upto-6.10', smartScan: atLeast(6, 7) && knob !== '0' };
 }
 
 export async function createModelTestbed(file: TestbedFile): Promise<Testbed> {
   if (file.kind !== 'model') throw new HarnessError('config', `${file.file}: kind is '${file.kind}', the model testbed needs 'model'`);
   const host = simulatedHostOf(file);
   let mode: KernelMode = 'ksm-off';
+  let behaviour = kernelBehaviourOf(file, mode, undefined);
+  const releaseLabel = () => (behaviour.release === null ? RELEASES[mode] : `${RELEASES[mode]} (as ${behaviour.release}: ${behaviour.compareOrder} order, smart scan ${behaviour.smartScan ? 'on' : 'off'})`);
   return {
     kind: 'model',
-    // The step's kernel key (a mode may name several) changes nothing here: the model has one
-    // simulated kernel per mode.
-    async ensureKernel(wanted: KernelMode, log: Logger, _kernel?: string): Promise<KernelState> {
+    // The step's kernel key picks the release whose behaviour the model follows (kernelBehaviourOf);
+    // nothing boots. The release label says model, then which kernel it stands for.
+    async ensureKernel(wanted: KernelMode, log: Logger, kernel?: string): Promise<KernelState> {
       mode = wanted;
-      log.debug({ mode }, 'model testbed: kernel mode selected (nothing to boot)');
-      return { status: 'ready', kernelRelease: RELEASES[wanted] };
+      behaviour = kernelBehaviourOf(file, wanted, kernel);
+      log.debug({ mode, ...behaviour }, 'model testbed: kernel mode selected (nothing to boot)');
+      return { status: 'ready', kernelRelease: releaseLabel() };
     },
     async describe(): Promise<EnvironmentRecord> {
       return {
         testbed: 'model',
         host: `simulated ${host.memoryGiBPerNode.length}-socket host (paper Table I: Xeon Gold 6140)`,
-        kernelRelease: RELEASES[mode],
+        kernelRelease: releaseLabel(),
         bootId: null,
         numaNodes: host.memoryGiBPerNode.length,
         ksmKnobs: {},
-        details: { platform: PLATFORM, memoryGiBPerNode: host.memoryGiBPerNode, ksmdCost: KSMD_COST },
+        details: { platform: PLATFORM, memoryGiBPerNode: host.memoryGiBPerNode, reservedGiBPerNode: host.reservedGiBPerNode, ksmdCost: KSMD_COST, compareOrder: behaviour.compareOrder, smartScan: behaviour.smartScan },
       };
     },
     async runScenario(scenario: Scenario, ctx: StepContext): Promise<void> {
-      const summary = await simulateScenario(scenario, host, ctx.emit, { signal: ctx.signal });
+      const summary = await simulateScenario(scenario, host, ctx.emit, { signal: ctx.signal, compareOrder: behaviour.compareOrder, smartScan: behaviour.smartScan });
       ctx.log.info({ configId: scenario.configId, ...summary }, 'model testbed: step simulated');
     },
     async close(): Promise<void> {},

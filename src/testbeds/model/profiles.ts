@@ -120,6 +120,12 @@ export interface WorkloadProfile {
   populateGiBs: number;
   /** Benchmark operations in one timed phase (for throughput_ops). */
   opsPerRun: number;
+  /**
+   * Work that scales with the spec's inputs (the native stand-ins): the timed phase's all-local runtime is
+   * `dramAccessesPerByteIteration` x footprint bytes x `iterations` DRAM accesses at local latency, divided by
+   * memoryBoundness. When set, baseRuntimeS and opsPerRun are ignored for runs that give a footprint.
+   */
+  dramAccessesPerByteIteration?: number;
 }
 
 /**
@@ -187,6 +193,45 @@ export const WORKLOAD_PROFILES: Record<string, WorkloadProfile> = {
     opsPerRun: 75 * 1_500_000_000, // ESTIMATE: 75 iterations of class C
   },
 };
+
+/**
+ * The project's C stand-ins (src/workloads/native, c/nuksm-native.c). Their footprint's content depends only on
+ * the seed, so two instances with the same params are page-for-page identical (dedupShare 1, STRUCTURAL, from the
+ * program) and no page repeats within one instance. Access counts per iteration are read off the C loops
+ * (STRUCTURAL); memoryBoundness is an ESTIMATE as for the benchmark each is named after. Runtime under the
+ * emulated machine's TCG is not modelled (docs/testbed-emulated.md: its runtimes measure CPU scheduling): the
+ * model's runtime_s for them is the Table I host's, a prediction of placement and counters, not of TCG timing.
+ */
+function nativeProfile(accessesPerByteIteration: number, memoryBoundness: number, boundBy: 'latency' | 'bandwidth'): WorkloadProfile {
+  return {
+    footprintGiB: 0.0625, // the stand-ins' `small` default (src/workloads/native/workloads.ts)
+    dedupShare: 1, // STRUCTURAL: content is a function of the seed only
+    hotShare: 1, // STRUCTURAL: every loop walks the whole footprint
+    memoryBoundness, // ESTIMATE
+    boundBy,
+    threads: 1, // STRUCTURAL: single-threaded
+    baseRuntimeS: 1, // unused when the run gives a footprint (dramAccessesPerByteIteration)
+    populateGiBs: 0.5, // ESTIMATE: one pass of writes
+    opsPerRun: 1,
+    dramAccessesPerByteIteration: accessesPerByteIteration,
+  };
+}
+
+export const NATIVE_PROFILES: Record<string, WorkloadProfile> = {
+  // c/nuksm-native.c: randomaccess reads iters x n/8 random words of the n 8-byte words (1/64 per byte)
+  'randomaccess-native': nativeProfile(1 / 64, 0.9, 'latency'),
+  // btree: iters x n/64 binary-search lookups of ~log2(n) steps, ~8 missing the cache (ESTIMATE): 8/512 per byte
+  'btree-native': nativeProfile(8 / 512, 0.5, 'latency'),
+  // cg: one streaming pass over the matrix per iteration, one line per 64 bytes
+  'cg-native': nativeProfile(1 / 64, 0.5, 'bandwidth'),
+  // xsbench: iters x pts/16 lookups, ~6 misses each over a grid of pts points (ESTIMATE): ~6/16/8 per byte
+  'xsbench-native': nativeProfile(6 / 128, 0.5, 'latency'),
+};
+
+/** The profile of a workload the model knows, paper benchmark or stand-in; undefined otherwise. */
+export function profileOf(workload: string): WorkloadProfile | undefined {
+  return Object.hasOwn(WORKLOAD_PROFILES, workload) ? WORKLOAD_PROFILES[workload] : Object.hasOwn(NATIVE_PROFILES, workload) ? NATIVE_PROFILES[workload] : undefined;
+}
 
 /** The Fig. 8 hog: unique pages (artifact: rand() fill), never accessed again after the fill. */
 export const MEMHOG_PROFILE = {

@@ -5,7 +5,7 @@
  * of their hot pages sit on the other node, and an optional Fig. 8 memory hog. Everything it emits is measured on
  * the simulated system; the assumptions are in profiles.ts.
  */
-import { KsmModel, NOT_PRESENT, type KsmModelConfig } from '../../policy/index.ts';
+import { KsmModel, NOT_PRESENT, type CompareOrder, type KsmModelConfig } from '../../policy/index.ts';
 import { HarnessError } from '../../core/errors.ts';
 import { METRICS, type MetricName } from '../../core/metrics.ts';
 import type { Sample, SampleSink } from '../../core/sample.ts';
@@ -15,11 +15,13 @@ import {
   CONTENTION,
   GUEST_OS,
   MEMHOG_PROFILE,
+  NATIVE_PROFILES,
   PAGES_PER_GIB,
   PLATFORM,
   RUN_TO_RUN_NOISE,
   WORKLOAD_PROFILES,
   accessCostNs,
+  profileOf,
   ksmdComparisonNs,
   ksmdVisitNs,
   type WorkloadProfile,
@@ -28,6 +30,8 @@ import {
 export interface SimulatedHost {
   /** Memory per node (Table I: 192 GiB); the usable part is this minus PLATFORM.hostReservedGiBPerNode. */
   memoryGiBPerNode: number[];
+  /** Host kernel + hypervisor share of each node; PLATFORM.hostReservedGiBPerNode when unset (simulatedHostOf scales it for small nodes). */
+  reservedGiBPerNode?: number;
 }
 
 export interface SimulationOptions {
@@ -43,6 +47,13 @@ export interface SimulationOptions {
    * measured by then (the Fig. 8 sweep needs only the outcome up to the hog's last allocation).
    */
   stopAtS?: number;
+  /**
+   * The kernel release's comparison order (src/policy types.ts): 'upto-6.10' (the paper's v5.4, the default)
+   * or 'from-6.11'. The model testbed sets it from the step's kernel (its release in the testbed file).
+   */
+  compareOrder?: CompareOrder;
+  /** Linux 6.7+ smart scan (sysfs smart_scan); off unless set (the paper's kernels have none). */
+  smartScan?: boolean;
 }
 
 export interface SimulationSummary {
@@ -70,6 +81,9 @@ const WORKLOAD_CONTENT_SPAN = 0x0800_0000; // 512 GiB of pages per workload
 const UNIQUE_CONTENT_BASE = 0x8000_0000;
 
 const WORKLOAD_IDS: Record<string, number> = { xsbench: 0, mysql: 1, btree: 2, randomaccess: 3, cg: 4 };
+const MODELLED_WORKLOADS = [...Object.keys(WORKLOAD_PROFILES), ...Object.keys(NATIVE_PROFILES)];
+/** Content-id slots left for workloads outside WORKLOAD_IDS (the range up to UNIQUE_CONTENT_BASE). */
+const MAX_WORKLOAD_IDS = (UNIQUE_CONTENT_BASE - WORKLOAD_CONTENT_BASE) / WORKLOAD_CONTENT_SPAN;
 
 /** Stateless 32-bit hash: which footprint pages are identical across instances / hot is a property of the workload. */
 function hash32(x: number, salt: number): number {
@@ -142,7 +156,7 @@ interface SimHog {
   nextStepT: number;
 }
 
-function modelConfig(scenario: Scenario, nodes: number): KsmModelConfig | null {
+function modelConfig(scenario: Scenario, nodes: number, opts: SimulationOptions): KsmModelConfig | null {
   const ksm = scenario.ksm;
   const forest = ksm.forestMibPerTree === null ? null : Math.max(1, Math.round((ksm.forestMibPerTree * 1024 * 1024) / 4096));
   const base = {
@@ -151,7 +165,8 @@ function modelConfig(scenario: Scenario, nodes: number): KsmModelConfig | null {
     sleepMillisecs: ksm.sleepMillisecs,
     mergeAcrossNodes: ksm.mergeAcrossNodes,
     maxPageSharing: ksm.maxPageSharing,
-    compareOrder: 'upto-6.10' as const, // the paper's kernels are v5.4
+    compareOrder: opts.compareOrder ?? 'upto-6.10', // the paper's kernels are v5.4
+    smartScan: opts.smartScan ?? false,
     seed: scenario.seed,
   };
   switch (scenario.kernelMode) {
@@ -197,7 +212,7 @@ function numberParam(run: WorkloadRun | undefined, key: string): number | null {
 
 export async function simulateScenario(scenario: Scenario, host: SimulatedHost, emit: SampleSink, opts: SimulationOptions = {}): Promise<SimulationSummary> {
   const nodes = host.memoryGiBPerNode.length;
-  const cfg = modelConfig(scenario, nodes);
+  const cfg = modelConfig(scenario, nodes, opts);
   // ksm-off still tracks pages through the model (for memory accounting) but ksmd never wakes.
   const model = new KsmModel(cfg ?? { nodes, pagesToScan: 1, sleepMillisecs: 1000, mergeAcrossNodes: true, maxPageSharing: 256, compareOrder: 'upto-6.10', policy: 'ksm', forestPagesPerTree: null, seed: scenario.seed });
   const ksmdRuns = cfg !== null && scenario.ksm.run;
@@ -205,7 +220,7 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
   const comparisonNs = ksmdComparisonNs(opts.ksmdSlowdownFactor) * (opts.comparisonCostFactor ?? 1);
   const sleepS = Math.max(scenario.ksm.sleepMillisecs, 1) / 1000;
   const monitors = new Set(scenario.monitors);
-  const reservedGiB = opts.hostReservedGiBPerNode ?? PLATFORM.hostReservedGiBPerNode;
+  const reservedGiB = opts.hostReservedGiBPerNode ?? host.reservedGiBPerNode ?? PLATFORM.hostReservedGiBPerNode;
   const usableGiB = host.memoryGiBPerNode.map((g) => g - reservedGiB);
 
   // Every page of an mm sits on the mm's node and the model only reads these arrays: share one per node value.
@@ -223,17 +238,35 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
   // Run-to-run noise: one factor for the whole step (same host, same boot), one per instance (profiles.ts).
   const stepNoise = lognormalFactor(RUN_TO_RUN_NOISE.stepCv, standardNormal(scenario.seed, 'step'));
   let nextUnique = UNIQUE_CONTENT_BASE;
+  // A paper benchmark keeps its fixed id; a stand-in's content is a function of its name and seed (the C program
+  // fills from the seed), so runs with equal (workload, seed) share content ids and others do not.
+  const standInIds = new Map<string, number>();
+  const workloadIdOf = (run: WorkloadRun): number => {
+    if (Object.hasOwn(WORKLOAD_IDS, run.workload)) return WORKLOAD_IDS[run.workload];
+    const key = `${run.workload}/${String(run.params.seed ?? '')}`;
+    let id = standInIds.get(key);
+    if (id === undefined) {
+      id = Object.keys(WORKLOAD_IDS).length + standInIds.size;
+      if (id >= MAX_WORKLOAD_IDS) throw new HarnessError('unsupported', `model testbed: more than ${MAX_WORKLOAD_IDS} distinct workload contents in one step`);
+      standInIds.set(key, id);
+    }
+    return id;
+  };
   const instances: SimInstance[] = scenario.instances.map((spec) => {
     if (!(spec.node >= 0 && spec.node < nodes)) throw new HarnessError('config', `model testbed: instance ${spec.name} on node ${spec.node}, host has ${nodes} nodes`);
     const run = scenario.workloads.find((w) => w.instance === spec.name && w.workload !== 'memhog');
-    const profile = run ? WORKLOAD_PROFILES[run.workload] : null;
-    if (run && !profile) throw new HarnessError('unsupported', `model testbed: no profile for workload '${run.workload}' (known: ${Object.keys(WORKLOAD_PROFILES).join(', ')})`);
+    const profile = run ? (profileOf(run.workload) ?? null) : null;
+    if (run && !profile) throw new HarnessError('unsupported', `model testbed: no profile for workload '${run.workload}' (known: ${MODELLED_WORKLOADS.join(', ')})`);
     const footprintGiB = numberParam(run, 'footprintGiB') ?? profile?.footprintGiB ?? 0;
-    const baseRuntimeS = numberParam(run, 'runtimeS') ?? (run && profile ? runtimeForInputs(profile, run) : null) ?? profile?.baseRuntimeS ?? 0;
+    // A stand-in's work follows its inputs (profiles.ts NATIVE_PROFILES): accesses = per byte x bytes x iterations.
+    const scaledAccesses = profile?.dramAccessesPerByteIteration !== undefined ? profile.dramAccessesPerByteIteration * footprintGiB * 1024 ** 3 * (numberParam(run, 'iterations') ?? 1) : null;
+    const scaledRuntimeS = scaledAccesses !== null && profile ? (scaledAccesses * accessCostNs(profile.boundBy, false)) / 1e9 / profile.memoryBoundness / profile.threads : null;
+    const baseRuntimeS = numberParam(run, 'runtimeS') ?? (run && profile ? runtimeForInputs(profile, run) : null) ?? scaledRuntimeS ?? profile?.baseRuntimeS ?? 0;
     const osPages = spec.kind === 'vm' ? Math.round(GUEST_OS.commonGiB * PAGES_PER_GIB) : 0;
     const footprintPages = Math.round(footprintGiB * PAGES_PER_GIB);
     // Guest RAM the guest never touches has no page: it costs ksmd nothing and is left out of the arrays.
-    const ramPages = spec.kind === 'vm' ? Math.round((spec.memoryMiB * 1024 * 1024) / 4096) : Infinity;
+    // A process's memory limit (the spec's memoryGiB) bounds what it can map, as a VM's RAM does.
+    const ramPages = Math.round((spec.memoryMiB * 1024 * 1024) / 4096);
     const totalPages = Math.min(osPages + footprintPages, ramPages);
     const uniqueBase = nextUnique;
     nextUnique += footprintPages;
@@ -262,7 +295,7 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
       workloadName: run?.workload ?? '',
       spec,
       profile,
-      workloadId: run ? WORKLOAD_IDS[run.workload] : -1,
+      workloadId: run ? workloadIdOf(run) : -1,
       osPages,
       footprintPages,
       totalPages,
@@ -538,6 +571,8 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
     if (monitors.has('throughput')) {
       for (const inst of workloadInstances) {
         if (inst.phase !== 'running' && inst.progressAtLastSample === inst.progress) continue;
+        // A stand-in has no benchmark operations to count (NATIVE_PROFILES): no throughput rather than a made-up unit.
+        if (inst.profile!.dramAccessesPerByteIteration !== undefined) continue;
         push(inst.name, inst.workloadName, 'throughput_ops', ((inst.progress - inst.progressAtLastSample) * inst.profile!.opsPerRun) / period, at);
         inst.progressAtLastSample = inst.progress;
       }
