@@ -217,7 +217,13 @@ export class QemuMachine {
   /** Wait for QEMU to exit on its own (e.g. after a guest power-off); false on timeout. */
   async waitExit(timeoutMs: number): Promise<boolean> {
     if (!this.exited || !this.running) return true;
-    return Promise.race([this.exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), timeoutMs))]);
+    // The timer is cleared when QEMU exits first: left armed, it kept `nuksm run` alive for a
+    // minute after a finished campaign.
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>((r) => {
+      timer = setTimeout(() => r(false), timeoutMs);
+    });
+    return Promise.race([this.exited.then(() => true), late]).finally(() => clearTimeout(timer));
   }
 
   /**
