@@ -25,7 +25,9 @@ describe('processes of an instance, by the marker in their environment', () => {
     const marker = `m-${process.pid}-a`;
     const small = start(marker, ['sleep', '60']);
     // ~64 MiB resident: the instance's main process.
-    const big = start(marker, ['python3', '-c', 'import time; x = bytearray(64 << 20); time.sleep(60)']);
+    // Debian's python3 (.ci/run installs it), not a version manager's shim on PATH: a shim's helper
+    // processes inherit the marker and can be the largest marked process for a moment.
+    const big = start(marker, ['/usr/bin/python3', '-c', 'import time; x = bytearray(64 << 20); time.sleep(60)']);
     const other = start(`${marker}x`, ['sleep', '60']); // a marker that merely starts with ours
     const unmarked = spawn('sleep', ['60'], { stdio: 'ignore' });
     children.push(unmarked);
