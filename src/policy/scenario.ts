@@ -61,7 +61,9 @@ export type KernelRecord =
   | { t: 'reg'; i: number; pid: number; node: number; pfn: number[] }
   | { t: 'write'; i: number; page: number; content: number; pfn: number }
   | { t: 'exit'; i: number }
-  | { t: 'snap'; at: 'pass' | 'batch'; n: number; b: number; c: Record<string, number>; procs: Array<{ i: number; pfn: number[]; kpf: string[]; cnt: number[] }> }
+  // procs: the driver gives kpageflags (kpf); a trace file (src/policy/trace-file.ts) gives the KSM bit
+  // itself (ksm), and may leave procs out of a stop (counters only).
+  | { t: 'snap'; at: 'pass' | 'batch'; n: number; b: number; c: Record<string, number>; procs?: Array<{ i: number; pfn: number[]; kpf?: string[]; ksm?: number[]; cnt?: number[] }> }
   | { t: 'end' }
   | { t: 'error'; why: string };
 
@@ -208,6 +210,10 @@ export function compareScenario(
       for (const k of Object.keys(mc)) kc[k] = r.c[k] ?? NaN;
       const equal = Object.keys(mc).every((k) => mc[k] === kc[k]) && r.b === wakes;
       const stop: StopComparison = { at: r.at, n: r.n, batches: { kernel: r.b, model: wakes }, counters: { kernel: kc, model: mc, equal }, pages: 0, samePages: 0, diffs: [] };
+      if (r.procs === undefined) {
+        stops.push(stop);
+        continue;
+      }
       const live = new Set(r.procs.map((p) => p.i));
       for (const [proc] of mmOfProc) {
         if (!live.has(proc)) {
@@ -219,7 +225,7 @@ export function compareScenario(
         const mm = mmOfProc.get(kp.i);
         kp.pfn.forEach((pfn, page) => {
           stop.pages++;
-          const kernel: PageState = pfn < 0 ? { ksm: false, owner: 'none', node: -1 } : { ksm: isKsmPage(kp.kpf[page]!), owner: owners.get(pfn) ?? `pfn ${pfn}`, node: nodeOfPfn(pfn) };
+          const kernel: PageState = pfn < 0 ? { ksm: false, owner: 'none', node: -1 } : { ksm: kp.ksm ? kp.ksm[page] === 1 : isKsmPage(kp.kpf![page]!), owner: owners.get(pfn) ?? `pfn ${pfn}`, node: nodeOfPfn(pfn) };
           let m: PageState = { ksm: false, owner: 'not registered', node: -1 };
           if (mm !== undefined) {
             const o = model.pageOwner(mm, page);

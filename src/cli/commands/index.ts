@@ -17,6 +17,7 @@ import { startCommand } from './start.ts';
 import { statusCommand } from './status.ts';
 import { testbedBuildCommand } from './testbed-build.ts';
 import { testbedCommand } from './testbed-init.ts';
+import { traceCommand } from './trace.ts';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const COMMANDS: CommandModule<object, any>[] = [planCommand, runCommand, resumeCommand, statusCommand, exportCommand, doctorCommand, startCommand, parseCommand, testbedCommand(testbedBuildCommand), bootResumeCommand, reportCommand, compareCommand, predictCommand, mergeCommand, slurmCommand, placeCommand];
+export const COMMANDS: CommandModule<object, any>[] = [planCommand, runCommand, resumeCommand, statusCommand, exportCommand, doctorCommand, startCommand, parseCommand, testbedCommand(testbedBuildCommand), bootResumeCommand, reportCommand, compareCommand, predictCommand, mergeCommand, slurmCommand, placeCommand, traceCommand];
