@@ -5,21 +5,12 @@
  * Not tuned to avoid the tree-shape effects of docs/policy.md §8: exits and writes land at any batch.
  */
 import type { KsmScenario } from '../../src/policy/scenario.ts';
+import { seeded } from '../campaign/support/double-testbed.ts';
 
 export const RANDOM_SEED = 13;
 export const RANDOM_COUNT = 50;
 
-/** mulberry32: tiny, well-known 32-bit PRNG; enough for scenario shapes. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = seeded;
 
 export function randomScenario(seed: number, index: number): KsmScenario {
   const r = rng(seed * 1_000_003 + index);

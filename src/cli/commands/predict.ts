@@ -16,19 +16,12 @@ import { STORE_FILE } from '../../results/store.ts';
 import { counterLines, placementLines } from '../../results/prediction.ts';
 import { checkPredictable, modelTestbedDataFor } from '../../testbeds/model/predict.ts';
 import { textTable } from '../format.ts';
+import type { RunArgs } from './run.ts';
 import { withJson, withResultsDir, withSpecAndTestbed } from '../options.ts';
 import { finishCampaign, runOpenCampaign, type CampaignRun } from '../run-campaign.ts';
 
-export interface PredictArgs {
-  spec: string;
-  testbed: string;
-  iterations?: number;
-  interleave?: 'none' | 'abba';
-  experimentsDir: string;
-  campaignId?: string;
-  resultsDir?: string;
-  json: boolean;
-}
+/** `nuksm run`'s arguments without the ones a prediction has no use for (it runs the whole plan here). */
+export type PredictArgs = Omit<RunArgs, 'maxSteps' | 'shard' | 'fleet'>;
 
 /** The model testbed file a prediction ran on, kept in its campaign directory (the plan names it). */
 export const PREDICT_TESTBED_FILE = 'model-testbed.yaml';
