@@ -11,7 +11,7 @@
 // The log format (one JSON object per line, the driver's stdout) is documented in ksm-scenario.c.
 
 import { KsmModel } from './model.ts';
-import { NOT_PRESENT, type KsmModelConfig } from './types.ts';
+import { NOT_PRESENT, type CompareOrder, type KsmModelConfig } from './types.ts';
 
 /** After the batch that ends pass n, or after ksmd's n-th batch (a pinned cursor position). */
 export type ScenarioTrigger = { pass: number } | { batch: number };
@@ -133,17 +133,28 @@ export interface ScenarioComparison {
   procOfMm: number[];
 }
 
+/** Whether a Linux release ("6.12.95+deb12-cloud-amd64") is at least maj.min; null when it is not a Linux release. */
+export function releaseAtLeast(release: string, maj: number, min: number): boolean | null {
+  const m = /^(\d+)\.(\d+)/.exec(release);
+  if (!m) return null;
+  const [a, b] = [Number(m[1]), Number(m[2])];
+  return a > maj || (a === maj && b >= min);
+}
+
+/** The comparison order of a kernel release: the checksum gate moved before the stable-tree search in 6.11. */
+export function compareOrderOf(release: string): CompareOrder {
+  return releaseAtLeast(release, 6, 11) ? 'from-6.11' : 'upto-6.10';
+}
+
 /** Model configuration for a scenario on a kernel release (comparison order and smart scan follow the kernel). */
 export function scenarioModelConfig(s: KsmScenario, release: string, base: KsmModelConfig): KsmModelConfig {
-  const [maj, min] = release.split('.').map(Number);
-  const from611 = maj > 6 || (maj === 6 && min >= 11);
   return {
     ...base,
     pagesToScan: s.knobs.pages_to_scan,
     sleepMillisecs: 20, // the driver steps ksmd batch by batch; time only matters for chain pruning (0 or huge in scenarios)
     mergeAcrossNodes: s.knobs.merge_across_nodes === 1,
     maxPageSharing: s.knobs.max_page_sharing,
-    compareOrder: from611 ? 'from-6.11' : 'upto-6.10',
+    compareOrder: compareOrderOf(release),
     smartScan: s.knobs.smart_scan === 1,
     policy: 'ksm',
     forestPagesPerTree: null,

@@ -7,7 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError } from '../core/errors.ts';
 import { KsmModel, defaultKsmModelConfig } from './model.ts';
-import { compareScenario, isKsmPage, scenarioModelConfig, type KernelRecord, type KsmScenario, type ScenarioComparison } from './scenario.ts';
+import { compareOrderOf, compareScenario, isKsmPage, scenarioModelConfig, type KernelRecord, type KsmScenario, type ScenarioComparison } from './scenario.ts';
 import { nodeOfPfnFromMemoryBlocks, parseNodeMemoryLinks } from './trace.ts';
 import type { CompareOrder, MergeEvent } from './types.ts';
 
@@ -192,10 +192,6 @@ export function nodeOfPfnFromMap(m: TraceHeader['nodeMap']): (pfn: number) => nu
   };
 }
 
-export function compareOrderOf(release: string): CompareOrder {
-  const [maj, min] = release.split('.').map(Number);
-  return maj! > 6 || (maj === 6 && min! >= 11) ? 'from-6.11' : 'upto-6.10';
-}
 
 /**
  * A kernel run of the ksm-scenario driver (its stdout log, the machine's memory layout) as a trace file.

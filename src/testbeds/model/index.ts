@@ -7,6 +7,7 @@ import { HarnessError } from '../../core/errors.ts';
 import type { KernelMode, Scenario } from '../../core/scenario.ts';
 import type { TestbedFile } from '../../core/testbed-file.ts';
 import type { CompareOrder } from '../../policy/index.ts';
+import { compareOrderOf, releaseAtLeast } from '../../policy/scenario.ts';
 import type { EnvironmentRecord, KernelState, StepContext, Testbed } from '../types.ts';
 import { KSMD_COST, PLATFORM } from './profiles.ts';
 import { simulateScenario, type SimulatedHost } from './simulation.ts';
@@ -39,11 +40,6 @@ export function simulatedHostOf(file: TestbedFile): SimulatedHost {
   return { memoryGiBPerNode, reservedGiBPerNode };
 }
 
-/** Linux release -> [major, minor], or null for a name that is not one ('model', a model testbed's own label). */
-function versionOf(release: string): [number, number] | null {
-  const m = /^(\d+)\.(\d+)/.exec(release);
-  return m ? [Number(m[1]), Number(m[2])] : null;
-}
 
 /**
  * What the model takes from the step's kernel: the release's comparison order (src/policy: the checksum gate
@@ -52,11 +48,9 @@ function versionOf(release: string): [number, number] | null {
  */
 export function kernelBehaviourOf(file: TestbedFile, mode: KernelMode, kernel: string | undefined): { release: string | null; compareOrder: CompareOrder; smartScan: boolean } {
   const spec = kernel !== undefined ? file.kernels[kernel] : undefined;
-  const v = spec ? versionOf(spec.release) : null;
-  if (!spec || !v) return { release: null, compareOrder: 'upto-6.10', smartScan: false };
-  const atLeast = (maj: number, min: number) => v[0] > maj || (v[0] === maj && v[1] >= min);
+  if (!spec || releaseAtLeast(spec.release, 0, 0) === null) return { release: null, compareOrder: 'upto-6.10', smartScan: false };
   const knob = file.modes[mode]?.ksmKnobs.smart_scan ?? spec.ksmKnobs.smart_scan;
-  return { release: spec.release, compareOrder: atLeast(6, 11) ? 'from-6.11' : 'upto-6.10', smartScan: atLeast(6, 7) && knob !== '0' };
+  return { release: spec.release, compareOrder: compareOrderOf(spec.release), smartScan: releaseAtLeast(spec.release, 6, 7) === true && knob !== '0' };
 }
 
 export async function createModelTestbed(file: TestbedFile): Promise<Testbed> {
