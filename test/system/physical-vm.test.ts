@@ -6,7 +6,7 @@
  *   memory, then torn down. They run no benchmark: none of the five fits in an initramfs.
  * - a guest that never gets an address fails as 'guest-unreachable' and leaves nothing behind.
  */
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -97,8 +97,18 @@ describeWith(['libvirtd', 'qemu', 'root', 'ksm', 'sshd'], 'physical testbed: VM 
     const ksm = new KsmControl(exec);
     const before = await ksm.readKnobs();
     const samples: Sample[] = [];
-    await testbed.runScenario(scenario, { emit: (s) => samples.push(...s), log: pino({ level: 'silent' }), signal: new AbortController().signal, rawDir: join(work, 'raw') });
-    await testbed.close();
+    const rawDir = join(work, 'raw');
+    try {
+      await testbed.runScenario(scenario, { emit: (s) => samples.push(...s), log: pino({ level: 'silent' }), signal: new AbortController().signal, rawDir });
+    } catch (err) {
+      // The guests' serial consoles are the only record of what they were doing; afterAll deletes them.
+      for (const f of existsSync(rawDir) ? readdirSync(rawDir).filter((n) => n.endsWith('.console.log')) : []) {
+        console.error(`--- ${f} (last 40 lines) ---\n${readFileSync(join(rawDir, f), 'utf8').split('\n').slice(-40).join('\n')}`);
+      }
+      throw err;
+    } finally {
+      await testbed.close();
+    }
     const once = (metric: string, inst: string) => samples.filter((s) => s.metric === metric && s.instance === inst && s.t === null);
     for (const name of names) {
       expect(once('instance_mem_on_node_mib', name).find((s) => s.node === 0)!.value).toBeGreaterThan(32);

@@ -90,6 +90,8 @@ export class SshExecutor implements Executor {
   private readonly channelWaiters: (() => void)[] = [];
   /** Bumped by close(): connection attempts of an older generation stop retrying. */
   private generation = 0;
+  /** Why a connection that was up ended (ssh2's error, e.g. a keepalive timeout), for the commands it cut off. */
+  private readonly lostBecause = new WeakMap<Client, string>();
 
   constructor(readonly opts: SshExecutorOptions) {
     const port = opts.port ?? 22;
@@ -156,7 +158,11 @@ export class SshExecutor implements Executor {
         resolve(client);
       });
       client.on('error', (err: Error & { level?: string }) => {
-        if (ready) return; // a later error also emits 'close', handled below
+        if (ready) {
+          // A later error also emits 'close', handled below; keep why, for the commands it cuts off.
+          this.lostBecause.set(client, err.message);
+          return;
+        }
         client.end();
         if (refusal) {
           reject(new AbortError(new HarnessError('guest-unreachable', `SSH to ${this.target} refused: ${refusal}`, { target: this.target, hostKey: 'rejected' })));
@@ -279,8 +285,10 @@ export class SshExecutor implements Executor {
       const onAbort = () => kill(new HarnessError('timeout', `${argv.join(' ')} was aborted on ${this.target}`, { argv: [...argv] }));
       opts.signal?.addEventListener('abort', onAbort, { once: true });
       if (opts.signal?.aborted) onAbort();
+      // Why and after how long: a keepalive timeout after 40 s reads differently from a reset after 1 s.
+      const lost = () => `after ${((Date.now() - started) / 1000).toFixed(1)} s${this.lostBecause.has(client) ? ` (${this.lostBecause.get(client)})` : ''}`;
       const onConnectionClose = () =>
-        finish(() => reject(new HarnessError('guest-unreachable', `SSH connection to ${this.target} was lost while running ${argv.join(' ')}`, { target: this.target, argv: [...argv] })));
+        finish(() => reject(new HarnessError('guest-unreachable', `SSH connection to ${this.target} was lost while running ${argv.join(' ')}, ${lost()}`, { target: this.target, argv: [...argv] })));
       client.once('close', onConnectionClose);
 
       const sink = opts.stdoutTo;
@@ -328,7 +336,7 @@ export class SshExecutor implements Executor {
         if (killedFor) return;
         if (remotePid === null && stderrHead) stderr += stderrHead;
         if (exitCode === null) {
-          finish(() => reject(new HarnessError('guest-unreachable', `SSH channel to ${this.target} closed without an exit status while running ${argv.join(' ')}`, { target: this.target })));
+          finish(() => reject(new HarnessError('guest-unreachable', `SSH channel to ${this.target} closed without an exit status while running ${argv.join(' ')}, ${lost()}`, { target: this.target })));
           return;
         }
         const code = exitCode;
