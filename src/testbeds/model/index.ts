@@ -46,11 +46,25 @@ export function simulatedHostOf(file: TestbedFile): SimulatedHost {
  * moved before the stable-tree search in 6.11) and smart scan (6.7+, on unless the kernel's or mode's knobs
  * write smart_scan=0). A kernel without a Linux release (a model testbed's own) is the paper's v5.4.
  */
-export function kernelBehaviourOf(file: TestbedFile, mode: KernelMode, kernel: string | undefined): { release: string | null; compareOrder: CompareOrder; smartScan: boolean } {
+export function kernelBehaviourOf(file: TestbedFile, mode: KernelMode, kernel: string | undefined): KernelBehaviour {
   const spec = kernel !== undefined ? file.kernels[kernel] : undefined;
-  if (!spec || releaseAtLeast(spec.release, 0, 0) === null) return { release: null, compareOrder: 'upto-6.10', smartScan: false };
+  if (!spec || releaseAtLeast(spec.release, 0, 0) === null) return { release: null, compareOrder: 'upto-6.10', smartScan: false, newAnonPagesActive: true };
   const knob = file.modes[mode]?.ksmKnobs.smart_scan ?? spec.ksmKnobs.smart_scan;
-  return { release: spec.release, compareOrder: compareOrderOf(spec.release), smartScan: releaseAtLeast(spec.release, 6, 7) === true && knob !== '0' };
+  return {
+    release: spec.release,
+    compareOrder: compareOrderOf(spec.release),
+    smartScan: releaseAtLeast(spec.release, 6, 7) === true && knob !== '0',
+    // 5.9 ("protect the workingset on anonymous LRU") starts new anonymous pages on the inactive list.
+    newAnonPagesActive: releaseAtLeast(spec.release, 5, 9) !== true,
+  };
+}
+
+/** The simulation options a kernel release implies (kernelBehaviourOf). */
+export interface KernelBehaviour {
+  release: string | null;
+  compareOrder: CompareOrder;
+  smartScan: boolean;
+  newAnonPagesActive: boolean;
 }
 
 export async function createModelTestbed(file: TestbedFile): Promise<Testbed> {
@@ -58,7 +72,10 @@ export async function createModelTestbed(file: TestbedFile): Promise<Testbed> {
   const host = simulatedHostOf(file);
   let mode: KernelMode = 'ksm-off';
   let behaviour = kernelBehaviourOf(file, mode, undefined);
-  const releaseLabel = () => (behaviour.release === null ? RELEASES[mode] : `${RELEASES[mode]} (as ${behaviour.release}: ${behaviour.compareOrder} order, smart scan ${behaviour.smartScan ? 'on' : 'off'})`);
+  const releaseLabel = () =>
+    behaviour.release === null
+      ? RELEASES[mode]
+      : `${RELEASES[mode]} (as ${behaviour.release}: ${behaviour.compareOrder} order, smart scan ${behaviour.smartScan ? 'on' : 'off'}, new anonymous pages ${behaviour.newAnonPagesActive ? 'active' : 'inactive'})`;
   return {
     kind: 'model',
     // The step's kernel key picks the release whose behaviour the model follows (kernelBehaviourOf);
@@ -77,11 +94,11 @@ export async function createModelTestbed(file: TestbedFile): Promise<Testbed> {
         bootId: null,
         numaNodes: host.memoryGiBPerNode.length,
         ksmKnobs: {},
-        details: { platform: PLATFORM, memoryGiBPerNode: host.memoryGiBPerNode, reservedGiBPerNode: host.reservedGiBPerNode, ksmdCost: KSMD_COST, compareOrder: behaviour.compareOrder, smartScan: behaviour.smartScan },
+        details: { platform: PLATFORM, memoryGiBPerNode: host.memoryGiBPerNode, reservedGiBPerNode: host.reservedGiBPerNode, ksmdCost: KSMD_COST, compareOrder: behaviour.compareOrder, smartScan: behaviour.smartScan, newAnonPagesActive: behaviour.newAnonPagesActive },
       };
     },
     async runScenario(scenario: Scenario, ctx: StepContext): Promise<void> {
-      const summary = await simulateScenario(scenario, host, ctx.emit, { signal: ctx.signal, compareOrder: behaviour.compareOrder, smartScan: behaviour.smartScan });
+      const summary = await simulateScenario(scenario, host, ctx.emit, { signal: ctx.signal, compareOrder: behaviour.compareOrder, smartScan: behaviour.smartScan, newAnonPagesActive: behaviour.newAnonPagesActive });
       ctx.log.info({ configId: scenario.configId, ...summary }, 'model testbed: step simulated');
     },
     async close(): Promise<void> {},

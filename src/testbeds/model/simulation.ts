@@ -54,6 +54,11 @@ export interface SimulationOptions {
   compareOrder?: CompareOrder;
   /** Linux 6.7+ smart scan (sysfs smart_scan); off unless set (the paper's kernels have none). */
   smartScan?: boolean;
+  /**
+   * Which LRU list a newly faulted anonymous page starts on: the active one before Linux 5.9 (the paper's
+   * v5.4, the default), the inactive one from 5.9 on. See lruActiveFlags below for what nuKSM then sees.
+   */
+  newAnonPagesActive?: boolean;
 }
 
 export interface SimulationSummary {
@@ -62,6 +67,27 @@ export interface SimulationSummary {
   comparisons: number;
   merges: number;
   oom: boolean;
+  /** First sample time a node's free memory was at or below its low watermark (reclaim ages the LRU lists), or null. */
+  reclaimFromS: number | null;
+}
+
+/**
+ * The low watermark of each node (GiB), where kswapd starts reclaiming, as Linux computes it by default:
+ * min_free_kbytes (defaultMinFreeKiB) split over the nodes by size, low = min + max(min / 4, node x
+ * watermark_scale_factor 10 / 10 000). About 0.22 GiB on a 192 GiB node.
+ */
+export function lowWatermarkGiB(memoryGiBPerNode: readonly number[], minFreeKiB = defaultMinFreeKiB(memoryGiBPerNode)): number[] {
+  const totalKiB = memoryGiBPerNode.reduce((a, b) => a + b, 0) * 1024 * 1024;
+  return memoryGiBPerNode.map((g) => {
+    const minGiB = (minFreeKiB * (g / (totalKiB / 1024 / 1024))) / 1024 / 1024;
+    return minGiB + Math.max(minGiB / 4, (g * 10) / 10_000);
+  });
+}
+
+/** min_free_kbytes at boot (v5.4 init_per_zone_wmark_min; THP's khugepaged may raise it, which is not modelled). */
+export function defaultMinFreeKiB(memoryGiBPerNode: readonly number[]): number {
+  const totalKiB = memoryGiBPerNode.reduce((a, b) => a + b, 0) * 1024 * 1024;
+  return Math.min(65_536, Math.max(128, Math.floor(Math.sqrt(totalKiB * 16))));
 }
 
 /** Hot pages per instance whose placement is checked to estimate its remote-access share. */
@@ -120,7 +146,12 @@ interface SimInstance {
   uniqueBase: number;
   contents: Uint32Array;
   nodes: Uint8Array;
+  /** The workload's hot set (an input: pages it keeps touching); the placement sample is drawn from it. */
+  hot: Uint8Array;
+  /** PG_active as the kernel's LRU would have it (lruActiveFlags); what nuKSM's activity test reads. */
   active: Uint8Array;
+  /** What the active flags currently reflect: the start list, or reclaim's aging while running / idle. */
+  lru: LruState;
   mmId: number;
   phase: Phase;
   phaseStartT: number;
@@ -145,9 +176,22 @@ interface SimInstance {
   progressAtLastSample: number;
 }
 
+/**
+ * nuKSM asks PageActive. Without memory pressure nothing moves anonymous pages between the LRU lists, so the
+ * flag is the same for every page: the list new pages start on ('start'). Only reclaim, which runs on a node
+ * once its free memory reaches the low watermark, tests the referenced bits and sorts that node's pages: the
+ * hot set of a workload that is running ends up active and everything else inactive ('aged-running' /
+ * 'aged-idle'). The model applies that sorting at once, at every sample where the node is at or below its
+ * watermark (so an instance that starts or stops running meanwhile is sorted again); once sorted, flags stay:
+ * without reclaim nothing reads the referenced bits, so a page left inactive stays so even once it is used.
+ */
+type LruState = 'start' | 'aged-running' | 'aged-idle';
+
 interface SimHog {
   node: number;
   mmId: number;
+  active: Uint8Array;
+  lru: LruState;
   pages: number;
   contents: Uint32Array;
   present: number;
@@ -252,6 +296,9 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
     }
     return id;
   };
+  const startActive = (opts.newAnonPagesActive ?? true) ? 1 : 0;
+  const watermarkGiB = lowWatermarkGiB(host.memoryGiBPerNode);
+  let reclaimFromS: number | null = null;
   const instances: SimInstance[] = scenario.instances.map((spec) => {
     if (!(spec.node >= 0 && spec.node < nodes)) throw new HarnessError('config', `model testbed: instance ${spec.name} on node ${spec.node}, host has ${nodes} nodes`);
     const run = scenario.workloads.find((w) => w.instance === spec.name && w.workload !== 'memhog');
@@ -271,12 +318,12 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
     const uniqueBase = nextUnique;
     nextUnique += footprintPages;
     if (nextUnique >= NOT_PRESENT) throw new HarnessError('unsupported', 'model testbed: more than 8 TiB of unique pages');
-    const active = new Uint8Array(totalPages);
+    const hotSet = new Uint8Array(totalPages);
     const hotShare = profile?.hotShare ?? 0;
     const hot: number[] = [];
     for (let p = osPages; p < totalPages; p++) {
       if (unitHash(p - osPages, 0x407) < hotShare) {
-        active[p] = 1;
+        hotSet[p] = 1;
         if (hot.length < HOT_SAMPLE) hot.push(p);
       }
     }
@@ -286,7 +333,7 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
       const stride = Math.max(1, Math.floor((totalPages - osPages) / HOT_SAMPLE));
       let k = 0;
       for (let p = osPages; p < totalPages && k < hotSample.length; p += stride) {
-        if (active[p]) hotSample[k++] = p;
+        if (hotSet[p]) hotSample[k++] = p;
       }
       for (let i = 0; k < hotSample.length; i++) hotSample[k++] = hot[i];
     }
@@ -302,7 +349,9 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
       uniqueBase,
       contents: new Uint32Array(totalPages).fill(NOT_PRESENT),
       nodes: new Uint8Array(0), // set below, once every instance's size is known
-      active,
+      hot: hotSet,
+      active: new Uint8Array(totalPages).fill(startActive),
+      lru: 'start',
       mmId: -1,
       phase: 'pending',
       phaseStartT: 0,
@@ -339,7 +388,7 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
   if (hogSpec) {
     if (!(hogSpec.node >= 0 && hogSpec.node < nodes)) throw new HarnessError('config', `model testbed: memory hog on node ${hogSpec.node}, host has ${nodes} nodes`);
     const pages = Math.round(hogSpec.maxGiB * PAGES_PER_GIB);
-    hog = { node: hogSpec.node, mmId: -1, pages, contents: new Uint32Array(0), present: 0, allowed: 0, uniqueBase: nextUnique, nextStepT: hogSpec.startAtS };
+    hog = { node: hogSpec.node, mmId: -1, active: new Uint8Array(pages).fill(startActive), lru: 'start', pages, contents: new Uint32Array(0), present: 0, allowed: 0, uniqueBase: nextUnique, nextStepT: hogSpec.startAtS };
     nextUnique += pages;
   }
 
@@ -498,8 +547,8 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
     if (hog && hogSpec && to >= hogSpec.startAtS) {
       if (hog.mmId < 0) {
         hog.contents = new Uint32Array(hog.pages).fill(NOT_PRESENT);
-        // The hog never touches its pages again after the fill: none on the active list (shared zeros, never written).
-        hog.mmId = model.registerMm({ name: 'memhog', nice: 0, contents: hog.contents, nodes: constantBytes(hog.node, hog.pages), active: constantBytes(0, hog.pages) });
+        // The hog never touches its pages again after the fill: reclaim finds all of them idle (lruActiveFlags).
+        hog.mmId = model.registerMm({ name: 'memhog', nice: 0, contents: hog.contents, nodes: constantBytes(hog.node, hog.pages), active: hog.active });
       }
       while (hog.nextStepT <= to && hog.allowed < hog.pages) {
         hog.allowed = Math.min(hog.pages, hog.allowed + Math.round(hogSpec.stepGiB * PAGES_PER_GIB));
@@ -558,6 +607,11 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
     sharingHistory.push([at, c.pagesSharing]);
     const free = freeGiBPerNode();
     if (free.some((f) => f <= 0)) oom = true;
+    const reclaiming = free.map((f, n) => f <= watermarkGiB[n]);
+    if (reclaiming.some(Boolean)) {
+      reclaimFromS ??= at;
+      ageLruLists(reclaiming);
+    }
     if (monitors.has('meminfo')) {
       push('host', '', 'mem_free_gib', Math.max(0, free.reduce((a, b) => a + b, 0)), at);
       free.forEach((f, n) => push('host', '', 'mem_free_gib', Math.max(0, f), at, n));
@@ -580,6 +634,25 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
     busyInPeriodS = 0;
     lastSampleT = at;
     flush();
+  };
+
+  /**
+   * Reclaim's verdict on the LRU lists of the nodes it runs on (LruState; each node has its own lists and
+   * kswapd): the running instances' hot sets active, the rest not.
+   */
+  const ageLruLists = (reclaiming: boolean[]) => {
+    for (const inst of instances) {
+      if (!reclaiming[inst.spec.node] || inst.mmId < 0) continue;
+      const want: LruState = inst.phase === 'running' ? 'aged-running' : 'aged-idle';
+      if (inst.lru === want) continue;
+      if (want === 'aged-running') inst.active.set(inst.hot);
+      else inst.active.fill(0);
+      inst.lru = want;
+    }
+    if (hog && reclaiming[hog.node] && hog.lru !== 'aged-idle') {
+      hog.active.fill(0);
+      hog.lru = 'aged-idle';
+    }
   };
 
   // ---------------------------------------------------------------- main loop: one iteration per ksmd wake-up
@@ -639,5 +712,5 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
     if (merged > 0) push(inst.name, inst.workloadName, 'ksm_local_pct', (perNode[inst.spec.node] / merged) * 100, null);
   }
   flush();
-  return { simulatedS: t, pagesVisited: model.totalPagesVisited, comparisons: model.totalComparisons, merges: model.totalMerges, oom };
+  return { simulatedS: t, pagesVisited: model.totalPagesVisited, comparisons: model.totalComparisons, merges: model.totalMerges, oom, reclaimFromS };
 }
