@@ -11,6 +11,7 @@ import type { CampaignRecord, Journal, JournalStep } from '../campaign/journal.t
 import type { Plan } from '../campaign/plan.ts';
 import { figureInput, FIGURE_DEFS, iterationOutliers, type Cell, type FigureDef, type IterationOutlier, type Row } from './figures.ts';
 import { compareHtml, compareSides, type Comparison } from './compare.ts';
+import { readFig8Sweep, sweepCell } from './fig8-sweep.ts';
 import { PAPER_NUMBERS, type CampaignTables, type PaperNumber } from './paper-numbers.ts';
 import { PLOTS, render, renderSync, type Rendered, type RenderJob } from './plots.ts';
 import type { ResultsStore } from './store.ts';
@@ -41,6 +42,8 @@ export interface ReportData {
   outliers?: IterationOutlier[];
   /** Comparisons shown as sections: KSM vs each nuKSM mode of the campaign. */
   comparisons?: Comparison[];
+  /** The model's Fig. 8 sensitivity sweep (docs/fig8-sweep.json), shown when the campaign has Fig. 8. */
+  fig8Sweep?: ReturnType<typeof readFig8Sweep>;
   generatedAt: string;
 }
 
@@ -83,7 +86,8 @@ export function collectReport(c: ReportCampaign): ReportData {
     const m = c.store.manifest(s.stepId);
     if (m) manifests.set(s.stepId, m);
   }
-  return { dir: c.dir, plan: c.plan, record: c.journal.campaign(), steps, manifests, figures, fig8End, outliers, comparisons, generatedAt: new Date().toISOString() };
+  const fig8Sweep = figures.some((f) => FIG8_FIGURES.has(f.def.name)) ? readFig8Sweep() : undefined;
+  return { dir: c.dir, plan: c.plan, record: c.journal.campaign(), steps, manifests, figures, fig8End, outliers, comparisons, fig8Sweep, generatedAt: new Date().toISOString() };
 }
 
 /** The render jobs of the report: one per figure with a plot and something to draw. */
@@ -166,6 +170,22 @@ function reproductionSection(d: ReportData): string {
   return `<section id="reproduction"><h2>Reproduction: the paper's numbers next to this campaign's</h2>
 <p>${testbedBadge(d)} Difference = this campaign − paper. A difference is highlighted when it exceeds max(0.05, 10 % of the paper's value) (for a bound, > or ≤, only when the bound is not met). ≈ the paper says "about", &gt; "more than", ≤ "at most"; a gap between instances is (slower / faster − 1) × 100. The paper's numbers were measured on a two-socket Xeon Gold 6140 (paper Table I)${isModel(d) ? '; this campaign\'s are outputs of the reference model, not measurements' : ''}.</p>
 ${htmlTable(['table', 'row', 'number', 'paper', 'this campaign', 'difference', `this campaign's testbed: ${d.plan.testbed.name}`, 'paper source'], body, ' class="repro"')}<ol class="src">${sources}</ol></section>`;
+}
+
+const FIG8_FIGURES = new Set(['8a', '8b', '8c']);
+
+/** The model's Fig. 8 sweep: how the OOM outcome moves with the model's estimates (always model output). */
+function fig8SweepSection(d: ReportData): string {
+  const r = d.fig8Sweep;
+  if (!r) return '';
+  const head = `<section id="fig8-sweep"><h2>Fig. 8 on the model: how robust the OOM outcome is</h2>`;
+  if ('error' in r) return `${head}<p class="na">No sweep to show: ${esc(r.error)}.</p></section>`;
+  const s = r.sweep;
+  const derived = s.rows.length * 2 - s.simulated;
+  const paper = s.rows.filter((x) => x.ksm.oom && !x.nuksm.oom).length;
+  const body = s.rows.map((x) => [esc(x.vm1StartS), esc(x.reserveGiB), esc(x.comparisonCostFactor), `<span class="${x.ksm.oom ? 'far' : 'near'}">${esc(sweepCell(x.ksm))}</span>`, `<span class="${x.nuksm.oom ? 'far' : 'near'}">${esc(sweepCell(x.nuksm))}</span>`, esc(x.ksm.oom && !x.nuksm.oom ? 'yes' : 'no')]);
+  return `${head}<p><span class="badge model">model output, not a measurement</span> The paper's Fig. 8 step (experiments/fig8.yaml, hog from ${esc(s.rows[0]!.hogStartS)} s) on the model testbed over VM-1's start, the host reserve per node and the cost of one tree comparison (× 0.54 µs): KSM and nuKSM (forest). The paper's outcome (KSM runs out of memory, nuKSM does not) holds in <b>${esc(paper)} of ${esc(s.rows.length)}</b> settings. ${esc(s.source)}, ${esc(s.date)} on ${esc(s.host)}; ${esc(s.simulated)} outcomes simulated, ${esc(derived)} derived from a run at a smaller reserve (exact: docs/model.md), ${esc(s.wallS.toFixed(0))} s.</p>
+${htmlTable(['VM-1 start (s)', 'host reserve (GiB/node)', 'comparison cost', 'KSM', 'nuKSM (forest)', 'paper outcome'], body, ' class="data" data-table="fig8-sweep"')}</section>`;
 }
 
 /** Iterations that are MAD outliers among their configuration's iterations: shown, never dropped. */
@@ -283,6 +303,7 @@ function timingCaveat(d: ReportData, def: FigureDef): string {
 export function reportHtml(d: ReportData, svgs: ReadonlyMap<string, string>): string {
   const sections: string[] = [];
   const figureNames = d.figures.map((f) => f.def.name);
+  const lastFig8 = figureNames.filter((n) => FIG8_FIGURES.has(n)).at(-1);
   for (const { def, rows } of d.figures) {
     const plot = PLOTS[def.name];
     const title = plot?.title ?? def.name;
@@ -293,6 +314,7 @@ export function reportHtml(d: ReportData, svgs: ReadonlyMap<string, string>): st
         ? `${scopeSvg(svg, def.name)}<figcaption>${esc(title)}. Files: figures/${esc(def.name)}.csv, figures/${esc(def.name)}.svg, figures/${esc(def.name)}.png.</figcaption><details><summary>data (${rows.length} rows)</summary>${figureTable(def, rows.slice(0, 400))}${rows.length > 400 ? `<p>… ${rows.length - 400} more rows in figures/${esc(def.name)}.csv</p>` : ''}</details>`
         : `<p class="na">nothing to draw (no values in ${rows.length} rows)</p>${figureTable(def, rows)}`;
     sections.push(`<section class="figure" id="figure-${esc(def.name)}" data-figure="${esc(def.name)}" data-kind="${esc(plot?.kind ?? 'table')}"><h2>${esc(title)}</h2>${timingCaveat(d, def)}<figure>${body}</figure></section>`);
+    if (def.name === lastFig8) sections.push(fig8SweepSection(d));
   }
   return `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -301,7 +323,7 @@ export function reportHtml(d: ReportData, svgs: ReadonlyMap<string, string>): st
 <body>
 <h1>nuksm report — campaign ${esc(d.plan.campaign)}</h1>
 <p>${testbedBadge(d)} spec <b>${esc(d.plan.spec)}</b> · ${esc(d.steps.length)} steps · written ${esc(d.generatedAt)}</p>
-<nav><a href="#reproduction">reproduction</a>${figureNames.map((n) => `<a href="#figure-${esc(n)}">${esc(n)}</a>`).join('')}<a href="#outliers">outliers</a>${d.comparisons?.length ? '<a href="#compare">compare</a>' : ''}<a href="#plan">plan</a><a href="#provenance">provenance</a></nav>
+<nav><a href="#reproduction">reproduction</a>${figureNames.map((n) => `<a href="#figure-${esc(n)}">${esc(n)}</a>`).join('')}${d.fig8Sweep ? '<a href="#fig8-sweep">fig8 sweep</a>' : ''}<a href="#outliers">outliers</a>${d.comparisons?.length ? '<a href="#compare">compare</a>' : ''}<a href="#plan">plan</a><a href="#provenance">provenance</a></nav>
 ${reproductionSection(d)}
 ${sections.join('\n')}
 ${outlierSection(d)}

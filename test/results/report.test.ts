@@ -3,9 +3,13 @@
  * test/system/report-browser.test.ts): error bars from the *_ci95 columns, one line per iteration,
  * the PNG decoded, the reproduction table against the paper's numbers, a self-contained HTML.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { describe, expect, it } from 'vitest';
 import type { Plan } from '../../src/campaign/plan.ts';
+import { readFig8Sweep } from '../../src/results/fig8-sweep.ts';
 import { FIGURE_DEFS, type Row } from '../../src/results/figures.ts';
 import { PAPER_NUMBERS } from '../../src/results/paper-numbers.ts';
 import { PLOTS, render, renderSync } from '../../src/results/plots.ts';
@@ -154,6 +158,26 @@ describe('report', () => {
     expect(section(html, 'table3')).not.toContain('Caveat');
     const native = reportHtml({ ...data, steps, manifests: new Map([['s1', { environment: { testbed: 'physical' } }]]) as ReportData['manifests'] }, new Map());
     expect(native).not.toContain('Caveat');
+  });
+
+  it('Fig. 8: the model sweep (docs/fig8-sweep.json) is shown as model output, every row; a bad sweep file is named, not thrown', () => {
+    const read = readFig8Sweep();
+    if (!('sweep' in read)) throw new Error(read.error);
+    const withFig8 = { ...data, figures: [{ def: def('8a'), rows: [] }] };
+    const html = reportHtml({ ...withFig8, fig8Sweep: read }, new Map());
+    const section = html.slice(html.indexOf('id="fig8-sweep"'), html.indexOf('</section>', html.indexOf('id="fig8-sweep"')));
+    expect(section).toContain('model output, not a measurement');
+    expect((section.match(/<tr>/g) ?? []).length).toBe(read.sweep.rows.length + 1);
+    expect(read.sweep.rows.length).toBeGreaterThanOrEqual(50);
+    const paper = read.sweep.rows.filter((r) => r.ksm.oom && !r.nuksm.oom).length;
+    expect(section).toContain(`holds in <b>${paper} of ${read.sweep.rows.length}</b> settings`);
+    const dir = mkdtempSync(join(tmpdir(), 'nuksm-sweep-'));
+    writeFileSync(join(dir, 'bad.json'), JSON.stringify({ format: 'nuksm-fig8-sweep', version: 2 }));
+    const bad = readFig8Sweep(join(dir, 'bad.json'));
+    expect(bad).toEqual({ error: `${join(dir, 'bad.json')}: version: Invalid literal value, expected 1` });
+    expect(reportHtml({ ...withFig8, fig8Sweep: bad }, new Map())).toContain('No sweep to show');
+    expect(reportHtml(data, new Map())).not.toContain('id="fig8-sweep"');
+    rmSync(dir, { recursive: true });
   });
 
   it('HTML is self-contained: no script, no external reference; a measured testbed is labelled measured', () => {

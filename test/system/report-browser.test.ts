@@ -16,6 +16,7 @@ import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { harnessCommit, openCampaign } from '../../src/campaign/campaign.ts';
 import { main } from '../../src/cli/main.ts';
 import { EXIT } from '../../src/cli/exit-codes.ts';
+import { readFig8Sweep, sweepCell } from '../../src/results/fig8-sweep.ts';
 import { FIGURE_DEFS } from '../../src/results/figures.ts';
 import { PAPER_NUMBERS } from '../../src/results/paper-numbers.ts';
 import { PLOTS } from '../../src/results/plots.ts';
@@ -148,6 +149,20 @@ describeWith(['chromium'], 'report in headless Chromium', () => {
     }
     // error bars exist where there are two iterations (r3/r6 run twice)
     expect(expectedMarks('6a', csv(dir, '6a')).err).toBeGreaterThan(0);
+  });
+
+  it('shows the model\'s Fig. 8 sweep below the campaign\'s Fig. 8: visible, labelled model output, one row per setting of docs/fig8-sweep.json', async () => {
+    const read = readFig8Sweep();
+    if (!('sweep' in read)) throw new Error(read.error);
+    const section = page.locator('section#fig8-sweep');
+    expect(await section.isVisible()).toBe(true);
+    expect(await section.locator('.badge.model').innerText()).toMatch(/model output, not a measurement/i);
+    const rows = await section.locator('table[data-table="fig8-sweep"] tbody tr').evaluateAll((trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent ?? '')));
+    expect(rows).toHaveLength(read.sweep.rows.length);
+    read.sweep.rows.forEach((r, i) => expect(rows[i]!.slice(0, 5)).toEqual([String(r.vm1StartS), String(r.reserveGiB), String(r.comparisonCostFactor), sweepCell(r.ksm), sweepCell(r.nuksm)]));
+    // After the last Fig. 8 figure, before the outliers.
+    const order = await page.locator('section[id]').evaluateAll((ss) => ss.map((x) => x.id));
+    expect(order.indexOf('fig8-sweep')).toBe(order.indexOf('figure-8c') + 1);
   });
 
   it('has every Table II and Table III row and every Fig. 3a/6a/8 number of the paper\'s text in the reproduction table, with this campaign\'s value', async () => {

@@ -110,7 +110,18 @@ export class DamonSignal {
   async stop(): Promise<void> {
     if (this.started === 0) return;
     const k = `${DAMON_ADMIN}/kdamonds`;
-    await this.sh(`for i in $(seq 0 $(( ${this.started} - 1 ))); do echo off > ${k}/$i/state 2>/dev/null || true; done; echo 0 > ${k}/nr_kdamonds`);
+    // 'off' returns before the kdamond thread has exited (one whose target exited may be stopping on its own),
+    // and nr_kdamonds cannot shrink while one still runs: wait for every state to read off, then retry the
+    // shrink a few times. Bounded: 20 s of waiting, 5 tries.
+    await this.sh(
+      [
+        `n=${this.started}`,
+        `for i in $(seq 0 $((n - 1))); do echo off > ${k}/$i/state 2>/dev/null || true; done`,
+        `w=0; while [ $w -lt 200 ]; do busy=0; for i in $(seq 0 $((n - 1))); do [ "$(cat ${k}/$i/state 2>/dev/null)" = off ] || busy=1; done; [ $busy = 0 ] && break; sleep 0.1; w=$((w + 1)); done`,
+        `t=0; until echo 0 > ${k}/nr_kdamonds; do t=$((t + 1)); [ $t -ge 5 ] && { echo "nr_kdamonds stays $(cat ${k}/nr_kdamonds) after 5 tries; states: $(cat ${k}/*/state | tr '\\n' ' ')" >&2; exit 1; }; sleep 1; done`,
+      ].join('\n'),
+      90_000,
+    );
     this.started = 0;
   }
 }

@@ -67,6 +67,8 @@ export interface SimulationSummary {
   comparisons: number;
   merges: number;
   oom: boolean;
+  /** The sample time at which a node's free memory reached zero (the step stopped there), or null. */
+  oomAtS: number | null;
   /** First sample time a node's free memory was at or below its low watermark (reclaim ages the LRU lists), or null. */
   reclaimFromS: number | null;
 }
@@ -299,6 +301,7 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
   const startActive = (opts.newAnonPagesActive ?? true) ? 1 : 0;
   const watermarkGiB = lowWatermarkGiB(host.memoryGiBPerNode);
   let reclaimFromS: number | null = null;
+  let oomAtS: number | null = null;
   const instances: SimInstance[] = scenario.instances.map((spec) => {
     if (!(spec.node >= 0 && spec.node < nodes)) throw new HarnessError('config', `model testbed: instance ${spec.name} on node ${spec.node}, host has ${nodes} nodes`);
     const run = scenario.workloads.find((w) => w.instance === spec.name && w.workload !== 'memhog');
@@ -606,7 +609,10 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
     const c = model.counters();
     sharingHistory.push([at, c.pagesSharing]);
     const free = freeGiBPerNode();
-    if (free.some((f) => f <= 0)) oom = true;
+    if (free.some((f) => f <= 0) && !oom) {
+      oom = true;
+      oomAtS = at;
+    }
     const reclaiming = free.map((f, n) => f <= watermarkGiB[n]);
     if (reclaiming.some(Boolean)) {
       reclaimFromS ??= at;
@@ -712,5 +718,5 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
     if (merged > 0) push(inst.name, inst.workloadName, 'ksm_local_pct', (perNode[inst.spec.node] / merged) * 100, null);
   }
   flush();
-  return { simulatedS: t, pagesVisited: model.totalPagesVisited, comparisons: model.totalComparisons, merges: model.totalMerges, oom, reclaimFromS };
+  return { simulatedS: t, pagesVisited: model.totalPagesVisited, comparisons: model.totalComparisons, merges: model.totalMerges, oom, oomAtS, reclaimFromS };
 }
