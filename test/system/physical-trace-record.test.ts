@@ -15,6 +15,7 @@ import { EXIT } from '../../src/cli/exit-codes.ts';
 import { main } from '../../src/cli/main.ts';
 import { LocalExecutor } from '../../src/host/exec/index.ts';
 import { KsmControl } from '../../src/host/ksm/index.ts';
+import { buildScenarioDriver, prepareMachine, runScenario } from '../../src/host/ksm/scenario-driver/index.ts';
 import { readTraceFile } from '../../src/policy/trace-file.ts';
 import { readHostNodes } from '../../src/testbeds/physical/topology.ts';
 import { describeWith } from '../support/components.ts';
@@ -72,6 +73,20 @@ describeWith(['root', 'ksm', 'gcc'], 'trace record on this host (physical testbe
     expect(await ksm.readKnobs()).toEqual(knobsBefore);
     expect(readFileSync(THP, 'utf8')).toBe(thpBefore);
   }, 120_000);
+
+  it('a driver that fails mid-run still leaves the knobs and THP as they were', async () => {
+    const exec = new LocalExecutor();
+    const knobsBefore = await ksm.readKnobs();
+    const thpBefore = readFileSync(THP, 'utf8');
+    const dir = join(work, 'driver');
+    const layout = await prepareMachine(exec, await buildScenarioDriver(dir), dir, { tracepoints: false });
+    // The driver writes pages_to_scan first, then fails binding instance 1 to a node the host lacks.
+    const pagesToScan = Number(knobsBefore.pages_to_scan) === 3 ? 5 : 3;
+    const bad = { name: 'bad-node', family: 0, knobs: { pages_to_scan: pagesToScan, merge_across_nodes: 1 as const, max_page_sharing: 256, smart_scan: 0 as const }, procs: [{ node: 0, contents: [1, 2] }, { node: 63, contents: [1, 2] }], initial: [0, 1], events: [], endPass: 1 };
+    await expect(runScenario(exec, layout, dir, bad)).rejects.toThrow(/ksm-scenario bad-node on local exited 2/);
+    expect(await ksm.readKnobs()).toEqual(knobsBefore);
+    expect(readFileSync(THP, 'utf8')).toBe(thpBefore);
+  }, 60_000);
 
   it('refuses while another process has mergeable memory, changing nothing', async () => {
     const src = join(work, 'mergeable.c');
