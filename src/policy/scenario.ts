@@ -1,6 +1,6 @@
 // Pass-by-pass check of the model against a real kernel without KSM tracepoints (Linux 6.1) or with
 // them (6.12): a scenario (instances, their page contents, registration points, writes, exits) is run
-// by a small driver in the machine (test/system/trace/ksm-scenario.c), which stops ksmd at every
+// by a small driver on the machine (src/host/ksm/scenario-driver/ksm-scenario.c), which stops ksmd at every
 // full_scans increment (and at pinned rmap_item counts inside the first pass) and records every KSM
 // counter and, per live instance, each page's pfn and its KPF_KSM bit. The same scenario is replayed
 // in the model, stopped at the same points, and compared: every counter, and per page whether it is

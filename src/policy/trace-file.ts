@@ -237,10 +237,12 @@ const COUNTER_NAMES = ['pages_shared', 'pages_sharing', 'pages_unshared', 'pages
  * driver (each pass end, each pinned batch), page states as pfns of synthetic physical pages (node n's
  * pages at n * 2^32 + k), merges from the model's merge events. The header says producer "model".
  */
-export function recordFromModel(s: KsmScenario, opts: { release: string; nodes?: number; source: string; pageStates?: TraceHeader['pageStates'] }): TraceFile {
+export function recordFromModel(s: KsmScenario, opts: { release: string; nodes?: number; source: string; pageStates?: TraceHeader['pageStates']; smartScanKnob?: boolean }): TraceFile {
   const nodes = opts.nodes ?? Math.max(2, ...s.procs.map((p) => p.node + 1));
   const release = opts.release;
-  const config = scenarioModelConfig(s, release, defaultKsmModelConfig({ nodes }));
+  const base = scenarioModelConfig(s, release, defaultKsmModelConfig({ nodes }));
+  // A kernel without the smart_scan knob (before 6.7) scans every page whatever the scenario asks.
+  const config = opts.smartScanKnob === false ? { ...base, smartScan: false } : base;
   const model = new KsmModel(config);
   const SPAN = 2 ** 32;
   const nextPfn = Array.from({ length: nodes }, (_, n) => n * SPAN);
@@ -332,7 +334,7 @@ export function recordFromModel(s: KsmScenario, opts: { release: string; nodes?:
     source: opts.source,
     release,
     compareOrder: config.compareOrder,
-    smartScanKnob: config.smartScan === true,
+    smartScanKnob: opts.smartScanKnob ?? config.smartScan === true,
     knobs: { ...s.knobs },
     nodes,
     nodeMap: { kind: 'pfn-ranges', ranges: Array.from({ length: nodes }, (_, n) => [n * SPAN, (n + 1) * SPAN, n] as [number, number, number]) },

@@ -1,6 +1,8 @@
 import type { Logger } from 'pino';
 import type { KernelMode, Scenario } from '../core/scenario.ts';
 import type { SampleSink } from '../core/sample.ts';
+import type { KsmScenario } from '../policy/scenario.ts';
+import type { TraceFile } from '../policy/trace-file.ts';
 
 export type TestbedKind = 'model' | 'emulated' | 'physical';
 
@@ -41,6 +43,14 @@ export interface EnvironmentRecord {
   warnings?: string[];
 }
 
+export interface RecordKsmTraceOptions {
+  /**
+   * The testbed file's `kernels` key the recording is for: on the model testbed, the kernel whose rules
+   * the model follows (absent: the paper's v5.4); on a real testbed, the kernel that must be running.
+   */
+  kernel?: string;
+}
+
 export interface KernelState {
   /** 'ready': the running kernel matches the mode. 'rebooting': a reboot into it was started;
    * the caller must stop and let the resume hook continue the campaign after boot. */
@@ -77,5 +87,11 @@ export interface Testbed {
    * Returns what was found. Testbeds that create nothing outside the process omit it.
    */
   reclaim?(rawDirs: readonly string[], log: Logger): Promise<string[]>;
+  /**
+   * Records a KSM scenario (`nuksm trace record`) as a trace file (docs/trace.md): on a real kernel
+   * (producer 'kernel') or by the reference model (producer 'model', never a measurement). A testbed
+   * that cannot throws HarnessError('unsupported') saying why; one without the method cannot either.
+   */
+  recordKsmTrace?(scenario: KsmScenario, opts: RecordKsmTraceOptions): Promise<TraceFile>;
   close(): Promise<void>;
 }

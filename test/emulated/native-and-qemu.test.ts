@@ -19,6 +19,7 @@ describe('qemuArgv', () => {
     expect(s).toContain('hostfwd=tcp:127.0.0.1:2222-:22');
     expect(s).toContain('-serial file:/c.log');
     expect(s).toContain('accel=tcg');
+    expect(s).toContain('mem-merge=off');
     expect(s).toContain('qemu64,-cx16');
     expect(argv).not.toContain('-no-reboot');
   });

@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { KsmModelConfig } from '../../src/policy/index.ts';
 import { KSM_SCENARIOS } from '../support/ksm-scenarios.ts';
-import { checkRecordedRun, type MachineLayout, type RecordedRun, type ScenarioResult } from '../support/ksm-scenario-runner.ts';
+import type { MachineLayout, RecordedRun } from '../../src/host/ksm/scenario-driver/index.ts';
+import { checkRecordedRun, type ScenarioResult } from '../support/ksm-scenario-runner.ts';
 
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'ksm-scenarios');
 const KERNELS = existsSync(FIXTURES) ? readdirSync(FIXTURES) : [];

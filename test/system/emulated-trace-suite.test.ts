@@ -2,7 +2,7 @@
  * The reference KSM model against real kernels, pass by pass, on both kernels of the emulated machine:
  * Debian 6.1 (bookworm: pre-6.11 comparison order, no KSM tracepoints) and 6.12 (backports: checksum
  * gate first, KSM tracepoints, smart scan). Each scenario of test/support/ksm-scenarios.ts (families of
- * issue 13) runs through the ksm-scenario driver, which steps ksmd one batch at a time and records,
+ * issue 13) runs through the ksm-scenario driver (src/host/ksm/scenario-driver), which steps ksmd one batch at a time and records,
  * at every pass end and pinned batch, every KSM counter and each page's pfn + KPF_KSM bit; the model
  * replays the same inputs and must agree on every counter and, per page, on merged or not, which
  * page's physical copy survives and its node (on 6.12 also the trace: kind, pair, pass, node of every
@@ -18,7 +18,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeWith } from '../support/components.ts';
 import { KSM_SCENARIOS, scenarioRunsOn } from '../support/ksm-scenarios.ts';
-import { AGREEMENT_HEADER, agreementRow, buildScenarioDriver, checkRecordedRun, prepareMachine, runScenario, type MachineLayout } from '../support/ksm-scenario-runner.ts';
+import { buildScenarioDriver, prepareMachine, runScenario, type MachineLayout } from '../../src/host/ksm/scenario-driver/index.ts';
+import { AGREEMENT_HEADER, agreementRow, checkRecordedRun } from '../support/ksm-scenario-runner.ts';
 import { releaseSharedMachine, useSharedMachine, type SharedKernel, type SharedMachine } from '../support/shared-machine.ts';
 
 const say = (l: string) => process.stderr.write(`[emulated-trace-suite] ${l}\n`);

@@ -5,6 +5,7 @@
  */
 import { ConfigError } from '../../core/errors.ts';
 import type { TestbedFile } from '../../core/testbed-file.ts';
+import { EmulatedHostTestbed } from './host.ts';
 import { EmulatedInsideTestbed } from './inside.ts';
 
 export { buildEmulatedImage, imageKernels, grubKernels, DEFAULT_IMAGE_CACHE_DIR, GUEST_HARNESS_DIR, GUEST_NATIVE_BIN_DIR, type EmulatedImage, type EmulatedKernel, type BuildEmulatedImageOptions } from './image.ts';
@@ -12,10 +13,10 @@ export { QemuMachine, qemuArgv, type MachineShape, type QemuMachineOptions } fro
 export { GUEST_STEP_ROOT } from './inside.ts';
 export { EmulatedInsideTestbed } from './inside.ts';
 
-export async function createEmulatedTestbed(file: TestbedFile): Promise<EmulatedInsideTestbed> {
+export { EmulatedHostTestbed } from './host.ts';
+
+/** Inside the machine (`emulated.inside`): the campaign driver; on the host: the host side, which refuses campaign steps. */
+export async function createEmulatedTestbed(file: TestbedFile): Promise<EmulatedInsideTestbed | EmulatedHostTestbed> {
   if (file.kind !== 'emulated' || !file.emulated) throw new ConfigError(file.file, 'emulated', `kind must be 'emulated' with an 'emulated' section`);
-  if (!file.emulated.inside) {
-    throw new ConfigError(file.file, 'emulated.inside', "campaigns on the emulated testbed run inside the machine: 'nuksm run' starts them there (src/campaign/in-machine.ts)");
-  }
-  return new EmulatedInsideTestbed(file);
+  return file.emulated.inside ? new EmulatedInsideTestbed(file) : new EmulatedHostTestbed(file);
 }

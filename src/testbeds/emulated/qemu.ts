@@ -42,7 +42,9 @@ export function qemuArgv(o: { disk: string; shape: MachineShape; sshPort: number
   const { nodes, cpusPerNode, memoryMiBPerNode } = o.shape;
   const argv = [
     'qemu-system-x86_64',
-    '-machine', `pc,accel=${o.accel}`,
+    // mem-merge=off: the host's KSM must not scan the machine's RAM (QEMU madvises it MERGEABLE by
+    // default), so a KSM run on the host itself (`nuksm trace record`, the physical tests) sees only its own.
+    '-machine', `pc,accel=${o.accel},mem-merge=off`,
     // TCG (QEMU 7.2): with CX16 the 6.12 kernel double-faults in SLUB's cmpxchg16b fast path on
     // nearly every boot, and '-cpu max' crashed in ACPI; without CX16 it uses the emulated path.
     '-cpu', o.accel === 'kvm' ? 'host' : 'qemu64,-cx16',

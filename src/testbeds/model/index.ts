@@ -7,8 +7,9 @@ import { HarnessError } from '../../core/errors.ts';
 import type { KernelMode, Scenario } from '../../core/scenario.ts';
 import type { TestbedFile } from '../../core/testbed-file.ts';
 import type { CompareOrder } from '../../policy/index.ts';
-import { compareOrderOf, releaseAtLeast } from '../../policy/scenario.ts';
-import type { EnvironmentRecord, KernelState, StepContext, Testbed } from '../types.ts';
+import { compareOrderOf, releaseAtLeast, type KsmScenario } from '../../policy/scenario.ts';
+import { recordFromModel, type TraceFile } from '../../policy/trace-file.ts';
+import type { EnvironmentRecord, KernelState, RecordKsmTraceOptions, StepContext, Testbed } from '../types.ts';
 import { KSMD_COST, PLATFORM } from './profiles.ts';
 import { simulateScenario, type SimulatedHost } from './simulation.ts';
 
@@ -101,6 +102,25 @@ export async function createModelTestbed(file: TestbedFile): Promise<Testbed> {
       const summary = await simulateScenario(scenario, host, ctx.emit, { signal: ctx.signal, compareOrder: behaviour.compareOrder, smartScan: behaviour.smartScan, newAnonPagesActive: behaviour.newAnonPagesActive });
       ctx.log.info({ configId: scenario.configId, ...summary }, 'model testbed: step simulated');
     },
+    // The model's own recording (producer 'model' in the header): what the model predicts the kernel of
+    // `opts.kernel` would do, never a measurement. Nodes: the testbed file's (Table I when it lists none).
+    async recordKsmTrace(scenario: KsmScenario, opts: RecordKsmTraceOptions): Promise<TraceFile> {
+      const b = kernelBehaviourOf(file, 'ksm', opts.kernel);
+      const nodes = host.memoryGiBPerNode.length;
+      scenario.procs.forEach((p, i) => {
+        if (p.node >= nodes) throw new HarnessError('config', `scenario ${scenario.name}: instance ${i} is bound to node ${p.node}, but the model testbed ${file.name} has ${nodes} node(s)`);
+      });
+      const release = b.release ?? PAPER_KERNEL_RELEASE;
+      return recordFromModel(scenario, {
+        release,
+        nodes,
+        smartScanKnob: releaseAtLeast(release, 6, 7) === true,
+        source: `model testbed ${file.name} (${file.file}): the reference model following ${b.release === null ? "the paper's v5.4" : release}, not a kernel measurement`,
+      });
+    },
     async close(): Promise<void> {},
   };
 }
+
+/** The release a model recording names when the testbed's kernel is no Linux release: the paper's v5.4. */
+export const PAPER_KERNEL_RELEASE = '5.4 (paper kernel, as modelled)';

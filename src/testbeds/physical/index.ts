@@ -15,7 +15,10 @@ import type { KernelBoot } from '../../host/libvirt/domain-xml.ts';
 import { Virsh } from '../../host/libvirt/virsh.ts';
 import { eventSet } from '../../host/perf/index.ts';
 import { describeHost, ProcessLauncher, reclaimAttempt, runStep, VmLauncher, fileNetworking, type GuestNetworking, type InstanceLauncher, type StepEnvironment } from '../step/index.ts';
-import type { EnvironmentRecord, KernelState, StepContext, Testbed } from '../types.ts';
+import { recordScenarioTrace } from '../../host/ksm/scenario-driver/index.ts';
+import type { KsmScenario } from '../../policy/scenario.ts';
+import type { TraceFile } from '../../policy/trace-file.ts';
+import type { EnvironmentRecord, KernelState, RecordKsmTraceOptions, StepContext, Testbed } from '../types.ts';
 import { expandHome, hostExecutor } from './host.ts';
 import { kernelKnobsOf } from './knobs.ts';
 import { startMemoryHog } from './memhog.ts';
@@ -147,5 +150,21 @@ export class PhysicalTestbed implements Testbed {
   async runScenario(scenario: Scenario, ctx: StepContext): Promise<void> {
     const { knobs, placement } = kernelKnobsOf(this.file, scenario.kernelMode, ctx.kernel);
     await runStep(scenario, { ...ctx, placement }, this.env, knobs);
+  }
+
+  /**
+   * Runs the KSM scenario driver on the host as it is now (src/host/ksm/scenario-driver): needs root and
+   * KSM in sysfs, and no other process with mergeable memory; unmerges every KSM page of the host first and
+   * puts the knobs back afterwards. `opts.kernel`: the `kernels` key that must be running (nothing reboots).
+   */
+  async recordKsmTrace(scenario: KsmScenario, opts: RecordKsmTraceOptions): Promise<TraceFile> {
+    if (opts.kernel !== undefined) {
+      const want = this.file.kernels[opts.kernel];
+      const running = (await this.exec.run(['uname', '-r'], { timeoutMs: this.file.timeouts.commandS * 1000 })).stdout.trim();
+      if (want && want.release !== running) {
+        throw new HarnessError('unsupported', `${this.exec.target} runs ${running}, not kernel '${opts.kernel}' (${want.release}) of ${this.file.file}: boot into it first (trace record does not reboot)`);
+      }
+    }
+    return recordScenarioTrace(this.exec, scenario, { workRoot: this.opts.hostWorkRoot ?? '/var/tmp/nuksm', source: `physical testbed ${this.file.name} (${this.file.file}) on ${this.exec.target}` });
   }
 }

@@ -1,6 +1,7 @@
 /*
- * ksm-scenario: runs one KSM scenario inside the emulated machine and records the kernel's state at
- * every point the reference model is compared at (test/system/emulated-trace-suite.test.ts).
+ * ksm-scenario: runs one KSM scenario on a real kernel (the emulated machine's, or a physical host's for
+ * `nuksm trace record`) and records the kernel's state at every point the reference model is compared at.
+ * Built static on the machine running nuksm and copied to the target (index.ts beside this file).
  *
  * Script (stdin), one command per line:
  *   knob <name> <value>                   written to /sys/kernel/mm/ksm/<name> before anything starts
@@ -27,6 +28,7 @@
  *   {"t":"end"} | {"t":"error","why":".."}
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -273,17 +275,26 @@ static void snapshot(const char *at, long n, long full0, int kpf) {
   printf("]}\n");
 }
 
-/* ksmd's pid: the task whose comm is "ksmd". */
+/* ksmd's pid: the task whose comm is "ksmd" (every /proc entry: pids are not bounded on a large host). */
 static int ksmd_pid(void) {
-  char path[64], comm[32];
-  for (int pid = 1; pid < 4096; pid++) {
+  char path[300], comm[32];
+  DIR *d = opendir("/proc");
+  if (!d) fail("/proc");
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    int pid = atoi(e->d_name);
+    if (pid <= 0) continue;
     snprintf(path, sizeof path, "/proc/%d/comm", pid);
     FILE *f = fopen(path, "r");
     if (!f) continue;
     int ok = fgets(comm, sizeof comm, f) && !strcmp(comm, "ksmd\n");
     fclose(f);
-    if (ok) return pid;
+    if (ok) {
+      closedir(d);
+      return pid;
+    }
   }
+  closedir(d);
   errno = ESRCH;
   fail("no ksmd thread");
   return -1;
