@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeWith } from '../support/components.ts';
 import { KSM_SCENARIOS, scenarioRunsOn } from '../support/ksm-scenarios.ts';
+import { RANDOM_SEED, randomScenarios } from '../support/ksm-random-scenarios.ts';
 import { buildScenarioDriver, prepareMachine, runScenario, type MachineLayout } from '../../src/host/ksm/scenario-driver/index.ts';
 import { AGREEMENT_HEADER, agreementRow, checkRecordedRun } from '../support/ksm-scenario-runner.ts';
 import { releaseSharedMachine, useSharedMachine, type SharedKernel, type SharedMachine } from '../support/shared-machine.ts';
@@ -76,5 +77,41 @@ for (const kernel of ['bookworm', 'backports'] as SharedKernel[]) {
       say(`${kernel}: all scenarios in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
       expect(failures).toEqual([]);
     }, 1_800_000);
+    // Issue 13's randomized differential suite. A merge decision is, on 6.12, one traced merge (kind,
+    // pair, node, pass); on 6.1 (no tracepoints), one page state (merged, survivor, node) at a stop.
+    it('randomized differential runs: >= 50 scenarios, >= 99 % merge decisions exact, >= 95 % scenarios with every counter equal at every stop', async () => {
+      const t0 = Date.now();
+      const scenarios = randomScenarios();
+      let decisions = 0;
+      let decisionsExact = 0;
+      let countersAllEqual = 0;
+      const disagreements: string[] = [];
+      for (const s of scenarios) {
+        const run = await runScenario(m!.exec, layout, guestDir, s);
+        writeFileSync(join(work, 'runs', `${s.name}.json`), JSON.stringify(run));
+        const r = checkRecordedRun(s, run, layout);
+        const c = r.comparison;
+        if (r.trace) {
+          decisions += Math.max(r.trace.kernelMerges, r.trace.modelMerges);
+          decisionsExact += r.trace.exact;
+          if (r.trace.firstMismatch) disagreements.push(`${s.name} trace: ${r.trace.firstMismatch}`);
+        } else {
+          decisions += c.pagesCompared;
+          decisionsExact += c.pagesExact;
+        }
+        if (c.countersExact === c.stops.length) countersAllEqual++;
+        for (const st of c.stops.filter((x) => !x.counters.equal || x.samePages !== x.pages)) {
+          const ks = Object.keys(st.counters.model).filter((k) => st.counters.kernel[k] !== st.counters.model[k]);
+          disagreements.push(`${s.name} stop ${st.at} ${st.n}: batches kernel ${st.batches.kernel} model ${st.batches.model}; ${ks.map((k) => `${k} kernel ${st.counters.kernel[k]} model ${st.counters.model[k]}`).join(', ')}${st.diffs.length ? `; pages ${JSON.stringify(st.diffs.slice(0, 3))}` : ''}`);
+        }
+      }
+      const pct = (a: number, b: number) => (b === 0 ? 0 : (100 * a) / b);
+      say(`${kernel} random (seed ${RANDOM_SEED}): ${scenarios.length} scenarios in ${((Date.now() - t0) / 1000).toFixed(0)} s; merge decisions ${decisionsExact}/${decisions} exact (${pct(decisionsExact, decisions).toFixed(2)} %); every counter equal at every stop in ${countersAllEqual}/${scenarios.length} (${pct(countersAllEqual, scenarios.length).toFixed(1)} %)`);
+      for (const d of disagreements) say(`${kernel} random disagreement: ${d}`);
+      expect(scenarios.length).toBeGreaterThanOrEqual(50);
+      expect(pct(decisionsExact, decisions)).toBeGreaterThanOrEqual(99);
+      expect(pct(countersAllEqual, scenarios.length)).toBeGreaterThanOrEqual(95);
+    }, 1_800_000);
+
   });
 }
