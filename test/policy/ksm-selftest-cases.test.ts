@@ -2,7 +2,7 @@
 // expected counters, the case list read from a run_vmtests.sh, TAP parsing, and the model's verdict
 // on every case it can express, on both comparison orders (6.1 and 6.12).
 import { describe, expect, it } from 'vitest';
-import { casesFromRunVmtests, expectedCounts, modelVerdict, parseDebugCounters, parseTap, FUNCTIONAL_TESTS } from '../support/ksm-selftest-cases.ts';
+import { casesFromRunVmtests, expectedCounts, functionalMergeStep, modelVerdict, parseDebugCounters, parseTap, FUNCTIONAL_TESTS } from '../support/ksm-selftest-cases.ts';
 
 // The shape of the ksm lines of a run_vmtests.sh (6.12 style, with a CATEGORY prefix and a comment).
 const RUN_VMTESTS = [
@@ -69,6 +69,13 @@ describe('ksm selftest cases', () => {
     // Checked after 1 pass instead of 2: nothing is merged yet.
     const v = modelVerdict({ ...e, checkPass: 1 }, '6.1.0');
     expect(v).toMatchObject({ shared: 0, sharing: 0, ok: false, stable: false });
+  });
+
+  it("the functional tests' merge step merges in the model (512 pages, the machine's knobs, 2 passes)", () => {
+    for (const [release, smartScan] of [['6.12.95+deb12-cloud-amd64', 1], ['6.12.95+deb12-cloud-amd64', 0]] as const) {
+      const v = modelVerdict(functionalMergeStep({ release, maxPageSharing: 256, smartScan, pagesToScan: 100 }), release);
+      expect(v).toMatchObject({ shared: 2, sharing: 510, ok: true, stable: true });
+    }
   });
 
   it('parses kselftest TAP and ties each result to the test announced before it', () => {
