@@ -261,7 +261,7 @@ export function modelVerdict(e: ModelExpression, release: string): ModelVerdict 
   return { ...c, expected, stable, ok, mergeAcrossNodes: e.scenario.knobs.merge_across_nodes, maxPageSharing: e.scenario.knobs.max_page_sharing };
 }
 
-/** One line of ksm_functional_tests' TAP output, tied to the test function announced before it ("# [RUN] test_x"). */
+/** One result of ksm_functional_tests' TAP output, tied to the test function announced for it ("# [RUN] test_x"). */
 export interface TapResult {
   test: string;
   ok: boolean;
@@ -269,26 +269,37 @@ export interface TapResult {
   description: string;
 }
 
-/** Parses kselftest TAP (ksft_test_result_*): "ok N desc", "not ok N desc", "ok N # SKIP desc". */
-export function parseTap(out: string): { results: TapResult[]; planned: number | null; totals: string | null } {
-  const results: TapResult[] = [];
-  let current = '?';
+/**
+ * Parses kselftest TAP (ksft_test_result_*: "ok N desc", "not ok N desc", "ok N # SKIP desc").
+ * Each test function prints one "# [RUN]" line and one result, so the n-th distinct [RUN] name is
+ * result n. A forked child that returns into main() instead of exiting (6.12.95's
+ * test_prctl_fork_exec when its execv fails) runs the remaining tests itself and prints their
+ * results and a "# Totals" line of its own into the same stream: then the parent's result per
+ * number is its last one, and `strayChild` says a child's stream was mixed in.
+ */
+export function parseTap(out: string): { results: TapResult[]; planned: number | null; totals: string | null; strayChild: boolean } {
+  const names: string[] = [];
+  const byNumber = new Map<number, { ok: boolean; skip: boolean; description: string }>();
   let planned: number | null = null;
-  let totals: string | null = null;
+  const totals: string[] = [];
+  let repeated = false;
   for (const line of out.split('\n')) {
     const run = /^# \[RUN\] (\S+)/.exec(line);
-    if (run) current = run[1]!;
+    if (run && !names.includes(run[1]!)) names.push(run[1]!);
     const plan = /^1\.\.(\d+)/.exec(line);
     if (plan) planned = Number(plan[1]);
     const t = /^# Totals: (.*)$/.exec(line);
-    if (t) totals = t[1]!;
-    const r = /^(not )?ok \d+ (.*)$/.exec(line);
+    if (t) totals.push(t[1]!);
+    const r = /^(not )?ok (\d+) (.*)$/.exec(line);
     if (r) {
-      const skip = /^# SKIP\b/i.test(r[2]!);
-      results.push({ test: current, ok: !r[1], skip, description: r[2]!.replace(/^# SKIP\s*/i, '') });
+      const n = Number(r[2]);
+      if (byNumber.has(n)) repeated = true;
+      const skip = /^# SKIP\b/i.test(r[3]!);
+      byNumber.set(n, { ok: !r[1], skip, description: r[3]!.replace(/^# SKIP\s*/i, '') });
     }
   }
-  return { results, planned, totals };
+  const results = [...byNumber.entries()].sort((a, b) => a[0] - b[0]).map(([n, r]) => ({ test: names[n - 1] ?? `#${n}`, ...r }));
+  return { results, planned, totals: totals.at(-1) ?? null, strayChild: repeated || totals.length > 1 };
 }
 
 /** Counters ksm_tests -d prints (6.12): "pages_shared      : 1". */

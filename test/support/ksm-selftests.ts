@@ -237,6 +237,8 @@ export interface FunctionalRun {
   results: TapResult[];
   planned: number | null;
   totals: string | null;
+  /** A forked child's own TAP stream is mixed into the output (see parseTap). */
+  strayChild: boolean;
 }
 
 /** Runs ksm_functional_tests in the machine, from its directory (its fork+exec test runs ./ksm_functional_tests). */

@@ -81,7 +81,7 @@ for (const kernel of ['bookworm', 'backports'] as SharedKernel[]) {
       expect(failures).toEqual([]);
     }, 1_800_000);
 
-    it('ksm_functional_tests (in the tree from 6.2; not in 6.1): every test passes', async () => {
+    it('ksm_functional_tests (in the tree from 6.2; not in 6.1): every test passes, but for a test_prctl_fork_exec whose exec failed, which is reported as not a valid check', async () => {
       const { functional } = casesFromRunVmtests(b.runVmtests);
       if (kernel === 'bookworm') {
         // 6.1's tree has no ksm_functional_tests.c: nothing to run; say so in the table.
@@ -94,9 +94,27 @@ for (const kernel of ['bookworm', 'backports'] as SharedKernel[]) {
       const failures: string[] = [];
       const r = await runFunctionalTests(m!.exec, m!.workDir, knobs.maxPageSharing);
       say(`ksm_functional_tests: exit ${r.exitCode}, ${r.seconds} s, ${r.totals ?? 'no totals line'}`);
+      // A test whose "# [RUN]" line is followed by another one printed no result before the next test
+      // started: a forked child of it went on running main() (r.strayChild). 6.12.95's
+      // test_prctl_fork_exec does this when its execv fails (its argv array has no terminating NULL),
+      // and then only checks the child's exit status: its "ok" does not mean the exec'd child merged.
+      const lines = r.output.split('\n');
+      const ranOn = new Set(lines.flatMap((l, i) => (/^# \[RUN\] /.test(l) && /^# \[RUN\] /.test(lines[i + 1] ?? '') ? [l.slice('# [RUN] '.length).trim()] : [])));
+      const invalid = new Set<string>();
+      if (r.strayChild) {
+        say(`ksm_functional_tests: a forked child ran on into main() after ${[...ranOn].join(', ') || '?'}; output:\n${r.output}`);
+        for (const t of ranOn) {
+          if (t === 'test_prctl_fork_exec') invalid.add(t);
+          else failures.push(`${t}: a forked child ran on into main() (not the known test_prctl_fork_exec exec failure)`);
+        }
+        if (ranOn.size === 0) failures.push('output holds a second TAP stream, but no test whose child ran on was found');
+      }
       for (const t of r.results) {
         const f = FUNCTIONAL_TESTS[t.test];
-        rows.push(`| ksm_functional_tests ${t.test} | ${f?.what ?? t.description} | ${m!.release} | ${t.skip ? 'SKIP' : t.ok ? 'pass' : 'FAIL'}: ${t.description} | not expressible | ${f?.notExpressible ?? 'a test this harness does not know'} |`);
+        const kernelCell = invalid.has(t.test)
+          ? `reported ok ("${t.description}"), **not a valid check**: the child's execv of ./ksm_functional_tests returned, the child ran test_prctl_unmerge itself and exited 0, which is all the parent checks`
+          : `${t.skip ? 'SKIP' : t.ok ? 'pass' : 'FAIL'}: ${t.description}`;
+        rows.push(`| ksm_functional_tests ${t.test} | ${f?.what ?? t.description} | ${m!.release} | ${kernelCell} | not expressible | ${f?.notExpressible ?? 'a test this harness does not know'} |`);
       }
       // The merge step the tests start with, which the model can express: did every test get past it?
       const stepFailed = r.results.filter((t) => /^Merging memory (failed|skipped)/.test(t.description)).length;
