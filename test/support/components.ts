@@ -35,6 +35,10 @@ const CHECKS: Record<string, () => boolean> = {
   numactl: () => onPath('numactl'),
   debootstrap: () => onPath('debootstrap'),
   gcc: () => onPath('gcc'),
+  // Static libnuma for Linux's ksm_tests (libnuma-dev).
+  libnuma: () => existsSync('/usr/include/numa.h') && ['/usr/lib/x86_64-linux-gnu/libnuma.a', '/usr/lib/libnuma.a'].some((p) => existsSync(p)),
+  // apt-get download + dpkg-deb + xz: Debian packages fetched and unpacked on this host.
+  apt: () => onPath('apt-get') && onPath('dpkg-deb') && onPath('xz'),
   artifact: artifactPresent,
   ksm: () => writable('/sys/kernel/mm/ksm/run'),
   root: () => process.getuid?.() === 0,

@@ -59,8 +59,8 @@ export async function treeHash(dir: string): Promise<string> {
   return h.digest('hex').slice(0, 16);
 }
 
-/** An apt configuration limited to bookworm-backports, with its own lists and cache. */
-async function backportsApt(workDir: string, mirror: DebianMirror): Promise<string[]> {
+/** apt-get options for a configuration limited to bookworm-backports, with its own lists and cache under workDir. */
+export async function backportsApt(workDir: string, mirror: DebianMirror): Promise<string[]> {
   const aptDir = join(workDir, 'apt');
   await mkdir(join(aptDir, 'lists', 'partial'), { recursive: true });
   await mkdir(join(aptDir, 'cache', 'archives', 'partial'), { recursive: true });
