@@ -87,7 +87,7 @@ describe('trace file', () => {
 
   it('reports a page whose recorded survivor differs, by instance and page', () => {
     const t = recordFromModel(KSM_SCENARIOS[0]!, { release: '6.12.0', source: 'test' });
-    const snap = t.records.findLast((r) => r.t === 'snap' && r.procs !== undefined)!;
+    const snap = [...t.records].reverse().find((r) => r.t === 'snap' && r.procs !== undefined)!;
     if (snap.t !== 'snap') throw new Error('no snap');
     const reg = t.records.find((r) => r.t === 'reg' && r.i === 1)!;
     if (reg.t !== 'reg') throw new Error('no reg');
