@@ -79,6 +79,14 @@ function checksumOf(content: number): number {
   return mix32(content ^ 0x5bd1e995) || 1;
 }
 
+/**
+ * c % n for a uint32 c (a checksum): V8 computes % of a number above 2^31 as a floating-point remainder, several
+ * times slower than this division, which is exact for c < 2^53 (the nuKSM forest picks a tree per page visit).
+ */
+function remainderU32(c: number, n: number): number {
+  return c - Math.floor(c / n) * n;
+}
+
 /** Comparisons of one search in a balanced binary tree of n nodes. */
 function treeSearchCost(n: number): number {
   return 32 - Math.clz32(n);
@@ -401,7 +409,7 @@ export class KsmModel {
     const content = mm.contents[p];
     const checksum = checksumOf(content);
     const nid = this.treeNids === 1 ? 0 : mm.regNodes[p];
-    const tree = nid * this.ntrees + (this.ntrees === 1 ? 0 : checksum % this.ntrees);
+    const tree = nid * this.ntrees + (this.ntrees === 1 ? 0 : remainderU32(checksum, this.ntrees));
 
     if (gateFirst && checksum !== mm.oldChecksum[p]) {
       mm.oldChecksum[p] = checksum; // volatile: changed since the previous visit
@@ -837,7 +845,7 @@ export class KsmModel {
   // ------------------------------------------------------------------ forest
 
   private treeOf(nid: number, content: number): number {
-    return nid * this.ntrees + (this.ntrees === 1 ? 0 : checksumOf(content) % this.ntrees);
+    return nid * this.ntrees + (this.ntrees === 1 ? 0 : remainderU32(checksumOf(content), this.ntrees));
   }
 
   /** nuKSM forest size follows registered memory; it is re-evaluated at pass start, when the unstable trees are empty. */
