@@ -675,12 +675,10 @@ export class KsmModel {
     this.sMappers[s] = 0;
     this.sHead[s] = NONE;
     this.sOwner[s] = ownerGid;
-    this.sOrigNodeCount.fill(0, s * this.nodes, (s + 1) * this.nodes);
+    for (let n = s * this.nodes, end = n + this.nodes; n < end; n++) this.sOrigNodeCount[n] = 0;
     // Link into the stable tree; an existing content key means every dup is full: chain a new dup (4.13+).
-    const map = this.stableMap[nid];
-    const head = map.get(content);
+    const head = this.stableMap[nid].swap(content, s);
     this.sNextDup[s] = head;
-    map.set(content, s);
     if (head !== NONE && this.sNextDup[head] === NONE) {
       const key = nid * 0x100000000 + content;
       if (!this.chainPruneTime.has(key)) this.chainPruneTime.set(key, this.nowMs); // alloc_stable_node_chain()
