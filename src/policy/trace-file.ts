@@ -126,6 +126,10 @@ function zodWhy(file: string, line: number, err: z.ZodError): ConfigError {
 // accepts only lines that JSON.parse + mergeSchema accept, and gives the same object. Anything else goes the
 // slow way, where zod words the error.
 
+/** What follows '{"t":"merge","k":"u' in a canonical merge line, each followed by a number; then '}'. */
+const MERGE_SEPARATORS = ['","pass":', ',"scanned":[', ',', '],"other":[', ',', '],"kept":[', ',', '],"node":'];
+const MERGE_NUMBERS: number[] = MERGE_SEPARATORS.map(() => 0); // scratch (small integers stay unboxed)
+
 /**
  * A merge line exactly as traceText writes it (no spaces, keys in schema order, plain non-negative integers of
  * at most 15 digits, so no precision question), scanned without JSON.parse; null for any other line.
@@ -149,24 +153,14 @@ export function scanCanonicalMerge(line: string): TraceMerge | null {
     if (len === 0 || len > 15 || (len > 1 && line.charCodeAt(start) === 48)) return -1; // none, too long, or a leading 0
     return v;
   };
-  if (!lit('","pass":')) return null;
-  const pass = num();
-  if (pass < 0 || !lit(',"scanned":[')) return null;
-  const s0 = num();
-  if (s0 < 0 || !lit(',')) return null;
-  const s1 = num();
-  if (s1 < 0 || !lit('],"other":[')) return null;
-  const o0 = num();
-  if (o0 < 0 || !lit(',')) return null;
-  const o1 = num();
-  if (o1 < 0 || !lit('],"kept":[')) return null;
-  const k0 = num();
-  if (k0 < 0 || !lit(',')) return null;
-  const k1 = num();
-  if (k1 < 0 || !lit('],"node":')) return null;
-  const node = num();
-  if (node < 0 || !lit('}') || at !== line.length) return null;
-  return { t: 'merge', k: k === 117 ? 'u' : 's', pass, scanned: [s0, s1], other: [o0, o1], kept: [k0, k1], node };
+  const v = MERGE_NUMBERS;
+  for (let i = 0; i < MERGE_SEPARATORS.length; i++) {
+    if (!lit(MERGE_SEPARATORS[i]!)) return null;
+    v[i] = num();
+    if (v[i]! < 0) return null;
+  }
+  if (!lit('}') || at !== line.length) return null;
+  return { t: 'merge', k: k === 117 ? 'u' : 's', pass: v[0]!, scanned: [v[1]!, v[2]!], other: [v[3]!, v[4]!], kept: [v[5]!, v[6]!], node: v[7]! };
 }
 
 /** A parsed merge line of any layout, checked by hand (exactly mergeSchema's rules). */
