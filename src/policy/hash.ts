@@ -87,16 +87,23 @@ export class U32IntMap {
     return -1;
   }
 
-  set(key: number, value: number): void {
+  /** Sets key to value; returns the value it had, or -1 (get + set in one probe). */
+  swap(key: number, value: number): number {
     if (!(value >= 0 && value <= MAX_VALUE)) badValue(value);
     if (this.size + this.tombstones >= this.limit) this.rebuild(this.size + 1);
     const at = this.find(key);
     const slots = this.slots;
-    if (slots[at + 1] === EMPTY) {
+    const stored = slots[at + 1];
+    if (stored === EMPTY) {
       slots[at] = key;
       this.size++;
     }
     slots[at + 1] = value + 1;
+    return stored === EMPTY ? -1 : stored - 1;
+  }
+
+  set(key: number, value: number): void {
+    this.swap(key, value);
   }
 
   delete(key: number): boolean {

@@ -47,6 +47,12 @@ interface MmState {
   /** First global page id (gid) of this mm; gids are never reused. */
   base: number;
   pages: number;
+  /**
+   * Every page at or above this index is not present and has no rmap_item (flags 0), so a scan can stop
+   * there: the part of an mm not populated yet (a booting VM, Fig. 8's growing memory hog) costs nothing.
+   * Only grows (writePage); a page that vanishes below it is met by the scan as before.
+   */
+  presentEnd: number;
   alive: boolean;
   contents: Uint32Array;
   regNodes: Uint8Array;
@@ -71,6 +77,14 @@ interface MmState {
 /** Non-zero page checksum: the checksum gate compares it with the value stored at the previous visit (0 initially). */
 function checksumOf(content: number): number {
   return mix32(content ^ 0x5bd1e995) || 1;
+}
+
+/**
+ * c % n for a uint32 c (a checksum): V8 computes % of a number above 2^31 as a floating-point remainder, several
+ * times slower than this division, which is exact for c < 2^53 (the nuKSM forest picks a tree per page visit).
+ */
+function remainderU32(c: number, n: number): number {
+  return c - Math.floor(c / n) * n;
 }
 
 /** Comparisons of one search in a balanced binary tree of n nodes. */
@@ -146,6 +160,10 @@ export class KsmModel {
   private readonly rr: RoundRobinState = newRoundRobin();
   private mmStamp = new Int32Array(16);
   private stamp = 0;
+  // From cfg, read once per visit or merge (a string compare per page visit is measurable at paper scale).
+  private readonly gateFirst: boolean;
+  private readonly fair: boolean;
+  private readonly priority: boolean;
 
   constructor(readonly cfg: KsmModelConfig) {
     if (!(cfg.nodes >= 1 && cfg.nodes <= 32)) throw new RangeError(`KsmModel: nodes must be 1..32, got ${cfg.nodes}`);
@@ -155,6 +173,9 @@ export class KsmModel {
       throw new RangeError(`KsmModel: forestPagesPerTree must be >= 1 or null, got ${cfg.forestPagesPerTree}`);
     }
     this.nodes = cfg.nodes;
+    this.gateFirst = cfg.compareOrder === 'from-6.11';
+    this.fair = cfg.policy === 'nuksm-fair';
+    this.priority = cfg.policy === 'nuksm-priority';
     this.ksmPagesOnNode = new Int32Array(cfg.nodes);
     this.treeNids = cfg.mergeAcrossNodes ? 1 : cfg.nodes;
     this.rng = new SplitMix32(cfg.seed);
@@ -179,6 +200,8 @@ export class KsmModel {
     for (let i = 0; i < n; i++) {
       if (reg.nodes[i] >= this.nodes) throw new RangeError(`KsmModel.registerMm(${reg.name}): page ${i} on node ${reg.nodes[i]} >= nodes`);
     }
+    let presentEnd = n;
+    while (presentEnd > 0 && reg.contents[presentEnd - 1] === NOT_PRESENT) presentEnd--;
     const id = this.mms.length;
     this.mms.push({
       id,
@@ -186,6 +209,7 @@ export class KsmModel {
       snice: sniceOf(reg.nice),
       base: this.nextGid,
       pages: n,
+      presentEnd,
       alive: true,
       contents: reg.contents,
       regNodes: reg.nodes,
@@ -252,6 +276,7 @@ export class KsmModel {
     if (!(page >= 0 && page < mm.pages)) throw new RangeError(`KsmModel.writePage: page ${page} out of range for ${mm.name}`);
     if (mm.flags[page] & MAPS_KSM) this.unmapKsm(mm, page);
     mm.contents[page] = newContent >>> 0;
+    if (page >= mm.presentEnd && newContent >>> 0 !== NOT_PRESENT) mm.presentEnd = page + 1;
   }
 
   // ------------------------------------------------------------------ scanning
@@ -276,7 +301,7 @@ export class KsmModel {
       }
       const mm = this.mms[this.order[this.cursorPos]];
       let addr = this.cursorAddr;
-      if (addr >= mm.pages) {
+      if (addr >= mm.presentEnd) {
         this.cursorPos++;
         this.cursorAddr = 0;
         continue;
@@ -284,7 +309,7 @@ export class KsmModel {
       const contents = mm.contents;
       const flags = mm.flags;
       const smartScan = mm.age.length !== 0;
-      const end = mm.pages;
+      const end = mm.presentEnd;
       while (addr < end && budget > 0) {
         if (contents[addr] === NOT_PRESENT) {
           if (flags[addr] !== 0) this.dropItem(mm, addr); // the kernel frees rmap_items of vanished pages
@@ -372,7 +397,7 @@ export class KsmModel {
       this.pagesUnshared--;
     }
     flags[p] = f;
-    const gateFirst = this.cfg.compareOrder === 'from-6.11';
+    const gateFirst = this.gateFirst;
     // COW-broken since the last visit: 6.11+ removes the rmap_item from its stable node before anything
     // else; up to 6.10 stable_tree_search() runs first, so the dup it picks still counts this item.
     let removeAfterSearch = false;
@@ -384,7 +409,7 @@ export class KsmModel {
     const content = mm.contents[p];
     const checksum = checksumOf(content);
     const nid = this.treeNids === 1 ? 0 : mm.regNodes[p];
-    const tree = nid * this.ntrees + (this.ntrees === 1 ? 0 : checksum % this.ntrees);
+    const tree = nid * this.ntrees + (this.ntrees === 1 ? 0 : remainderU32(checksum, this.ntrees));
 
     if (gateFirst && checksum !== mm.oldChecksum[p]) {
       mm.oldChecksum[p] = checksum; // volatile: changed since the previous visit
@@ -501,8 +526,8 @@ export class KsmModel {
     const previousOwner = this.sOwner[s];
     let keepCandidate = false;
     if (candNode !== ksmNode) {
-      if (this.cfg.policy === 'nuksm-fair') keepCandidate = this.fairKeepsCandidateOverStable(mm, p, s);
-      else if (this.cfg.policy === 'nuksm-priority') keepCandidate = this.priorityKeepsCandidateOverStable(mm, s);
+      if (this.fair) keepCandidate = this.fairKeepsCandidateOverStable(mm, p, s);
+      else if (this.priority) keepCandidate = this.priorityKeepsCandidateOverStable(mm, s);
     }
     if (keepCandidate) {
       // nuKSM keeps the scanned page's physical copy: the KSM page now lives on the candidate's node.
@@ -538,9 +563,9 @@ export class KsmModel {
     const nodeT = tMm.regNodes[tp];
     let keepScanned = this.cfg.mutation !== 'keep-tree-page';
     if (nodeS !== nodeT) {
-      if (this.cfg.policy === 'nuksm-fair') {
+      if (this.fair) {
         keepScanned = fairKeepsFirstOfPair(sMm.active[sp] !== 0, tMm.active[tp] !== 0, nodeS, nodeT, this.rr, this.nodes);
-      } else if (this.cfg.policy === 'nuksm-priority') {
+      } else if (this.priority) {
         keepScanned = priorityKeepsCandidate(sMm.snice, sMm.id === tMm.id ? sMm.snice : sMm.snice + tMm.snice, this.rng);
       }
     }
@@ -650,12 +675,10 @@ export class KsmModel {
     this.sMappers[s] = 0;
     this.sHead[s] = NONE;
     this.sOwner[s] = ownerGid;
-    this.sOrigNodeCount.fill(0, s * this.nodes, (s + 1) * this.nodes);
+    for (let n = s * this.nodes, end = n + this.nodes; n < end; n++) this.sOrigNodeCount[n] = 0;
     // Link into the stable tree; an existing content key means every dup is full: chain a new dup (4.13+).
-    const map = this.stableMap[nid];
-    const head = map.get(content);
+    const head = this.stableMap[nid].swap(content, s);
     this.sNextDup[s] = head;
-    map.set(content, s);
     if (head !== NONE && this.sNextDup[head] === NONE) {
       const key = nid * 0x100000000 + content;
       if (!this.chainPruneTime.has(key)) this.chainPruneTime.set(key, this.nowMs); // alloc_stable_node_chain()
@@ -820,7 +843,7 @@ export class KsmModel {
   // ------------------------------------------------------------------ forest
 
   private treeOf(nid: number, content: number): number {
-    return nid * this.ntrees + (this.ntrees === 1 ? 0 : checksumOf(content) % this.ntrees);
+    return nid * this.ntrees + (this.ntrees === 1 ? 0 : remainderU32(checksumOf(content), this.ntrees));
   }
 
   /** nuKSM forest size follows registered memory; it is re-evaluated at pass start, when the unstable trees are empty. */

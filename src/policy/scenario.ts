@@ -10,6 +10,7 @@
 //
 // The log format (one JSON object per line, the driver's stdout) is documented in ksm-scenario.c.
 
+import { U32IntMap } from './hash.ts';
 import { KsmModel } from './model.ts';
 import { NOT_PRESENT, type CompareOrder, type KsmModelConfig } from './types.ts';
 
@@ -163,6 +164,31 @@ export function scenarioModelConfig(s: KsmScenario, release: string, base: KsmMo
 }
 
 /**
+ * pfn -> non-negative int map on the model's hash maps (a JS Map of millions of pfns costs several times more).
+ * A pfn may exceed 2^32 (model recordings put node n's pages at n * 2^32 + k): one map per 2^32 pfns.
+ */
+class PfnMap {
+  private readonly parts = new Map<number, U32IntMap>();
+
+  set(pfn: number, value: number): void {
+    const hi = Math.floor(pfn / 0x100000000);
+    let m = this.parts.get(hi);
+    if (m === undefined) {
+      m = new U32IntMap();
+      this.parts.set(hi, m);
+    }
+    m.set(pfn - hi * 0x100000000, value);
+  }
+
+  /** The value, or -1. */
+  get(pfn: number): number {
+    const hi = Math.floor(pfn / 0x100000000);
+    const m = this.parts.get(hi);
+    return m === undefined ? -1 : m.get(pfn - hi * 0x100000000);
+  }
+}
+
+/**
  * Replays a recorded scenario run in the model and compares it at every stop the driver recorded.
  * nodeOfPfn maps a pfn to its node (memory-block layout of the machine).
  */
@@ -172,13 +198,27 @@ export function compareScenario(
   config: KsmModelConfig,
   nodeOfPfn: (pfn: number) => number,
   maxDiffs = 8,
-  onModel?: (model: KsmModel) => void,
+  /** Called with the model before the replay, and the model mm id -> instance index map it fills as instances register. */
+  onModel?: (model: KsmModel, procOfMm: readonly number[]) => void,
 ): ScenarioComparison {
   const model = new KsmModel(config);
-  onModel?.(model);
   const mmOfProc = new Map<number, number>();
   const procOfMm: number[] = [];
-  const owners = new Map<number, string>(); // pfn -> "proc:page" that held it when registered / written
+  onModel?.(model, procOfMm);
+  // Pages are numbered across instances (instance i's page k = pageBase[i] + k) so that the pfn -> owner map
+  // and the per-page comparison hold small integers instead of "i:k" strings: a large recording has millions.
+  const pageBase: number[] = [];
+  let pages = 0;
+  for (const p of s.procs) {
+    pageBase.push(pages);
+    pages += p.contents.length;
+  }
+  const ownerName = (code: number): string => {
+    let i = pageBase.length - 1;
+    while (pageBase[i]! > code) i--;
+    return `${i}:${code - pageBase[i]!}`;
+  };
+  const owners = new PfnMap(); // pfn -> page (pageBase numbering) that held it when registered / written
   const stops: StopComparison[] = [];
   let guard = 0;
   let wakes = 0;
@@ -196,17 +236,24 @@ export function compareScenario(
     if (r.t === 'reg') {
       const p = s.procs[r.i]!;
       const contents = Uint32Array.from(p.contents);
-      r.pfn.forEach((pfn, k) => {
-        if (pfn < 0) contents[k] = NOT_PRESENT;
-        else owners.set(pfn, `${r.i}:${k}`);
-      });
-      const nodes = Uint8Array.from(r.pfn.map((pfn) => (pfn < 0 ? p.node : nodeOfPfn(pfn))));
+      const nodes = new Uint8Array(r.pfn.length);
+      const base = pageBase[r.i]!;
+      for (let k = 0; k < r.pfn.length; k++) {
+        const pfn = r.pfn[k]!;
+        if (pfn < 0) {
+          contents[k] = NOT_PRESENT;
+          nodes[k] = p.node;
+        } else {
+          owners.set(pfn, base + k);
+          nodes[k] = nodeOfPfn(pfn);
+        }
+      }
       const id = model.registerMm({ name: `proc-${r.i}`, nice: 0, contents, nodes, active: new Uint8Array(contents.length) });
       mmOfProc.set(r.i, id);
       procOfMm[id] = r.i;
     } else if (r.t === 'write') {
       model.writePage(mmOfProc.get(r.i)!, r.page, r.content);
-      owners.set(r.pfn, `${r.i}:${r.page}`);
+      owners.set(r.pfn, pageBase[r.i]! + r.page);
     } else if (r.t === 'exit') {
       model.unregisterMm(mmOfProc.get(r.i)!);
       mmOfProc.delete(r.i);
@@ -234,17 +281,33 @@ export function compareScenario(
       }
       for (const kp of r.procs) {
         const mm = mmOfProc.get(kp.i);
-        kp.pfn.forEach((pfn, page) => {
-          stop.pages++;
-          const kernel: PageState = pfn < 0 ? { ksm: false, owner: 'none', node: -1 } : { ksm: kp.ksm ? kp.ksm[page] === 1 : isKsmPage(kp.kpf![page]!), owner: owners.get(pfn) ?? `pfn ${pfn}`, node: nodeOfPfn(pfn) };
-          let m: PageState = { ksm: false, owner: 'not registered', node: -1 };
+        const n = kp.pfn.length;
+        stop.pages += n;
+        for (let page = 0; page < n; page++) {
+          // Both sides as (ksm, owner page, node); owner -1: no page; -2: a pfn no page held; -3: instance not registered.
+          const pfn = kp.pfn[page]!;
+          const kKsm = pfn >= 0 && (kp.ksm ? kp.ksm[page] === 1 : isKsmPage(kp.kpf![page]!));
+          const held = pfn < 0 ? -1 : owners.get(pfn);
+          const kOwner = pfn < 0 ? -1 : held < 0 ? -2 : held;
+          const kNode = pfn < 0 ? -1 : nodeOfPfn(pfn);
+          let mKsm = false;
+          let mOwner = -3;
+          let mNode = -1;
           if (mm !== undefined) {
             const o = model.pageOwner(mm, page);
-            m = o === null ? { ksm: false, owner: 'none', node: -1 } : { ksm: model.isMerged(mm, page), owner: `${procOfMm[o.mm]}:${o.page}`, node: model.pageNode(mm, page) };
+            if (o === null) mOwner = -1;
+            else {
+              mKsm = model.isMerged(mm, page);
+              mOwner = pageBase[procOfMm[o.mm]!]! + o.page;
+              mNode = model.pageNode(mm, page);
+            }
           }
-          if (kernel.ksm === m.ksm && kernel.owner === m.owner && kernel.node === m.node) stop.samePages++;
-          else if (stop.diffs.length < maxDiffs) stop.diffs.push({ proc: kp.i, page, kernel, model: m });
-        });
+          if (kKsm === mKsm && kOwner === mOwner && kNode === mNode) stop.samePages++;
+          else if (stop.diffs.length < maxDiffs) {
+            const name = (code: number) => (code === -1 ? 'none' : code === -2 ? `pfn ${pfn}` : code === -3 ? 'not registered' : ownerName(code));
+            stop.diffs.push({ proc: kp.i, page, kernel: { ksm: kKsm, owner: name(kOwner), node: kNode }, model: { ksm: mKsm, owner: name(mOwner), node: mNode } });
+          }
+        }
       }
       stops.push(stop);
     }

@@ -18,6 +18,27 @@ const int = z.number().int();
 const nat = int.nonnegative();
 const pageRef = z.tuple([nat, nat]);
 
+/**
+ * z.array(elem) for the per-page arrays of a trace (millions of entries in a large recording): one plain loop
+ * with `ok`, which accepts exactly what `elem` accepts; only an array that fails it goes through zod element by
+ * element, to name the element and word the error. The parsed array is kept as it is (zod would copy it).
+ */
+function pageArray<T extends z.ZodTypeAny>(elem: T, ok: (x: unknown) => boolean): z.ZodType<Array<z.infer<T>>> {
+  const exact = z.array(elem);
+  return z.any().superRefine((v, ctx) => {
+    if (Array.isArray(v)) {
+      let k = 0;
+      while (k < v.length && ok(v[k])) k++;
+      if (k === v.length) return;
+    }
+    const r = exact.safeParse(v);
+    if (!r.success) for (const issue of r.error.issues) ctx.addIssue(issue);
+  });
+}
+const positives = pageArray(int.positive(), (x) => Number.isInteger(x) && (x as number) > 0);
+const pfns = pageArray(int.min(-1), (x) => Number.isInteger(x) && (x as number) >= -1);
+const ksmBits = pageArray(z.union([z.literal(0), z.literal(1)]), (x) => x === 0 || x === 1);
+
 const knobsSchema = z
   .object({
     pages_to_scan: int.positive(),
@@ -39,7 +60,7 @@ const scenarioSchema = z
     name: z.string().min(1),
     family: nat,
     knobs: knobsSchema,
-    procs: z.array(z.object({ node: nat, contents: z.array(int.positive()) }).strict()).min(1),
+    procs: z.array(z.object({ node: nat, contents: positives }).strict()).min(1),
     initial: z.array(nat),
     events: z.array(z.object({ at: triggerSchema, action: actionSchema }).strict()),
     endPass: nat,
@@ -75,14 +96,14 @@ export const traceHeaderSchema = z
   .strict();
 export type TraceHeader = z.infer<typeof traceHeaderSchema>;
 
-const procState = z.object({ i: nat, pfn: z.array(int.min(-1)), ksm: z.array(z.union([z.literal(0), z.literal(1)])) }).strict();
+const procState = z.object({ i: nat, pfn: pfns, ksm: ksmBits }).strict();
 const counters = z.record(z.string(), int);
 /** A merge: k 'u' (two private pages -> new KSM page) | 's' (joined a KSM page); pass = full_scans at the merge. */
 const mergeSchema = z.object({ t: z.literal('merge'), k: z.enum(['u', 's']), pass: nat, scanned: pageRef, other: pageRef, kept: pageRef, node: nat }).strict();
 export type TraceMerge = z.infer<typeof mergeSchema>;
 
 const recordSchema = z.discriminatedUnion('t', [
-  z.object({ t: z.literal('reg'), i: nat, pid: int, node: nat, pfn: z.array(int.min(-1)) }).strict(),
+  z.object({ t: z.literal('reg'), i: nat, pid: int, node: nat, pfn: pfns }).strict(),
   z.object({ t: z.literal('write'), i: nat, page: nat, content: int.positive(), pfn: nat }).strict(),
   z.object({ t: z.literal('exit'), i: nat }).strict(),
   z.object({ t: z.literal('snap'), at: z.enum(['pass', 'batch']), n: nat, b: nat, c: counters, procs: z.array(procState).optional() }).strict(),
@@ -101,25 +122,78 @@ function zodWhy(file: string, line: number, err: z.ZodError): ConfigError {
   return new ConfigError(file, `line ${line}${i.path.length ? `: ${i.path.join('.')}` : ''}`, i.message);
 }
 
-// Merge lines are most of a large trace; their shape is checked by hand first (zod only to word the error).
+// Merge lines are most of a large trace (a million in a long recording), so they have two fast paths; each
+// accepts only lines that JSON.parse + mergeSchema accept, and gives the same object. Anything else goes the
+// slow way, where zod words the error.
+
+/** What follows '{"t":"merge","k":"u' in a canonical merge line, each followed by a number; then '}'. */
+const MERGE_SEPARATORS = ['","pass":', ',"scanned":[', ',', '],"other":[', ',', '],"kept":[', ',', '],"node":'];
+const MERGE_NUMBERS: number[] = MERGE_SEPARATORS.map(() => 0); // scratch (small integers stay unboxed)
+
+/**
+ * A merge line exactly as traceText writes it (no spaces, keys in schema order, plain non-negative integers of
+ * at most 15 digits, so no precision question), scanned without JSON.parse; null for any other line.
+ */
+export function scanCanonicalMerge(line: string): TraceMerge | null {
+  const PREFIX = '{"t":"merge","k":"';
+  if (!line.startsWith(PREFIX)) return null;
+  let at = PREFIX.length;
+  const k = line.charCodeAt(at++);
+  if (k !== 117 && k !== 115) return null; // 'u' | 's'
+  const lit = (s: string): boolean => {
+    if (!line.startsWith(s, at)) return false;
+    at += s.length;
+    return true;
+  };
+  const num = (): number => {
+    const start = at;
+    let v = 0;
+    for (let c = line.charCodeAt(at); c >= 48 && c <= 57; c = line.charCodeAt(++at)) v = v * 10 + (c - 48);
+    const len = at - start;
+    if (len === 0 || len > 15 || (len > 1 && line.charCodeAt(start) === 48)) return -1; // none, too long, or a leading 0
+    return v;
+  };
+  const v = MERGE_NUMBERS;
+  for (let i = 0; i < MERGE_SEPARATORS.length; i++) {
+    if (!lit(MERGE_SEPARATORS[i]!)) return null;
+    v[i] = num();
+    if (v[i]! < 0) return null;
+  }
+  if (!lit('}') || at !== line.length) return null;
+  return { t: 'merge', k: k === 117 ? 'u' : 's', pass: v[0]!, scanned: [v[1]!, v[2]!], other: [v[3]!, v[4]!], kept: [v[5]!, v[6]!], node: v[7]! };
+}
+
+/** A parsed merge line of any layout, checked by hand (exactly mergeSchema's rules). */
 function isMergeFast(r: Record<string, unknown>): boolean {
   const ref = (x: unknown) => Array.isArray(x) && x.length === 2 && Number.isInteger(x[0]) && Number.isInteger(x[1]) && (x[0] as number) >= 0 && (x[1] as number) >= 0;
   let keys = 0;
   for (const _ in r) keys++;
-  return keys === 8 && (r.k === 'u' || r.k === 's') && Number.isInteger(r.pass) && (r.pass as number) >= 0 && Number.isInteger(r.node) && (r.node as number) >= 0 && ref(r.scanned) && ref(r.other) && ref(r.kept);
+  return keys === 7 && (r.k === 'u' || r.k === 's') && Number.isInteger(r.pass) && (r.pass as number) >= 0 && Number.isInteger(r.node) && (r.node as number) >= 0 && ref(r.scanned) && ref(r.other) && ref(r.kept);
 }
 
 /** Parses and validates a trace file's text; throws ConfigError(file, "line N: key", why). */
 export function parseTraceText(text: string, file: string): TraceFile {
-  const lines = text.split('\n');
+  // Line by line without split(): a large trace's million line strings would all stay alive at once.
+  let lineCount = 0;
   let header: TraceHeader | null = null;
   const records: TraceRecord[] = [];
   let ended = false;
-  for (let n = 0; n < lines.length; n++) {
-    const line = lines[n]!;
+  for (let start = 0, n = 0; start <= text.length; n++) {
+    let stop = text.indexOf('\n', start);
+    if (stop < 0) stop = text.length;
+    const line = text.slice(start, stop);
+    start = stop + 1;
+    lineCount = n + 1;
     if (line === '') continue;
     const lineNo = n + 1;
     if (ended) throw new ConfigError(file, `line ${lineNo}`, 'content after the {"t":"end"} line');
+    if (header !== null) {
+      const m = scanCanonicalMerge(line);
+      if (m !== null) {
+        records.push(m);
+        continue;
+      }
+    }
     let obj: unknown;
     try {
       obj = JSON.parse(line);
@@ -146,7 +220,7 @@ export function parseTraceText(text: string, file: string): TraceFile {
     if (p.data.t === 'end') ended = true;
   }
   if (header === null) throw new ConfigError(file, 'line 1', 'empty file: no header line');
-  if (!ended) throw new ConfigError(file, `line ${lines.length}`, 'the trace does not end with {"t":"end"} (recording cut short?)');
+  if (!ended) throw new ConfigError(file, `line ${lineCount}`, 'the trace does not end with {"t":"end"} (recording cut short?)');
   const procs = header.scenario.procs.length;
   records.forEach((r, k) => {
     const i = r.t === 'merge' ? Math.max(r.scanned[0], r.other[0], r.kept[0]) : 'i' in r ? r.i : -1;
@@ -357,9 +431,6 @@ export interface ReplayReport {
   exact: boolean;
 }
 
-const sameMerge = (a: TraceMerge, b: TraceMerge) =>
-  a.k === b.k && a.pass === b.pass && a.node === b.node && a.scanned[0] === b.scanned[0] && a.scanned[1] === b.scanned[1] && a.other[0] === b.other[0] && a.other[1] === b.other[1] && a.kept[0] === b.kept[0] && a.kept[1] === b.kept[1];
-
 /** Replays a trace into the model: counters and page states at every recorded stop, merges position by position. */
 export function replayTrace(t: TraceFile, maxDiffs = 8): ReplayReport {
   const h = t.header;
@@ -371,29 +442,31 @@ export function replayTrace(t: TraceFile, maxDiffs = 8): ReplayReport {
     else log.push(r as KernelRecord);
   }
   const wantMerges = recorded.length > 0;
-  const modelMerges: TraceMerge[] = [];
-  let procOfMm: number[] = [];
-  const cmp = compareScenario(h.scenario, log, config, nodeOfPfnFromMap(h.nodeMap), maxDiffs, (m) => {
-    if (wantMerges) m.onMerge = (e) => modelMerges.push({ t: 'merge', k: e.kind === 'stable' ? 's' : 'u', pass: e.fullScans, scanned: [e.scannedMm, e.scannedPage], other: [e.otherMm, e.otherPage], kept: [e.keptMm, e.keptPage], node: e.keptNode });
+  // Merges are compared as the model makes them (a large recording has millions: no second list is built).
+  const first: MergeDiff[] = [];
+  let modelCount = 0;
+  let exactMerges = 0;
+  const cmp = compareScenario(h.scenario, log, config, nodeOfPfnFromMap(h.nodeMap), maxDiffs, (m, procOfMm) => {
+    if (!wantMerges) return;
+    m.onMerge = (e) => {
+      const k = modelCount++;
+      const r = recorded[k];
+      const scanned = procOfMm[e.scannedMm]!;
+      const other = procOfMm[e.otherMm]!;
+      const kept = procOfMm[e.keptMm]!;
+      const k2 = e.kind === 'stable' ? 's' : 'u';
+      if (r && r.k === k2 && r.pass === e.fullScans && r.node === e.keptNode && r.scanned[0] === scanned && r.scanned[1] === e.scannedPage && r.other[0] === other && r.other[1] === e.otherPage && r.kept[0] === kept && r.kept[1] === e.keptPage) {
+        exactMerges++;
+      } else if (first.length < maxDiffs) {
+        const model: TraceMerge = { t: 'merge', k: k2, pass: e.fullScans, scanned: [scanned, e.scannedPage], other: [other, e.otherPage], kept: [kept, e.keptPage], node: e.keptNode };
+        first.push({ index: k, kernel: r ?? null, model });
+      }
+    };
   });
-  procOfMm = cmp.procOfMm;
   let merges: ReplayReport['merges'] = null;
   if (wantMerges) {
-    const first: MergeDiff[] = [];
-    let exact = 0;
-    const n = Math.max(recorded.length, modelMerges.length);
-    for (let k = 0; k < n; k++) {
-      const m = modelMerges[k];
-      if (m) {
-        m.scanned[0] = procOfMm[m.scanned[0]]!;
-        m.other[0] = procOfMm[m.other[0]]!;
-        m.kept[0] = procOfMm[m.kept[0]]!;
-      }
-      const r = recorded[k];
-      if (r && m && sameMerge(r, m)) exact++;
-      else if (first.length < maxDiffs) first.push({ index: k, kernel: r ?? null, model: m ?? null });
-    }
-    merges = { recorded: recorded.length, model: modelMerges.length, exact, first };
+    for (let k = modelCount; k < recorded.length && first.length < maxDiffs; k++) first.push({ index: k, kernel: recorded[k]!, model: null });
+    merges = { recorded: recorded.length, model: modelCount, exact: exactMerges, first };
   }
   const { model: _model, ...comparison } = cmp;
   const exact = cmp.exact && (merges === null || (merges.exact === merges.recorded && merges.recorded === merges.model));

@@ -37,7 +37,10 @@ export interface KsmModelConfig {
 export interface MmRegistration {
   name: string;
   nice: number;
-  /** Content id per page in address order; equal ids = identical pages; NOT_PRESENT = no page mapped there. */
+  /**
+   * Content id per page in address order; equal ids = identical pages; NOT_PRESENT = no page mapped there.
+   * The model keeps this array: after registration, change it only through KsmModel.writePage.
+   */
   contents: Uint32Array;
   /** Physical node of each page before any merge (also where a COW copy is allocated). */
   nodes: Uint8Array;

@@ -37,6 +37,25 @@ describe('U32IntMap', () => {
     ours.forEach((k, v) => seen.set(k, v));
     expect(seen).toEqual(ref);
   });
+
+  it('swap sets a key and returns its previous value (-1 if none), as Map get + set, across rebuilds', () => {
+    const rng = new SplitMix32(7);
+    const ours = new U32IntMap(4);
+    const ref = new Map<number, number>();
+    for (let step = 0; step < 100_000; step++) {
+      const key = rng.next() < 0.5 ? rng.nextUint32() % 4000 : rng.nextUint32() >>> 0;
+      if (rng.next() < 0.2) {
+        if (ours.delete(key) !== ref.delete(key)) expect.fail(`delete(${key}) disagrees`);
+        continue;
+      }
+      const v = rng.nextUint32() & 0x7fffffff;
+      const got = ours.swap(key, v);
+      if (got !== (ref.get(key) ?? -1)) expect.fail(`swap(${key}) = ${got}, expected ${ref.get(key) ?? -1}`);
+      ref.set(key, v);
+    }
+    expect(ours.size).toBe(ref.size);
+    for (const [k, v] of ref) expect(ours.get(k)).toBe(v);
+  });
 });
 
 describe('U32IntMap memory', () => {
