@@ -19,7 +19,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeWith } from '../support/components.ts';
 import { KSM_SCENARIOS, scenarioRunsOn } from '../support/ksm-scenarios.ts';
 import { RANDOM_SEED, randomScenarios } from '../support/ksm-random-scenarios.ts';
-import { buildScenarioDriver, prepareMachine, runScenario, type MachineLayout } from '../../src/host/ksm/scenario-driver/index.ts';
+import { buildScenarioDriver, openScenarioSession, prepareMachine, type MachineLayout, type ScenarioSession } from '../../src/host/ksm/scenario-driver/index.ts';
 import { AGREEMENT_HEADER, agreementRow, checkRecordedRun } from '../support/ksm-scenario-runner.ts';
 import { releaseSharedMachine, useSharedMachine, type SharedKernel, type SharedMachine } from '../support/shared-machine.ts';
 
@@ -33,6 +33,8 @@ for (const kernel of ['bookworm', 'backports'] as SharedKernel[]) {
     let m: SharedMachine | null = null;
     let layout: MachineLayout;
     let guestDir = '';
+    // One session for every scenario of this kernel: knobs saved and checked once, put back in afterAll.
+    let session: ScenarioSession | null = null;
     const rows: string[] = [];
 
     beforeAll(async () => {
@@ -41,6 +43,7 @@ for (const kernel of ['bookworm', 'backports'] as SharedKernel[]) {
       m = await useSharedMachine(kernel, `trace-suite-${kernel}`, say);
       guestDir = m.workDir;
       layout = await prepareMachine(m.exec, driver, guestDir);
+      session = await openScenarioSession(m.exec, layout, guestDir);
       mkdirSync(join(work, 'runs'), { recursive: true });
       writeFileSync(join(work, 'runs', 'layout.json'), JSON.stringify(layout));
       say(`${kernel}: ${layout.release}, tracepoints ${layout.ksmTracepoints}, smart_scan knob ${layout.smartScanKnob}; ready ${((Date.now() - t0) / 1000).toFixed(0)} s; runs kept in ${work}/runs`);
@@ -48,6 +51,7 @@ for (const kernel of ['bookworm', 'backports'] as SharedKernel[]) {
 
     afterAll(async () => {
       say(`agreement, ${kernel} (${layout?.release ?? '?'}):\n${AGREEMENT_HEADER}\n${rows.join('\n')}`);
+      await session?.close();
       if (m) await releaseSharedMachine(m);
     }, 300_000);
 
@@ -60,7 +64,7 @@ for (const kernel of ['bookworm', 'backports'] as SharedKernel[]) {
           continue;
         }
         const ts = Date.now();
-        const run = await runScenario(m!.exec, layout, guestDir, s);
+        const run = await session!.run(s);
         writeFileSync(join(work, 'runs', `${s.name}.json`), JSON.stringify(run));
         const r = checkRecordedRun(s, run, layout);
         rows.push(agreementRow(kernel, s, r));
@@ -87,7 +91,7 @@ for (const kernel of ['bookworm', 'backports'] as SharedKernel[]) {
       let countersAllEqual = 0;
       const disagreements: string[] = [];
       for (const s of scenarios) {
-        const run = await runScenario(m!.exec, layout, guestDir, s);
+        const run = await session!.run(s);
         writeFileSync(join(work, 'runs', `${s.name}.json`), JSON.stringify(run));
         const r = checkRecordedRun(s, run, layout);
         const c = r.comparison;

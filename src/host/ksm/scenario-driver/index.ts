@@ -140,61 +140,88 @@ async function saveOtherState(exec: Executor, tracepoints: boolean): Promise<str
 }
 
 /**
- * Runs one scenario: KSM emptied (run=2), THP off, advisor off, the driver fed the script; returns its log
- * (and its ksm trace when the layout uses tracepoints). Whatever happens, the KSM knobs, THP and the tracing
- * state are put back as they were (after unmerging the scenario's pages).
+ * Scenario runs on one target, one after another. open: saves the KSM knobs, THP and tracing state and
+ * checks that no other process has KSM-mergeable memory (checkNoOtherMergeable), once. run: KSM emptied
+ * (run=2), the saved knobs written back (so one scenario's knobs never leak into the next), ksmd stopped,
+ * THP off, advisor off, the driver fed the script; returns its log (and its ksm trace when the layout uses
+ * tracepoints). close (always, also after a failed run): every KSM knob (run last), THP and the tracing
+ * state put back as they were, after unmerging the scenarios' pages.
+ * Call order: openScenarioSession() → run() any number of times → close().
  */
-export async function runScenario(exec: Executor, layout: MachineLayout, dir: string, s: KsmScenario, opts: { timeoutMs?: number } = {}): Promise<RecordedRun> {
+export interface ScenarioSession {
+  run(s: KsmScenario, opts?: { timeoutMs?: number }): Promise<RecordedRun>;
+  close(): Promise<void>;
+}
+
+export async function openScenarioSession(exec: Executor, layout: MachineLayout, dir: string): Promise<ScenarioSession> {
   const ksm = new KsmControl(exec);
   const savedKnobs = await ksm.save();
   const restoreOther = await saveOtherState(exec, layout.ksmTracepoints);
+  await checkNoOtherMergeable(exec);
+  // Knobs first that need no KSM page (the run=2 wait comes before), `run` never: ksmd stays stopped.
+  const knobWrites = Object.entries(savedKnobs)
+    .filter(([k, v]) => k !== 'run' && /^[a-z0-9_]+$/.test(k) && /^[A-Za-z0-9_ -]*$/.test(v))
+    .map(([k, v]) => `{ [ ! -w ${KSM}/${k} ] || [ "$(cat ${KSM}/${k})" = '${v}' ] || echo '${v}' > ${KSM}/${k}; }`);
+  return {
+    async run(s, opts = {}) {
+      const prep = [
+        `echo 0 > ${KSM}/run`,
+        `echo 2 > ${KSM}/run`,
+        `i=0; while [ "$(cat ${KSM}/pages_shared)" != 0 ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done`,
+        ...knobWrites,
+        `echo 0 > ${KSM}/run`,
+        // The advisor (6.8+) rewrites pages_to_scan itself: a batch would no longer be the scenario's.
+        `{ [ ! -w ${KSM}/advisor_mode ] || echo none > ${KSM}/advisor_mode; }`,
+        `echo 0 > ${KSM}/use_zero_pages`,
+        `{ [ ! -w ${THP} ] || echo never > ${THP}; }`,
+      ];
+      if (layout.ksmTracepoints) {
+        prep.push(
+          `echo 0 > ${TRACING}/tracing_on`,
+          `echo 8192 > ${TRACING}/buffer_size_kb`,
+          `{ [ ! -e ${TRACING}/options/hash-ptr ] || echo 0 > ${TRACING}/options/hash-ptr; }`,
+          `echo 1 > ${TRACING}/events/ksm/enable`,
+          `echo > ${TRACING}/trace`,
+          `echo 1 > ${TRACING}/tracing_on`,
+        );
+      }
+      await sh(exec, prep.join(' && '));
+      // The driver has its own 600 s deadline (and 120 s per batch); this one covers a wedged target.
+      const r = await exec.run([`${dir}/${SCENARIO_DRIVER_BINARY}`], { input: scenarioScript(s, { smartScanKnob: layout.smartScanKnob }), timeoutMs: opts.timeoutMs ?? 700_000, allowFailure: true });
+      let trace: string | null = null;
+      if (layout.ksmTracepoints) {
+        await sh(exec, `echo 0 > ${TRACING}/tracing_on`);
+        trace = await sh(exec, `cat ${TRACING}/trace`, 300_000);
+        await sh(exec, `echo 0 > ${TRACING}/events/ksm/enable; echo > ${TRACING}/trace`);
+      }
+      if (r.exitCode !== 0) throw new HarnessError('benchmark-error', `ksm-scenario ${s.name} on ${exec.target} exited ${r.exitCode}: ${r.stdout.slice(-2000)} ${r.stderr.slice(-2000)}`);
+      return { scenario: s.name, release: layout.release, log: r.stdout, trace };
+    },
+    async close() {
+      // reset: run=2 until no KSM page is left, then every knob as saved (run last).
+      try {
+        await ksm.reset(savedKnobs);
+        await sh(exec, restoreOther, 30_000);
+      } catch (err) {
+        throw new HarnessError('unsupported', `could not put the KSM knobs / THP back on ${exec.target} (saved: ${JSON.stringify(savedKnobs)}): ${(err as Error).message}`, {}, { cause: err });
+      }
+    },
+  };
+}
+
+/** One scenario in a session of its own (openScenarioSession); a failed restore is reported after the run's own error. */
+export async function runScenario(exec: Executor, layout: MachineLayout, dir: string, s: KsmScenario, opts: { timeoutMs?: number } = {}): Promise<RecordedRun> {
+  const session = await openScenarioSession(exec, layout, dir);
   let failed: unknown = null;
   try {
-    const prep = [
-      `echo 0 > ${KSM}/run`,
-      `echo 2 > ${KSM}/run`,
-      `i=0; while [ "$(cat ${KSM}/pages_shared)" != 0 ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done`,
-      `echo 0 > ${KSM}/run`,
-      // The advisor (6.8+) rewrites pages_to_scan itself: a batch would no longer be the scenario's.
-      `{ [ ! -w ${KSM}/advisor_mode ] || echo none > ${KSM}/advisor_mode; }`,
-      `echo 0 > ${KSM}/use_zero_pages`,
-      `{ [ ! -w ${THP} ] || echo never > ${THP}; }`,
-    ];
-    if (layout.ksmTracepoints) {
-      prep.push(
-        `echo 0 > ${TRACING}/tracing_on`,
-        `echo 8192 > ${TRACING}/buffer_size_kb`,
-        `{ [ ! -e ${TRACING}/options/hash-ptr ] || echo 0 > ${TRACING}/options/hash-ptr; }`,
-        `echo 1 > ${TRACING}/events/ksm/enable`,
-        `echo > ${TRACING}/trace`,
-        `echo 1 > ${TRACING}/tracing_on`,
-      );
-    }
-    await sh(exec, prep.join(' && '));
-    await checkNoOtherMergeable(exec);
-    // The driver has its own 600 s deadline (and 120 s per batch); this one covers a wedged target.
-    const r = await exec.run([`${dir}/${SCENARIO_DRIVER_BINARY}`], { input: scenarioScript(s, { smartScanKnob: layout.smartScanKnob }), timeoutMs: opts.timeoutMs ?? 700_000, allowFailure: true });
-    let trace: string | null = null;
-    if (layout.ksmTracepoints) {
-      await sh(exec, `echo 0 > ${TRACING}/tracing_on`);
-      trace = await sh(exec, `cat ${TRACING}/trace`, 300_000);
-      await sh(exec, `echo 0 > ${TRACING}/events/ksm/enable; echo > ${TRACING}/trace`);
-    }
-    if (r.exitCode !== 0) throw new HarnessError('benchmark-error', `ksm-scenario ${s.name} on ${exec.target} exited ${r.exitCode}: ${r.stdout.slice(-2000)} ${r.stderr.slice(-2000)}`);
-    return { scenario: s.name, release: layout.release, log: r.stdout, trace };
+    return await session.run(s, opts);
   } catch (err) {
     failed = err;
     throw err;
   } finally {
-    // reset: run=2 until no KSM page is left, then every knob as saved (run last).
-    try {
-      await ksm.reset(savedKnobs);
-      await sh(exec, restoreOther, 30_000);
-    } catch (err) {
-      // A failed restore is reported, after the run's own failure if it had one.
-      const why = `could not put the KSM knobs / THP back on ${exec.target} (saved: ${JSON.stringify(savedKnobs)}): ${(err as Error).message}`;
-      throw new HarnessError('unsupported', failed ? `${(failed as Error).message}; and then ${why}` : why, {}, { cause: err });
-    }
+    await session.close().catch((err: unknown) => {
+      throw failed ? new HarnessError('unsupported', `${(failed as Error).message}; and then ${(err as Error).message}`, {}, { cause: err }) : err;
+    });
   }
 }
 
