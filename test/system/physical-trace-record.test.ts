@@ -22,7 +22,9 @@ import { describeWith } from '../support/components.ts';
 
 const SCENARIO = join(import.meta.dirname, '..', '..', 'experiments', 'ksm-scenarios', 'one-node-writes.yaml');
 const THP = '/sys/kernel/mm/transparent_hugepage/enabled';
-const say = (l: string) => process.stderr.write(`[physical-trace-record] ${l}\n`);
+// Bound before the tests mock process.stderr.write (the CLI's output is captured there).
+const stderrWrite = process.stderr.write.bind(process.stderr);
+const say = (l: string) => stderrWrite(`[physical-trace-record] ${l}\n`);
 
 describeWith(['root', 'ksm', 'gcc'], 'trace record on this host (physical testbed)', () => {
   const work = mkdtempSync(join(tmpdir(), 'nuksm-trace-record-'));
