@@ -135,31 +135,30 @@ const MERGE_NUMBERS: number[] = MERGE_SEPARATORS.map(() => 0); // scratch (small
  * at most 15 digits, so no precision question), scanned without JSON.parse; null for any other line.
  */
 export function scanCanonicalMerge(line: string): TraceMerge | null {
+  return scanMergeAt(line, 0, line.length);
+}
+
+/** scanCanonicalMerge of text[start, end) (a line, end at its '\n' or the text's end), read in place. */
+function scanMergeAt(text: string, start: number, end: number): TraceMerge | null {
   const PREFIX = '{"t":"merge","k":"';
-  if (!line.startsWith(PREFIX)) return null;
-  let at = PREFIX.length;
-  const k = line.charCodeAt(at++);
+  if (!text.startsWith(PREFIX, start)) return null;
+  let at = start + PREFIX.length;
+  const k = text.charCodeAt(at++);
   if (k !== 117 && k !== 115) return null; // 'u' | 's'
-  const lit = (s: string): boolean => {
-    if (!line.startsWith(s, at)) return false;
-    at += s.length;
-    return true;
-  };
-  const num = (): number => {
-    const start = at;
-    let v = 0;
-    for (let c = line.charCodeAt(at); c >= 48 && c <= 57; c = line.charCodeAt(++at)) v = v * 10 + (c - 48);
-    const len = at - start;
-    if (len === 0 || len > 15 || (len > 1 && line.charCodeAt(start) === 48)) return -1; // none, too long, or a leading 0
-    return v;
-  };
   const v = MERGE_NUMBERS;
   for (let i = 0; i < MERGE_SEPARATORS.length; i++) {
-    if (!lit(MERGE_SEPARATORS[i]!)) return null;
-    v[i] = num();
-    if (v[i]! < 0) return null;
+    // A separator has no '\n', so neither it nor the digits can run past the line's end.
+    const sep = MERGE_SEPARATORS[i]!;
+    if (!text.startsWith(sep, at)) return null;
+    at += sep.length;
+    const first = at;
+    let n = 0;
+    for (let c = text.charCodeAt(at); c >= 48 && c <= 57; c = text.charCodeAt(++at)) n = n * 10 + (c - 48);
+    const len = at - first;
+    if (len === 0 || len > 15 || (len > 1 && text.charCodeAt(first) === 48)) return null; // none, too long, or a leading 0
+    v[i] = n;
   }
-  if (!lit('}') || at !== line.length) return null;
+  if (at + 1 !== end || text.charCodeAt(at) !== 125) return null; // '}' ends the line
   return { t: 'merge', k: k === 117 ? 'u' : 's', pass: v[0]!, scanned: [v[1]!, v[2]!], other: [v[3]!, v[4]!], kept: [v[5]!, v[6]!], node: v[7]! };
 }
 
@@ -181,19 +180,17 @@ export function parseTraceText(text: string, file: string): TraceFile {
   for (let start = 0, n = 0; start <= text.length; n++) {
     let stop = text.indexOf('\n', start);
     if (stop < 0) stop = text.length;
-    const line = text.slice(start, stop);
-    start = stop + 1;
     lineCount = n + 1;
+    const m = header !== null && !ended ? scanMergeAt(text, start, stop) : null;
+    const line = m === null ? text.slice(start, stop) : '';
+    start = stop + 1;
+    if (m !== null) {
+      records.push(m);
+      continue;
+    }
     if (line === '') continue;
     const lineNo = n + 1;
     if (ended) throw new ConfigError(file, `line ${lineNo}`, 'content after the {"t":"end"} line');
-    if (header !== null) {
-      const m = scanCanonicalMerge(line);
-      if (m !== null) {
-        records.push(m);
-        continue;
-      }
-    }
     let obj: unknown;
     try {
       obj = JSON.parse(line);
