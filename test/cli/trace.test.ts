@@ -4,9 +4,10 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { EXIT } from '../../src/cli/exit-codes.ts';
 import { main } from '../../src/cli/main.ts';
+import { captureOutput } from '../support/captured-output.ts';
 import { readTraceFile, traceText } from '../../src/policy/trace-file.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -16,18 +17,7 @@ const SCENARIO = join(ROOT, 'experiments', 'ksm-scenarios', 'one-node-writes.yam
 const tmp = mkdtempSync(join(tmpdir(), 'nuksm-trace-cli-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-let out = '';
-let err = '';
-beforeEach(() => {
-  out = '';
-  err = '';
-  vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => ((out += String(chunk)), true));
-  vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => ((err += String(chunk)), true));
-});
-afterEach(() => {
-  vi.restoreAllMocks();
-  process.exitCode = undefined;
-});
+const io = captureOutput();
 
 /** A model testbed file whose kernels are real releases (the model follows their rules). */
 function modelWithKernels(): string {
@@ -49,17 +39,17 @@ describe('nuksm trace record / replay', () => {
   it('records on the model testbed, says it is the model, and replays exactly (exit 0)', async () => {
     const file = join(tmp, 'model.jsonl');
     expect(await main(['trace', 'record', SCENARIO, '--testbed', MODEL, '--out', file])).toBe(EXIT.ok);
-    expect(out).toMatch(/recorded one-node-writes BY THE MODEL \(not a kernel measurement\)/);
+    expect(io.out).toMatch(/recorded one-node-writes BY THE MODEL \(not a kernel measurement\)/);
     const t = readTraceFile(file);
     expect(t.header.producer).toBe('model');
     expect(t.header.source).toMatch(/not a kernel measurement/);
     expect(t.header.compareOrder).toBe('upto-6.10'); // model.yaml's kernel is no Linux release: the paper's v5.4
     expect(t.records.filter((r) => r.t === 'snap').length).toBe(t.header.scenario.endPass + 2); // pass 0..5 and batch 3
     expect(t.records.filter((r) => r.t === 'merge').length).toBeGreaterThan(0);
-    out = '';
+    io.out = '';
     expect(await main(['trace', 'replay', file])).toBe(EXIT.ok);
-    expect(out).toMatch(/recorded BY THE MODEL \(not a kernel measurement\)/);
-    expect(out).toMatch(/verdict: exact agreement/);
+    expect(io.out).toMatch(/recorded BY THE MODEL \(not a kernel measurement\)/);
+    expect(io.out).toMatch(/verdict: exact agreement/);
   });
 
   it("follows the --kernel's rules: comparison order and whether smart scan exists", async () => {
@@ -87,11 +77,11 @@ describe('nuksm trace record / replay', () => {
     if (snap.t === 'snap') snap.c.pages_sharing! += 1;
     writeFileSync(join(tmp, 'changed.jsonl'), traceText(t));
     expect(await main(['trace', 'replay', join(tmp, 'changed.jsonl')])).toBe(1);
-    expect(out).toMatch(/pages_sharing: recorded \d+ model \d+/);
-    expect(out).toMatch(/verdict: DISAGREES/);
+    expect(io.out).toMatch(/pages_sharing: recorded \d+ model \d+/);
+    expect(io.out).toMatch(/verdict: DISAGREES/);
     writeFileSync(join(tmp, 'cut.jsonl'), readFileSync(file, 'utf8').split('\n').slice(0, 3).join('\n'));
     expect(await main(['trace', 'replay', join(tmp, 'cut.jsonl')])).toBe(EXIT.config);
-    expect(err).toMatch(/cut\.jsonl: line \d+: the trace does not end/);
+    expect(io.err).toMatch(/cut\.jsonl: line \d+: the trace does not end/);
   });
 
   const refused: Array<[string, () => string[], RegExp]> = [
@@ -104,7 +94,7 @@ describe('nuksm trace record / replay', () => {
     it(`record refuses ${what} (exit 2) and writes nothing`, async () => {
       const file = join(tmp, `refused-${what.replace(/\W+/g, '-')}.jsonl`);
       expect(await main([...argv(), '--out', file])).toBe(EXIT.config);
-      expect(err).toMatch(message);
+      expect(io.err).toMatch(message);
       expect(existsSync(file)).toBe(false);
     });
   }
@@ -113,18 +103,18 @@ describe('nuksm trace record / replay', () => {
     const file = join(tmp, 'exists.jsonl');
     writeFileSync(file, 'mine\n');
     expect(await main(['trace', 'record', SCENARIO, '--testbed', MODEL, '--out', file])).toBe(EXIT.config);
-    expect(err).toMatch(/--out: .*exists \(give --force/);
+    expect(io.err).toMatch(/--out: .*exists \(give --force/);
     expect(readFileSync(file, 'utf8')).toBe('mine\n');
     expect(await main(['trace', 'record', SCENARIO, '--testbed', MODEL, '--out', file, '--force'])).toBe(EXIT.ok);
     expect(readTraceFile(file).header.producer).toBe('model');
     expect(await main(['trace', 'record', SCENARIO, '--testbed', MODEL, '--out', join(tmp, 'no-dir', 'x.jsonl')])).toBe(EXIT.config);
-    expect(err).toMatch(/--out: directory .*no-dir does not exist/);
+    expect(io.err).toMatch(/--out: directory .*no-dir does not exist/);
   });
 
   it('record on the emulated testbed refuses, saying why and what to use instead (exit 5), and writes nothing', async () => {
     const file = join(tmp, 'emulated.jsonl');
     expect(await main(['trace', 'record', SCENARIO, '--testbed', EMULATED, '--out', file])).toBe(EXIT.internal);
-    expect(err).toMatch(/does not run on the emulated testbed.*Record on a physical testbed/);
+    expect(io.err).toMatch(/does not run on the emulated testbed.*Record on a physical testbed/);
     expect(existsSync(file)).toBe(false);
   });
 });

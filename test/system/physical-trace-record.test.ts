@@ -9,10 +9,11 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { EXIT } from '../../src/cli/exit-codes.ts';
 import { main } from '../../src/cli/main.ts';
+import { captureOutput } from '../support/captured-output.ts';
 import { LocalExecutor } from '../../src/host/exec/index.ts';
 import { KsmControl } from '../../src/host/ksm/index.ts';
 import { buildScenarioDriver, prepareMachine, runScenario } from '../../src/host/ksm/scenario-driver/index.ts';
@@ -30,8 +31,7 @@ describeWith(['root', 'ksm', 'gcc'], 'trace record on this host (physical testbe
   const work = mkdtempSync(join(tmpdir(), 'nuksm-trace-record-'));
   const testbed = join(work, 'this-host.yaml');
   const ksm = new KsmControl(new LocalExecutor());
-  let out = '';
-  let err = '';
+  const io = captureOutput();
 
   beforeAll(async () => {
     const release = execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim();
@@ -39,16 +39,6 @@ describeWith(['root', 'ksm', 'gcc'], 'trace record on this host (physical testbe
     writeFileSync(testbed, stringify({ name: 'this-host', kind: 'physical', host: { kind: 'local' }, nodes, kernels: { running: { bootEntry: 'current', release } } }));
   });
   afterAll(() => rmSync(work, { recursive: true, force: true }));
-  beforeEach(() => {
-    out = '';
-    err = '';
-    vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => ((out += String(chunk)), true));
-    vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => ((err += String(chunk)), true));
-  });
-  afterEach(() => {
-    vi.restoreAllMocks();
-    process.exitCode = undefined;
-  });
 
   it('records the scenario on the running kernel and the model replays it exactly; the knobs are put back', async () => {
     const knobsBefore = await ksm.readKnobs();
@@ -57,7 +47,7 @@ describeWith(['root', 'ksm', 'gcc'], 'trace record on this host (physical testbe
     const t0 = Date.now();
     const code = await main(['trace', 'record', SCENARIO, '--testbed', testbed, '--kernel', 'running', '--out', file]);
     const recordS = (Date.now() - t0) / 1000;
-    expect(code, err).toBe(EXIT.ok);
+    expect(code, io.err).toBe(EXIT.ok);
     const t = readTraceFile(file);
     expect(t.header.producer).toBe('kernel');
     expect(t.header.release).toBe(execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim());
@@ -68,10 +58,10 @@ describeWith(['root', 'ksm', 'gcc'], 'trace record on this host (physical testbe
     expect(last.t === 'snap' && last.c.pages_sharing! > 0 && last.procs!.some((p) => p.ksm.includes(1))).toBe(true);
     const t1 = Date.now();
     const replay = await main(['trace', 'replay', file]);
-    say(`recorded in ${recordS.toFixed(1)} s (${t.header.release}, ${snaps.length} stops), replayed in ${((Date.now() - t1) / 1000).toFixed(1)} s:\n${out}`);
-    expect(replay, out).toBe(EXIT.ok);
-    expect(out).toMatch(/recorded on a kernel/);
-    expect(out).toMatch(/verdict: exact agreement/);
+    say(`recorded in ${recordS.toFixed(1)} s (${t.header.release}, ${snaps.length} stops), replayed in ${((Date.now() - t1) / 1000).toFixed(1)} s:\n${io.out}`);
+    expect(replay, io.out).toBe(EXIT.ok);
+    expect(io.out).toMatch(/recorded on a kernel/);
+    expect(io.out).toMatch(/verdict: exact agreement/);
     expect(await ksm.readKnobs()).toEqual(knobsBefore);
     expect(readFileSync(THP, 'utf8')).toBe(thpBefore);
   }, 120_000);
@@ -105,7 +95,7 @@ describeWith(['root', 'ksm', 'gcc'], 'trace record on this host (physical testbe
       const knobsBefore = await ksm.readKnobs();
       const file = join(work, 'refused.jsonl');
       expect(await main(['trace', 'record', SCENARIO, '--testbed', testbed, '--out', file])).toBe(EXIT.internal);
-      expect(err).toMatch(new RegExp(`process\\(es\\) .*${child.pid} mergeable.*have KSM-mergeable memory`));
+      expect(io.err).toMatch(new RegExp(`process\\(es\\) .*${child.pid} mergeable.*have KSM-mergeable memory`));
       expect(existsSync(file)).toBe(false);
       expect(await ksm.readKnobs()).toEqual(knobsBefore);
     } finally {
