@@ -55,10 +55,19 @@ for (const kernel of ['bookworm', 'backports'] as SharedKernel[]) {
       const failures: string[] = [];
       const ts = Date.now();
       for (const c of cases) {
-        const run = await runKsmTestsCase(m!.exec, b, m!.workDir, c, knobs.maxPageSharing);
+        let run = await runKsmTestsCase(m!.exec, b, m!.workDir, c, knobs.maxPageSharing);
+        // A case bounds its merging by 2 full scans: on a loaded TCG machine that is sometimes too few
+        // (Dec 2: -N -m 1 on 6.12 once ended 0/0, passing in the runs before and after). One more try;
+        // both results are printed and the table says so, and a second failure fails the test.
+        let firstTry = '';
+        if (run.exitCode !== KSFT.pass) {
+          firstTry = `; first try ${exitName(run.exitCode)}${run.kernelCounters ? ` ${counts(run.kernelCounters)}` : ''}`;
+          say(`ksm_tests ${c.id}: ${exitName(run.exitCode)} on the first try, once more; its output: ${run.output.trim().split('\n').slice(-6).join(' | ')}`);
+          run = await runKsmTestsCase(m!.exec, b, m!.workDir, c, knobs.maxPageSharing);
+        }
         // kselftest's verdict is the exit code (the timing cases print no OK line).
         const passed = run.exitCode === KSFT.pass;
-        const kernelCell = `${exitName(run.exitCode)} (${run.seconds} s${run.kernelCounters ? `; ${counts(run.kernelCounters)}` : ''})`;
+        const kernelCell = `${exitName(run.exitCode)} (${run.seconds} s${run.kernelCounters ? `; ${counts(run.kernelCounters)}` : ''}${firstTry})`;
         say(`ksm_tests ${c.id}: ${kernelCell}`);
         if (!passed) failures.push(`kernel: ksm_tests ${c.id} ${exitName(run.exitCode)}: ${run.output.trim().split('\n').slice(-6).join(' | ')}`);
         let modelCell: string;
