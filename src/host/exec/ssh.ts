@@ -133,8 +133,11 @@ export class SshExecutor implements Executor {
       privateKey,
       passphrase: this.opts.passphrase,
       readyTimeout: this.opts.connectTimeoutMs ?? 20_000,
+      // 6 unanswered keepalives (~60 s) before the connection counts as lost: a TCG guest on a loaded host
+      // stopped answering for 30-40 s twice on Dec 2 and was fine afterwards. Command timeouts still bound
+      // every command, so a dead host is still found by its command's deadline.
       keepaliveInterval: this.opts.keepaliveIntervalMs ?? 10_000,
-      keepaliveCountMax: 3,
+      keepaliveCountMax: 6,
       hostVerifier: (key: Buffer, verify: (ok: boolean) => void) => {
         this.knownHosts.verify(this.opts.host, port, key).then(
           (verdict) => {

@@ -253,6 +253,8 @@ static void do_action(struct event *e, int kpf) {
 static const char *COUNTERS[] = {"pages_shared", "pages_sharing", "pages_unshared", "pages_volatile", "full_scans", "pages_skipped", "stable_node_chains", "stable_node_dups", "ksm_zero_pages", NULL};
 
 static long batches;
+/* pages_skipped is cumulative since boot (smart scan, 6.7+): counted from the run's start, like full_scans. */
+static long skipped0;
 static void snapshot(const char *at, long n, long full0, int kpf) {
   printf("{\"t\":\"snap\",\"at\":\"%s\",\"n\":%ld,\"b\":%ld,\"c\":{", at, n, batches);
   int first = 1;
@@ -260,6 +262,7 @@ static void snapshot(const char *at, long n, long full0, int kpf) {
     long v = read_knob(*c);
     if (v < 0) continue;
     if (!strcmp(*c, "full_scans")) v -= full0;
+    if (!strcmp(*c, "pages_skipped")) v -= skipped0;
     printf("%s\"%s\":%ld", first ? "" : ",", *c, v);
     first = 0;
   }
@@ -391,6 +394,8 @@ int main(void) {
   toggle = read_knob("sleep_millisecs") == 3600001;
   usleep(1000000);
   long full0 = read_knob("full_scans");
+  skipped0 = read_knob("pages_skipped");
+  if (skipped0 < 0) skipped0 = 0;
   snapshot("pass", 0, full0, kpf);
   long pass = 0, pass_acted = 0;
   double deadline = now_s() + 600;
