@@ -6,9 +6,11 @@
  * record`, locally or over SSH). The driver is built static with gcc on the machine running nuksm and
  * copied to the target, which needs no compiler.
  *
- * What a run changes on the target and puts back afterwards: every KSM knob (run last; `run` is put back to
- * what it was), transparent_hugepage/enabled, and the tracing state when tracepoints are used. Starting a
- * run unmerges every KSM page of the target (run=2): the counters are only the scenario's from an empty KSM.
+ * What runs change on the target and put back afterwards: every KSM knob (run last; `run` is put back to
+ * what it was), transparent_hugepage/enabled, and the tracing state when tracepoints are used. They are
+ * saved when a session opens (openScenarioSession; runScenario is a session of one) and put back when it
+ * closes; between its runs only the saved knobs are written back. Starting a run unmerges every KSM page of
+ * the target (run=2): the counters are only the scenario's from an empty KSM.
  */
 import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
