@@ -117,7 +117,9 @@ for (const kernel of ['bookworm', 'backports'] as const satisfies readonly Share
     };
 
     const place = async (insts: MonitoredInstance[], opts: Omit<PlacementEngineOptions, 'helper'>, minRounds = 0): Promise<PlacementEngine> => {
-      const engine = new PlacementEngine(m.exec, insts, { helper, nodeBinary: NODE_BIN, log: say, ...opts });
+      // As the emulated testbed does (StepEnvironment.placementAccessBitRefreshMs): TCG never sets a cleared
+      // accessed bit again unless the TLB is flushed, so DAMON would see no access at all.
+      const engine = new PlacementEngine(m.exec, insts, { helper, nodeBinary: NODE_BIN, log: say, accessBitRefresh: { periodMs: 50, workDir: m.workDir }, ...opts });
       await engine.start();
       try {
         for (let i = 0; i < minRounds; i++) await engine.round();
@@ -179,19 +181,8 @@ for (const kernel of ['bookworm', 'backports'] as const satisfies readonly Share
       const insts = [a, b];
       await mergeStock();
       const stock = await sharesOf(insts);
-      // Emulator workaround, not needed on hardware: DAMON clears a PTE's accessed bit without flushing
-      // the TLB (x86), and QEMU's TCG keeps every translation of a small working set cached, so the bit
-      // is never set again and DAMON sees no access at all (measured here: nr_accesses 0 on the reader's
-      // data while it ran at 90% CPU). A TLB flush of both instances every 50 ms (clear_refs 4: soft-dirty
-      // reset, which flushes the mm's TLB; the pages are not written) lets the accessed bits work.
-      const refresh = await runDetached(m.exec, ['sh', '-c', `while [ ! -e ${m.workDir}/refresh.stop ]; do echo 4 > /proc/${a.pid}/clear_refs; echo 4 > /proc/${b.pid}/clear_refs; sleep 0.05; done`], { workDir: m.workDir, id: 'tlb-refresh' });
-      let engine: PlacementEngine;
-      try {
-        engine = await place(insts, { policy: 'fair', seed: 3 }, 3);
-      } finally {
-        await sh(`touch ${m.workDir}/refresh.stop; true`);
-      }
-      say(`TLB refresh loop ${refresh.dir} stopped`);
+      // The instances' TLBs are flushed every 50 ms while DAMON runs (src/host/placement/access-bit-refresh.ts).
+      const engine = await place(insts, { policy: 'fair', seed: 3 }, 3);
       expect(engine.signal).toBe('damon');
       const fair = await sharesOf(insts);
       say(`RESULT ${kernel} one-sided access: stock node 0/1 = ${stock.map((s) => s.toFixed(1)).join(' / ')} %, user-space fair (DAMON) node 0/1 = ${fair.map((s) => s.toFixed(1)).join(' / ')} %`);

@@ -6,8 +6,13 @@
  * accessed by the one that touches it. A "stat" scheme over every region lets us read the regions
  * (start, end, nr_accesses of the last aggregation interval) with update_schemes_tried_regions.
  *
- * Call order: detectDamon() → start(pids) → read() any number of times → stop() (always; it turns the
- * kdamonds off and sets nr_kdamonds back to 0). start() refuses when kdamonds already exist (someone
+ * A kdamond's first reads can come before it has sampled anything (no regions yet, or every region at zero
+ * accesses): an instance would then look idle and fair would give every page to the other side. warmUp()
+ * reads until every instance has shown an accessed region, or a deadline passes (an instance still idle then
+ * is genuinely idle, and says so in the log).
+ *
+ * Call order: detectDamon() → start(pids) → warmUp() → read() any number of times → stop() (always; it turns
+ * the kdamonds off and sets nr_kdamonds back to 0). start() refuses when kdamonds already exist (someone
  * else's DAMON session): it never takes one over.
  */
 import { HarnessError } from '../../core/errors.ts';
@@ -98,6 +103,20 @@ export class DamonSignal {
     return out;
   }
 
+  /**
+   * Reads until every instance has regions with at least one accessed, or until deadlineMs has passed; returns
+   * the last read's coverage per instance and how long it took.
+   */
+  async warmUp(deadlineMs: number, pollMs = 500): Promise<{ waitedMs: number; coverage: DamonCoverage[] }> {
+    const t0 = Date.now();
+    for (;;) {
+      const coverage = (await this.read()).map(coverageOf);
+      const waitedMs = Date.now() - t0;
+      if (coverage.every((c) => c.accessedBytes > 0) || waitedMs >= deadlineMs) return { waitedMs, coverage };
+      await new Promise((r) => setTimeout(r, Math.min(pollMs, Math.max(0, deadlineMs - waitedMs))));
+    }
+  }
+
   /** kdamonds' CPU seconds so far (the signal's own cost), from their /proc stat. */
   async cpuSeconds(): Promise<number> {
     const k = `${DAMON_ADMIN}/kdamonds`;
@@ -124,6 +143,29 @@ export class DamonSignal {
     );
     this.started = 0;
   }
+}
+
+/** What one instance's regions say: how many, how many bytes they cover, how many of those saw an access. */
+export interface DamonCoverage {
+  regions: number;
+  coveredBytes: number;
+  accessedBytes: number;
+}
+
+export function coverageOf(regions: readonly DamonRegion[]): DamonCoverage {
+  let coveredBytes = 0;
+  let accessedBytes = 0;
+  for (const r of regions) {
+    coveredBytes += r.end - r.start;
+    if (r.nrAccesses > 0) accessedBytes += r.end - r.start;
+  }
+  return { regions: regions.length, coveredBytes, accessedBytes };
+}
+
+/** "12 regions, 37% of 8.0 MiB accessed" */
+export function describeCoverage(c: DamonCoverage): string {
+  if (c.regions === 0) return 'no regions yet';
+  return `${c.regions} regions, ${Math.round((100 * c.accessedBytes) / c.coveredBytes)}% of ${(c.coveredBytes / 2 ** 20).toFixed(1)} MiB accessed`;
 }
 
 /** Whether a virtual address lies in a region with accesses (regions sorted by start, as DAMON keeps them). */

@@ -4,7 +4,9 @@
  *
  * One round: (1) read-out on the target (src/host/monitors/ksm-pages.cjs --sharers: each KSM page mapped
  * by the registered instances, its node from its pfn, and the (instance, virtual page) mappings of it);
- * (2) the access signal if any (DAMON vaddr per instance, ./damon.ts); (3) the node of each page decided
+ * (2) the access signal if any (DAMON vaddr per instance, ./damon.ts; start() waits until every instance has
+ * shown an access or a deadline passes, and a page with a sharer whose kdamond gave no regions in the window is
+ * left undecided that round rather than counted inactive, which would hand it to the other side); (3) the node of each page decided
  * by src/policy/placement.ts (decideSharerNode: fair with the "only one copy active" and 1/K rules, or
  * priority with snice = nice + 21 against a seeded uniform number); (4) the pages not on their node moved
  * with the move_pages(MPOL_MF_MOVE_ALL) helper (./c/nuksm-move-pages.c), at most pagesPerSecond, and
@@ -28,7 +30,8 @@ import { KSM_PAGES_SCRIPT } from '../monitors/ksm-placement.ts';
 import { pageSizeOf } from '../monitors/ksm.ts';
 import { makeSample, MIB } from '../monitors/sample.ts';
 import type { MonitoredInstance } from '../monitors/types.ts';
-import { accessedAt, DamonSignal, detectDamon, type DamonRegion } from './damon.ts';
+import { startAccessBitRefresh, type AccessBitRefresh } from './access-bit-refresh.ts';
+import { accessedAt, coverageOf, DamonSignal, describeCoverage, detectDamon, type DamonRegion } from './damon.ts';
 
 export type AccessSignal = 'damon' | 'none';
 /** DAMON reads (one per round) a sharer's access is remembered for: one aggregation interval is a noisy sample. */
@@ -49,6 +52,13 @@ export interface PlacementEngineOptions {
   periodMs?: number;
   /** 'auto': DAMON where the kernel has it, else none (fair then splits by round robin). */
   accessSignal?: 'auto' | 'none';
+  /** Longest wait in start() for every instance's DAMON signal to show an access (DamonSignal.warmUp). */
+  damonWarmUpMs?: number;
+  /**
+   * Emulators only (QEMU TCG never sets a cleared accessed bit again): flush the instances' TLBs this often while
+   * DAMON runs (./access-bit-refresh.ts), in a loop run from refreshWorkDir on the target. null: not needed.
+   */
+  accessBitRefresh?: { periodMs: number; workDir: string } | null;
   dryRun?: boolean;
   nodeBinary?: string;
   timeoutMs?: number;
@@ -70,6 +80,8 @@ export interface PlacementRound {
   examinedByNode: Record<number, number>;
   /** Pages not on their decided node (before the rate limit). */
   misplaced: number;
+  /** Pages left undecided this round: a sharer's access signal had no regions in any read of the window. */
+  deferred: number;
   planned: PlannedMove[];
   moved: number;
   failed: number;
@@ -149,6 +161,7 @@ export class PlacementEngine {
   private readonly rr: RoundRobinState = newRoundRobin();
   private readonly decisions = new Map<string, Decision>();
   private damon: DamonSignal | null = null;
+  private refresh: AccessBitRefresh | null = null;
   /** The last DAMON reads (newest last): a sharer is active on a page if any of them saw it accessed. */
   private readonly damonHistory: DamonRegion[][][] = [];
   private pageSize = 4096;
@@ -163,7 +176,7 @@ export class PlacementEngine {
     options: PlacementEngineOptions,
   ) {
     if (instances.length === 0) throw new RangeError('PlacementEngine: no instances');
-    this.opts = { seed: 1, pagesPerSecond: 50_000, cpuBudget: 0.5, periodMs: 2_000, accessSignal: 'auto', dryRun: false, timeoutMs: 300_000, ...options };
+    this.opts = { seed: 1, pagesPerSecond: 50_000, cpuBudget: 0.5, periodMs: 2_000, accessSignal: 'auto', damonWarmUpMs: 20_000, accessBitRefresh: null, dryRun: false, timeoutMs: 300_000, ...options };
     if (!(this.opts.pagesPerSecond > 0)) throw new RangeError('PlacementEngine: pagesPerSecond must be > 0');
     if (!(this.opts.cpuBudget > 0 && this.opts.cpuBudget <= 1)) throw new RangeError('PlacementEngine: cpuBudget must be in (0, 1]');
     if (!this.opts.dryRun && !this.opts.helper) throw new RangeError('PlacementEngine: a helper path is needed unless dryRun');
@@ -174,7 +187,18 @@ export class PlacementEngine {
     this.opts.log?.(line);
   }
 
+  /** Starts the signal; a start that fails stops what it had started before rethrowing. */
   async start(): Promise<void> {
+    try {
+      await this.startSignal();
+    } catch (err) {
+      await this.stop().catch(() => undefined);
+      throw err;
+    }
+    this.log(`placement engine: ${this.opts.policy}, nices ${this.nices.join('/')}, signal ${this.signal} (${this.signalReason})`);
+  }
+
+  private async startSignal(): Promise<void> {
     this.startMs = Date.now();
     this.lastRefillMs = this.startMs;
     this.tokens = this.opts.pagesPerSecond;
@@ -188,14 +212,23 @@ export class PlacementEngine {
         await this.damon.start(this.instances.map((i) => i.pid));
         this.signal = 'damon';
         this.signalReason = 'DAMON vaddr monitoring, one kdamond per instance';
-        await new Promise((r) => setTimeout(r, 1_000)); // a few aggregation intervals before the first read
+        const refresh = this.opts.accessBitRefresh;
+        if (refresh) {
+          // Bounded by the instances' lifetime and by a day, whichever ends first (stop() ends it sooner).
+          this.refresh = await startAccessBitRefresh(this.exec, this.instances.map((i) => i.pid), { periodMs: refresh.periodMs, workDir: refresh.workDir, maxS: 86_400 });
+          this.signalReason += `, the instances' TLBs flushed every ${refresh.periodMs} ms so the emulator sets accessed bits again (${this.refresh.dir})`;
+        }
+        const warm = await this.damon.warmUp(this.opts.damonWarmUpMs);
+        this.log(
+          `placement engine: DAMON after ${(warm.waitedMs / 1000).toFixed(1)} s: ` +
+            warm.coverage.map((c, i) => `${this.instances[i]!.name} ${describeCoverage(c)}${c.regions === 0 ? ' (its pages wait for regions)' : c.accessedBytes === 0 ? ' (no access seen: counted inactive)' : ''}`).join('; '),
+        );
       } else {
         this.signalReason = `no DAMON sysfs (${'/sys/kernel/mm/damon/admin'}) in this kernel: fair splits by round robin`;
       }
     } else {
       this.signalReason = this.opts.policy === 'priority' ? 'priority uses no access signal' : 'access signal turned off: fair splits by round robin';
     }
-    this.log(`placement engine: ${this.opts.policy}, nices ${this.nices.join('/')}, signal ${this.signal} (${this.signalReason})`);
   }
 
   /** One read-out / decide / move round. */
@@ -215,12 +248,19 @@ export class PlacementEngine {
       if (this.damonHistory.length > DAMON_WINDOW) this.damonHistory.shift();
     }
     const history = this.damon ? this.damonHistory : null;
+    // An instance whose kdamond gave no regions in any read of the window has no signal (not "inactive").
+    const signalMissing = history ? this.instances.map((_, idx) => history.every((regions) => (regions[idx]?.length ?? 0) === 0)) : this.instances.map(() => false);
     let cpuS = snap.cpuS;
 
     const examinedByNode: Record<number, number> = {};
     const misplacedMoves: PlannedMove[] = [];
+    let deferred = 0;
     for (const page of snap.pages) {
       examinedByNode[page.node] = (examinedByNode[page.node] ?? 0) + 1;
+      if (page.maps.some(([idx]) => signalMissing[idx])) {
+        deferred++;
+        continue;
+      }
       const sharers: PageSharer[] = [];
       const firstVpn = new Map<number, number>();
       for (const [idx, vpn] of page.maps) {
@@ -270,9 +310,10 @@ export class PlacementEngine {
     cpuS += (cpu.user + cpu.system) / 1e6;
     this.movedTotal += moved;
     this.cpuTotalS += cpuS;
-    const round: PlacementRound = { t: (Date.now() - this.startMs) / 1000, examined: snap.pages.length, examinedByNode, misplaced: misplacedMoves.length, planned, moved, failed, cpuS };
+    const round: PlacementRound = { t: (Date.now() - this.startMs) / 1000, examined: snap.pages.length, examinedByNode, misplaced: misplacedMoves.length, deferred, planned, moved, failed, cpuS };
     this.rounds.push(round);
-    this.log(`placement round ${this.rounds.length}: examined ${round.examined}, misplaced ${round.misplaced}, moved ${moved}, failed ${failed}, cpu ${cpuS.toFixed(2)} s`);
+    const damonNote = history ? `; DAMON ${history.at(-1)!.map((regions, i) => `${this.instances[i]!.name} ${describeCoverage(coverageOf(regions))}`).join(', ')}` : '';
+    this.log(`placement round ${this.rounds.length}: examined ${round.examined}, misplaced ${round.misplaced}, deferred ${deferred}, moved ${moved}, failed ${failed}, cpu ${cpuS.toFixed(2)} s${damonNote}`);
     return round;
   }
 
@@ -294,12 +335,16 @@ export class PlacementEngine {
   async converge(maxRounds = 20): Promise<number | null> {
     for (let i = 0; i < maxRounds; i++) {
       const r = await this.round();
-      if (r.misplaced === 0 && r.examined > 0) return r.t;
+      if (r.misplaced === 0 && r.deferred === 0 && r.examined > 0) return r.t;
     }
     return null;
   }
 
   async stop(): Promise<void> {
+    if (this.refresh) {
+      await this.refresh.stop();
+      this.refresh = null;
+    }
     if (this.damon) {
       const cpu = await this.damon.cpuSeconds();
       this.log(`placement engine: kdamonds used ${cpu.toFixed(2)} CPU s`);

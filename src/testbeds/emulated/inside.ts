@@ -74,6 +74,8 @@ export class EmulatedInsideTestbed implements Testbed {
       perfEventSet: () => null,
       nodeBinary: '/usr/local/bin/node',
       placementHelpers: [`${GUEST_NATIVE_BIN_DIR}/${MOVE_PAGES_BINARY}`],
+      // TCG keeps translations cached, so DAMON's cleared accessed bits would stay clear (docs/placement.md).
+      placementAccessBitRefreshMs: 50,
       // Small footprints here: a page walk per period is affordable (a tick is skipped while one runs).
       ksmPlacementPeriodic: true,
       defaultVariant: 'small',

@@ -413,6 +413,7 @@ class StepRun {
         helperInstallDir: `${this.env.hostWorkRoot}/placement-helper`,
         nodeBinary: this.env.nodeBinary,
         periodMs: this.s.timeline.samplePeriodS * 1000,
+        accessBitRefresh: this.env.placementAccessBitRefreshMs ? { periodMs: this.env.placementAccessBitRefreshMs, workDir: `${this.env.hostWorkRoot}/access-bit-refresh` } : null,
         emit: this.ctx.emit,
         log: this.log,
       });

@@ -33,6 +33,8 @@ export async function startUserPlacement(opts: {
   helperInstallDir: string;
   nodeBinary?: string;
   periodMs: number;
+  /** From StepEnvironment.placementAccessBitRefreshMs (emulators only). */
+  accessBitRefresh: { periodMs: number; workDir: string } | null;
   emit: SampleSink;
   log: Logger;
 }): Promise<UserPlacementRun> {
@@ -45,6 +47,7 @@ export async function startUserPlacement(opts: {
     seed: opts.seed,
     nodeBinary: opts.nodeBinary,
     periodMs: opts.periodMs,
+    accessBitRefresh: opts.accessBitRefresh,
     log: (line) => opts.log.info(line),
   });
   await engine.start();

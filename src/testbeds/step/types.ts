@@ -89,6 +89,11 @@ export interface StepEnvironment {
   perfEventSet: () => PerfEventSet | null;
   /** Prebuilt nuksm-move-pages binaries to try for user-space placement (else it is compiled on the host). */
   placementHelpers?: readonly string[];
+  /**
+   * Set by emulators whose TLB never drops a translation (QEMU TCG): user-space placement flushes the instances'
+   * TLBs this often so DAMON's accessed bits work (src/host/placement/access-bit-refresh.ts). Unset on hardware.
+   */
+  placementAccessBitRefreshMs?: number;
   /** node binary on the host for the KSM placement page walk. */
   nodeBinary?: string;
   /** Walk KSM placement every period (small footprints) rather than once at the end. */
