@@ -96,6 +96,7 @@ const mergeWaitSchema = z.union([
 const timelineSchema = z
   .object({
     staggerS: durationS(0).optional(),
+    staggerFrom: z.enum(['launch', 'workload']).default('launch'),
     mergeWait: mergeWaitSchema.default({ converged: { maxS: 1800, windowS: 60, epsilonPct: 1 } }),
     timedPhases: z.enum(['concurrent', 'sequential']).optional(),
     samplePeriodS: durationS().default(10),

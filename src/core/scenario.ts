@@ -74,6 +74,13 @@ export type MergeWait =
 export interface Timeline {
   /** Time between the start of consecutive instances (paper 60 s, artifact 10 s). */
   staggerS: number;
+  /**
+   * What starts at the stagger times. 'launch': the instance itself (VM boot or process), its install and
+   * phases following at once. 'workload': every instance is launched and installed first; the stagger clock
+   * starts when the last install is done and times the phases (those before the timed one, and a resident
+   * timed phase), so the order in which instances register their memory is the spec's.
+   */
+  staggerFrom: 'launch' | 'workload';
   /** How long to let KSM de-duplicate before the timed phase starts. */
   mergeWait: MergeWait;
   /** 'concurrent': all instances run their timed phase together; 'sequential': one after the other. */

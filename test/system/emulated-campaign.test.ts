@@ -226,13 +226,12 @@ describeWith(['qemu', 'debootstrap', 'root', 'gcc'], 'emulated testbed: a whole 
     expect(t3.filter((x) => x.local_pct_vm0 !== '').map((x) => x.config)).toEqual(['C-10:1', 'C-1:10']);
     // The model's prediction of the same specs on the same testbed file (`nuksm predict`, seconds), next to
     // what was just measured: merged-page placement per instance and kernel (docs/policy.md §9).
-    // Placements that timing cannot change agree within 5 pp. Stock KSM's split depends on the order in which
-    // the instances register and where ksmd's cursor is then (the page scanned second survives): central's
-    // always can flip, and so can any stock-KSM step's. The stagger does not fix that order: an instance
-    // registers after its install check and fill, which took 1.9-5.5 s per instance on the loaded machine
-    // against fig6-small's 2 s stagger (Dec 2, measured {0,0,100,100} where the nominal gives {100,100,0,0}).
-    // There the measured split must be one the model gives for some launch delays: startPhaseSweep, 25 draws,
-    // each instance's start moved by up to stagger x instances, for every instance of the step at once.
+    // Every placement agrees within 5 pp but central's under stock KSM. The specs use staggerFrom 'workload', so
+    // the instances register in the spec's order (before, install latency of 1.9-5.5 s per instance against
+    // fig6-small's 2 s stagger once gave {0,0,100,100} where the model gives {100,100,0,0}). Central's split
+    // also depends on where ksmd's cursor is when p1 registers, a matter of milliseconds (the page scanned
+    // second survives, docs/policy.md §9): there the measured split must be one the model gives for some
+    // registration jitter, startPhaseSweep with 24 draws of each start moved by up to 1 s.
     const tPredict = Date.now();
     const measuredStore = new ResultsStore(dir);
     const measuredPlacement = placementLines(measuredStore.rows());
@@ -251,20 +250,19 @@ describeWith(['qemu', 'debootstrap', 'root', 'gcc'], 'emulated testbed: a whole 
       const phaseSteps = new Set<string>(spec === 'central' ? plan.steps.filter((st) => st.scenario.kernelMode === 'ksm').map((st) => `${st.scenario.configId}/${st.kernel}`) : []);
       for (const p of predicted) {
         const m = measuredPlacement.find((x) => x.config === p.config && x.mode === p.mode && x.kernel === p.kernel && x.instance === p.instance);
-        say(`predict ${p.config} ${p.mode} ${p.kernel} ${p.instance}: predicted ${p.ksmLocalPct!.toFixed(2)} measured ${m?.ksmLocalPct?.toFixed(2)}`);
+        const delta = m?.ksmLocalPct != null ? Math.abs(p.ksmLocalPct! - m.ksmLocalPct) : NaN;
+        say(`predict ${p.config} ${p.mode} ${p.kernel} ${p.instance}: predicted ${p.ksmLocalPct!.toFixed(2)} measured ${m?.ksmLocalPct?.toFixed(2)}${delta <= 5 ? '' : ' (more than 5 pp apart)'}`);
         expect(m?.ksmLocalPct, `${p.config} ${p.mode} ${p.kernel} ${p.instance} measured`).not.toBeNull();
-        const near = Math.abs(p.ksmLocalPct! - m!.ksmLocalPct!) <= 5;
-        if (!near && p.mode === 'ksm') phaseSteps.add(`${p.config}/${p.kernel}`);
-        else expect(Math.abs(p.ksmLocalPct! - m!.ksmLocalPct!), `${p.config} ${p.mode} ${p.kernel} ${p.instance}`).toBeLessThanOrEqual(5);
+        if (!phaseSteps.has(`${p.config}/${p.kernel}`) || p.mode !== 'ksm') expect(delta, `${p.config} ${p.mode} ${p.kernel} ${p.instance}`).toBeLessThanOrEqual(5);
       }
       for (const step of plan.steps.filter((st) => st.scenario.kernelMode === 'ksm' && phaseSteps.has(`${st.scenario.configId}/${st.kernel}`))) {
         const b = kernelBehaviourOf(tb, 'ksm', step.kernel!);
-        const spreadS = Math.max(1, step.scenario.timeline.staggerS * step.scenario.instances.length);
+        const spreadS = 1;
         const sweep = await startPhaseSweep(step.scenario, simulatedHostOf(tb), { compareOrder: b.compareOrder, smartScan: b.smartScan }, 24, spreadS);
         const measured = Object.fromEntries(measuredPlacement.filter((x) => x.config === step.scenario.configId && x.mode === 'ksm' && x.kernel === step.kernel).map((x) => [x.instance, x.ksmLocalPct!]));
         const close = (d: Record<string, number | null>) => Object.entries(measured).every(([i, v]) => d[i] !== null && Math.abs(d[i]! - v) <= 5);
         const agreeing = [sweep.nominal, ...sweep.draws].filter(close).length;
-        say(`predict ${spec} ${step.scenario.configId} ksm ${step.kernel}: measured ${JSON.stringify(measured)}, nominal ${JSON.stringify(sweep.nominal)}, ${agreeing} of ${sweep.draws.length + 1} launch draws (up to ${spreadS} s) give it`);
+        say(`predict ${spec} ${step.scenario.configId} ksm ${step.kernel}: measured ${JSON.stringify(measured)}, nominal ${JSON.stringify(sweep.nominal)}, ${agreeing} of ${sweep.draws.length + 1} start draws (up to ${spreadS} s later) give it`);
         phaseChecked.push(`${spec} ${step.scenario.configId} ${step.kernel}: ${agreeing}/${sweep.draws.length + 1}`);
         expect(agreeing, `${spec} ${step.scenario.configId} ${step.kernel}`).toBeGreaterThan(0);
       }

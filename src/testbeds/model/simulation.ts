@@ -524,24 +524,32 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
     costsStale = true;
   };
 
+  // Timeline.staggerFrom 'workload': every VM boots at 0 and the stagger times the workloads from when the
+  // last boot is done (the model has no install time); a process registers when its workload starts.
+  // 'launch': each instance starts at its stagger time, its workload right after its boot.
+  const fromWorkload = scenario.timeline.staggerFrom === 'workload';
+  const staggerClockS = fromWorkload && instances.some((i) => i.osPages > 0) ? GUEST_OS.bootS : 0;
+  const launchAtS = (inst: SimInstance) => (!fromWorkload ? inst.spec.startAtS : inst.osPages > 0 ? 0 : staggerClockS + inst.spec.startAtS);
+
   /** Moves the simulated world (everything but ksmd) from `from` to `to`. */
   const advanceWorld = (from: number, to: number) => {
     for (const inst of instances) {
-      if (inst.phase === 'pending' && to >= inst.spec.startAtS) {
+      if (inst.phase === 'pending' && to >= launchAtS(inst)) {
         // QEMU registers guest RAM with KSM when it starts (mem-merge); a process registers at start (madvise).
         inst.mmId = model.registerMm({ name: inst.name, nice: inst.spec.nice, contents: inst.contents, nodes: inst.nodes, active: inst.active });
         inst.phase = inst.osPages > 0 ? 'booting' : inst.profile ? 'populating' : 'ready';
-        inst.phaseStartT = inst.spec.startAtS;
+        inst.phaseStartT = launchAtS(inst);
       }
       if (inst.phase === 'booting') {
         const done = Math.min(1, (to - inst.phaseStartT) / GUEST_OS.bootS);
         reveal(inst, Math.floor(done * inst.osPages));
         if (done >= 1) {
           inst.phase = inst.profile ? 'populating' : 'ready';
-          inst.phaseStartT = inst.phaseStartT + GUEST_OS.bootS;
+          const booted = inst.phaseStartT + GUEST_OS.bootS;
+          inst.phaseStartT = fromWorkload ? Math.max(booted, staggerClockS + inst.spec.startAtS) : booted;
         }
       }
-      if (inst.phase === 'populating') {
+      if (inst.phase === 'populating' && to >= inst.phaseStartT) {
         const rate = inst.profile!.populateGiBs * PAGES_PER_GIB;
         reveal(inst, inst.osPages + Math.floor((to - inst.phaseStartT) * rate));
         if (inst.present >= inst.totalPages) inst.phase = 'ready';

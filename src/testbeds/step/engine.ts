@@ -170,29 +170,43 @@ class StepRun {
         this.hog = await this.env.startHog!(s.memoryHog, { workDir: `${workRoot}/${MEMHOG}`, marker, stepStartMs: this.startMs, periodS: s.timeline.samplePeriodS, seed: s.seed, emit: this.ctx.emit, signal: this.signal });
       }
 
-      // Stage 4: each instance starts at its stagger time, whether or not the earlier ones are up yet
-      // (a VM boot takes long); then its workloads install and run their phases before the timed one.
+      // Stage 4, staggerFrom 'launch': each instance starts at its stagger time, whether or not the earlier
+      // ones are up yet (a VM boot takes long); then its workloads install and run their phases before the
+      // timed one. staggerFrom 'workload': every instance is launched and its workloads installed first, and
+      // the stagger clock starts when the last install is done: what runs at the stagger times is the phases
+      // (the ones before the timed one, and a resident timed phase), so launch and install latency, which
+      // varies by seconds, does not decide which instance registers its memory first.
       const perInstance = new Map<string, WorkloadItem[]>();
-      // One failed start cancels the others' boots instead of letting them run to their deadlines.
-      const startAbort = new AbortController();
-      const startSignal = AbortSignal.any([this.signal, startAbort.signal]);
-      const starts = [...s.instances].sort((a, b) => a.startAtS - b.startAtS).map(async (spec) => {
-        await this.sleep(this.startMs + spec.startAtS * 1000 - Date.now(), `the wait to start ${spec.name}`);
-        this.remainingMs(`start of ${spec.name}`);
-        const launcher = this.env.launchers[spec.kind]!;
-        const inst = await launcher.launch(spec, { stepTag: this.tag, signal: startSignal, log: this.log, ledger: this.ledger!, rawDir: this.ctx.rawDir, instances: s.instances });
-        this.launched.push(inst);
-        const mine: WorkloadItem[] = [];
-        perInstance.set(spec.name, mine);
-        for (const w of byInstance.get(spec.name) ?? []) mine.push(await this.prepare(inst, w.run, w.workload, w.params));
-      }).map((p) => p.catch((err: unknown) => {
-        startAbort.abort();
-        throw err;
-      }));
-      // Every start settles before teardown can run (no launch may finish after it); the first failure fails the step.
-      const settled = await Promise.allSettled(starts);
-      const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-      if (failed) throw failed.reason;
+      const ordered = [...s.instances].sort((a, b) => a.startAtS - b.startAtS);
+      const fromLaunch = s.timeline.staggerFrom === 'launch';
+      const startSignal = AbortSignal.any([this.signal, this.startAbort.signal]);
+      const installed = await this.settleAll(
+        ordered.map(async (spec) => {
+          if (fromLaunch) await this.sleep(this.startMs + spec.startAtS * 1000 - Date.now(), `the wait to start ${spec.name}`);
+          this.remainingMs(`start of ${spec.name}`);
+          const launcher = this.env.launchers[spec.kind]!;
+          const inst = await launcher.launch(spec, { stepTag: this.tag, signal: startSignal, log: this.log, ledger: this.ledger!, rawDir: this.ctx.rawDir, instances: s.instances });
+          this.launched.push(inst);
+          const mine: WorkloadItem[] = [];
+          for (const w of byInstance.get(spec.name) ?? []) {
+            const item = await this.install(inst, w.run, w.workload, w.params);
+            if (fromLaunch) await this.startPhases(item);
+            mine.push(item);
+          }
+          perInstance.set(spec.name, mine);
+          return mine;
+        }),
+      );
+      if (!fromLaunch) {
+        const clockMs = Date.now();
+        this.log.info({ afterS: (clockMs - this.startMs) / 1000 }, 'every instance launched and installed: the stagger clock starts');
+        await this.settleAll(
+          ordered.map(async (spec, i) => {
+            await this.sleep(clockMs + spec.startAtS * 1000 - Date.now(), `the wait to start ${spec.name}'s phases`);
+            for (const item of installed[i]!) await this.startPhases(item);
+          }),
+        );
+      }
       const items = s.instances.flatMap((i) => perInstance.get(i.name) ?? []);
 
       // Stage 5: placement from now on when every instance's memory holder is known.
@@ -264,7 +278,28 @@ class StepRun {
     if (primary !== null) throw primary;
   }
 
-  private async prepare(inst: LaunchedInstance, run: WorkloadRun, workload: Workload, params: WorkloadParams): Promise<WorkloadItem> {
+  /** One failed start cancels the others (a VM boot, a fill) instead of letting them run to their deadlines. */
+  private readonly startAbort = new AbortController();
+
+  /**
+   * Every start settles before teardown can run (no launch may finish after it); the first failure fails the
+   * step, and aborts the starts still running.
+   */
+  private async settleAll<T>(starts: Array<Promise<T>>): Promise<T[]> {
+    const settled = await Promise.allSettled(
+      starts.map((p) =>
+        p.catch((err: unknown) => {
+          this.startAbort.abort();
+          throw err;
+        }),
+      ),
+    );
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    return settled.map((r) => (r as PromiseFulfilledResult<T>).value);
+  }
+
+  private async install(inst: LaunchedInstance, run: WorkloadRun, workload: Workload, params: WorkloadParams): Promise<WorkloadItem> {
     const installDir = `${inst.installRoot}/${workload.name}`;
     const workDir = `${inst.workDir}/${workload.name}`;
     await inst.exec.run(['mkdir', '-p', installDir, workDir], { timeoutMs: 30_000 });
@@ -272,7 +307,13 @@ class StepRun {
     this.log.info({ instance: inst.spec.name, workload: workload.name, install: installed.record }, 'workload installed');
     const phases = workload.phases(params, { installDir, workDir });
     const timedIndex = phases.findIndex((p) => p.timed);
-    const item: WorkloadItem = { inst, run, workload, params, phases, timedIndex, handle: null, timedStartS: null, pid: inst.residentPid, output: '' };
+    return { inst, run, workload, params, phases, timedIndex, handle: null, timedStartS: null, pid: inst.residentPid, output: '' };
+  }
+
+  /** The phases before the timed one, then a resident timed phase started and waited for until ready. */
+  private async startPhases(item: WorkloadItem): Promise<void> {
+    const { inst, workload, phases, timedIndex } = item;
+    this.log.info({ instance: inst.spec.name, workload: workload.name, atS: (Date.now() - this.startMs) / 1000 }, 'phases start');
     for (const phase of phases.slice(0, timedIndex)) {
       this.remainingMs(`${phase.name} of ${inst.spec.name}`);
       await writeSecretFiles(inst.exec, phase, this.signal);
@@ -290,7 +331,6 @@ class StepRun {
       if (!Number.isInteger(item.pid)) item.pid = await inst.memoryPid();
       this.log.info({ instance: inst.spec.name, workload: workload.name, pid: item.pid }, 'resident phase ready (memory filled)');
     }
-    return item;
   }
 
   private async detach(item: WorkloadItem, phase: Phase): Promise<DetachedHandle> {
