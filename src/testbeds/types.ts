@@ -46,9 +46,12 @@ export interface EnvironmentRecord {
 export interface RecordKsmTraceOptions {
   /**
    * The testbed file's `kernels` key the recording is for: on the model testbed, the kernel whose rules
-   * the model follows (absent: the paper's v5.4); on a real testbed, the kernel that must be running.
+   * the model follows (absent: the paper's v5.4); on the physical testbed, the kernel that must be running;
+   * on the emulated testbed, the kernel its machine is booted into (absent: the image's default).
    */
   kernel?: string;
+  /** Progress lines (image build, boot). */
+  log?: (line: string) => void;
 }
 
 export interface KernelState {

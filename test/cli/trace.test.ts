@@ -1,6 +1,7 @@
 // `nuksm trace record` on the model testbed and `nuksm trace replay`, in process: the model's own
 // recording replays exactly, says it is the model's, follows the --kernel's rules; every bad input is
-// exit 2 with nothing written; a testbed that cannot record refuses (exit 5) with nothing written.
+// exit 2 with nothing written (the emulated testbed's unknown --kernel among them, before any boot). Recording on
+// the emulated machine itself: test/system/emulated-trace-record.test.ts.
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -111,10 +112,12 @@ describe('nuksm trace record / replay', () => {
     expect(io.err).toMatch(/--out: directory .*no-dir does not exist/);
   });
 
-  it('record on the emulated testbed refuses, saying why and what to use instead (exit 5), and writes nothing', async () => {
+  it('record on the emulated testbed refuses a kernel the testbed file does not have (exit 2) before building or booting anything', async () => {
     const file = join(tmp, 'emulated.jsonl');
-    expect(await main(['trace', 'record', SCENARIO, '--testbed', EMULATED, '--out', file])).toBe(EXIT.internal);
-    expect(io.err).toMatch(/does not run on the emulated testbed.*Record on a physical testbed/);
+    const t0 = Date.now();
+    expect(await main(['trace', 'record', SCENARIO, '--testbed', EMULATED, '--out', file, '--kernel', 'trixie'])).toBe(EXIT.config);
+    expect(io.err).toMatch(/--kernel: 'trixie' is not a kernel of .*emulated.yaml \(known: bookworm, backports\)/);
     expect(existsSync(file)).toBe(false);
+    expect(Date.now() - t0).toBeLessThan(10_000);
   });
 });

@@ -58,13 +58,13 @@ function checkRecordArgs(args: RecordArgs) {
 
 const recordCommand: CommandModule<object, RecordArgs> = {
   command: 'record <scenario>',
-  describe: 'Record a KSM scenario (JSON or YAML) on a testbed as a trace file: a real kernel (physical testbed) or the model itself (model testbed)',
+  describe: 'Record a KSM scenario (JSON or YAML) on a testbed as a trace file: a real kernel (physical or emulated testbed) or the model itself (model testbed)',
   builder: (y: Argv<object>) =>
     y
       .positional('scenario', { type: 'string', demandOption: true, describe: 'scenario file (JSON or YAML, docs/trace.md)' })
       .option('testbed', { type: 'string', demandOption: true, describe: 'testbed file (experiments/testbeds/*.yaml)' })
       .option('out', { type: 'string', demandOption: true, describe: 'trace file to write (.jsonl)' })
-      .option('kernel', { type: 'string', describe: "the testbed file's kernel: the one the model follows (model testbed), the one that must be running (physical)" })
+      .option('kernel', { type: 'string', describe: "the testbed file's kernel: the one the model follows (model testbed), the one that must be running (physical), the one the machine boots (emulated)" })
       .option('force', { type: 'boolean', default: false, describe: 'replace --out if it exists' }) as unknown as Argv<RecordArgs>,
   handler: async (args) => {
     const { scenario, tb, out } = checkRecordArgs(args);
@@ -72,7 +72,7 @@ const recordCommand: CommandModule<object, RecordArgs> = {
     try {
       if (!testbed.recordKsmTrace) throw new HarnessError('unsupported', `${tb.file}: the ${tb.kind} testbed cannot record KSM traces`);
       const t0 = Date.now();
-      const trace = await testbed.recordKsmTrace(scenario, { kernel: args.kernel });
+      const trace = await testbed.recordKsmTrace(scenario, { kernel: args.kernel, log: (line) => process.stderr.write(`${line}\n`) });
       const text = traceText(trace);
       parseTraceText(text, out); // never write a file `trace replay` would refuse
       writeFileDurable(out, text, { always: true });

@@ -1,0 +1,67 @@
+/**
+ * `nuksm trace record` on the emulated testbed, as a user runs it: the CLI boots a machine of the testbed's
+ * shape on an overlay of its own (the image built by the earlier files is reused), into the chosen kernel,
+ * records the shipped two-process scenario with the KSM scenario driver, powers the machine off and removes
+ * the overlay; `nuksm trace replay` then replays the kernel's trace into the model and agrees exactly.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { loadTestbedFile } from '../../src/campaign/testbed-file.ts';
+import { readTraceFile } from '../../src/policy/trace-file.ts';
+import { freePort } from '../host/sshd-harness.ts';
+import { describeWith } from '../support/components.ts';
+import { testLog } from '../support/log.ts';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const say = testLog('emulated-trace-record');
+
+function nuksm(args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((done) => {
+    const child = spawn(process.execPath, [join(ROOT, 'bin', 'nuksm.js'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+    child.stderr.on('data', (b: Buffer) => {
+      stderr += b.toString();
+      for (const l of b.toString().split('\n')) if (l.trim()) say(l);
+    });
+    const timer = setTimeout(() => child.kill('SIGTERM'), timeoutMs);
+    child.once('exit', (code) => (clearTimeout(timer), done({ code, stdout, stderr })));
+  });
+}
+
+describeWith(['qemu', 'debootstrap', 'root', 'gcc'], 'nuksm trace record on the emulated testbed', () => {
+  const work = mkdtempSync(join(tmpdir(), 'nuksm-emulated-record-'));
+  const cacheDir = join(ROOT, '.cache', 'emulated');
+  const name = `trace-record-test-${process.pid}`;
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  it('boots its own machine into 6.12, records a kernel trace, leaves nothing behind, and the trace replays exactly', async () => {
+    const shipped = loadTestbedFile(join(ROOT, 'experiments', 'testbeds', 'emulated.yaml'));
+    const testbedFile = join(work, 'emulated.yaml');
+    const { file: _f, ...rest } = shipped;
+    writeFileSync(testbedFile, stringify({ ...rest, name, emulated: { ...shipped.emulated!, imageCacheDir: cacheDir, sshPort: await freePort(), memoryMiBPerNode: 1024 }, nodes: shipped.nodes.map((n) => ({ ...n, memoryGiB: 1 })) }));
+    const out = join(work, 'one-node-writes.jsonl');
+    const t0 = Date.now();
+    const rec = await nuksm(['trace', 'record', join(ROOT, 'experiments', 'ksm-scenarios', 'one-node-writes.yaml'), '--testbed', testbedFile, '--out', out, '--kernel', 'backports'], 1_500_000);
+    say(`record: exit ${rec.code} after ${((Date.now() - t0) / 1000).toFixed(0)} s: ${rec.stdout.trim()}`);
+    expect(rec.code, rec.stderr.slice(-3000)).toBe(0);
+    expect(rec.stdout).toMatch(/recorded one-node-writes on a kernel, 6\.12\./);
+    const trace = readTraceFile(out);
+    expect(trace.header.producer).toBe('kernel');
+    expect(trace.header.release).toMatch(/^6\.12\./);
+    expect(trace.header.source).toMatch(/emulated testbed .* QEMU TCG machine running 6\.12\./);
+    expect(trace.records.filter((r) => r.t === 'snap').length).toBeGreaterThan(3);
+    // Powered off, overlay gone: no machine directory of this recording, no QEMU on it.
+    const left = existsSync(join(cacheDir, 'machines')) ? readdirSync(join(cacheDir, 'machines')).filter((d) => d.startsWith(`${name}-trace-`)) : [];
+    expect(left).toEqual([]);
+    expect(execFileSync('sh', ['-c', `pgrep -af qemu-system | grep -F '${name}-trace-' || true`], { encoding: 'utf8' }).trim()).toBe('');
+    const replay = await nuksm(['trace', 'replay', out], 120_000);
+    say(`replay: exit ${replay.code}\n${replay.stdout.trim()}`);
+    expect(replay.code, replay.stdout + replay.stderr).toBe(0);
+  }, 1_800_000);
+});
