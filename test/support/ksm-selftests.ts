@@ -220,6 +220,18 @@ export interface KsmTestsRun {
   kernelCounters: { shared: number; sharing: number } | null;
 }
 
+/**
+ * A run, and once more if it failed (a selftest bounds its merging by full scans, which a loaded TCG machine
+ * sometimes does not finish in time). Returns the last run and the first one when it was retried, so a report
+ * can print both; a second failure stays a failure.
+ */
+export async function withOneRetry<R>(run: () => Promise<R>, passed: (r: R) => boolean, onFirstFailure: (r: R) => void = () => undefined): Promise<{ last: R; firstFailure: R | null }> {
+  const first = await run();
+  if (passed(first)) return { last: first, firstFailure: null };
+  onFirstFailure(first);
+  return { last: await run(), firstFailure: first };
+}
+
 /** Runs one ksm_tests case in the machine (KSM emptied first; -d added where the tree has it). */
 export async function runKsmTestsCase(exec: Executor, b: SelftestBuild, guestDir: string, c: SelftestCase, bootMaxPageSharing: number): Promise<KsmTestsRun> {
   const argv = [...c.argv, ...(b.debugFlag ? ['-d'] : [])];

@@ -15,7 +15,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeWith } from '../support/components.ts';
 import { EXTRA_MAX_PAGE_SHARING, FUNCTIONAL_TESTS, KSFT, casesFromRunVmtests, functionalMergeStep, modelVerdict, type KernelKnobs, type ModelVerdict, type SelftestCase } from '../support/ksm-selftest-cases.ts';
-import { buildKsmSelftests, guestKernelVersion, installSelftests, readKnobs, runFunctionalTests, runKsmTestsCase, type SelftestBuild } from '../support/ksm-selftests.ts';
+import { buildKsmSelftests, guestKernelVersion, installSelftests, readKnobs, runFunctionalTests, runKsmTestsCase, withOneRetry, type SelftestBuild } from '../support/ksm-selftests.ts';
 import { releaseSharedMachine, useSharedMachine, type SharedKernel, type SharedMachine } from '../support/shared-machine.ts';
 
 const say = (l: string) => process.stderr.write(`[emulated-ksm-selftests] ${l}\n`);
@@ -55,16 +55,15 @@ for (const kernel of ['bookworm', 'backports'] as SharedKernel[]) {
       const failures: string[] = [];
       const ts = Date.now();
       for (const c of cases) {
-        let run = await runKsmTestsCase(m!.exec, b, m!.workDir, c, knobs.maxPageSharing);
         // A case bounds its merging by 2 full scans: on a loaded TCG machine that is sometimes too few
         // (Dec 2: -N -m 1 on 6.12 once ended 0/0, passing in the runs before and after). One more try;
         // both results are printed and the table says so, and a second failure fails the test.
-        let firstTry = '';
-        if (run.exitCode !== KSFT.pass) {
-          firstTry = `; first try ${exitName(run.exitCode)}${run.kernelCounters ? ` ${counts(run.kernelCounters)}` : ''}`;
-          say(`ksm_tests ${c.id}: ${exitName(run.exitCode)} on the first try, once more; its output: ${run.output.trim().split('\n').slice(-6).join(' | ')}`);
-          run = await runKsmTestsCase(m!.exec, b, m!.workDir, c, knobs.maxPageSharing);
-        }
+        const { last: run, firstFailure } = await withOneRetry(
+          () => runKsmTestsCase(m!.exec, b, m!.workDir, c, knobs.maxPageSharing),
+          (r) => r.exitCode === KSFT.pass,
+          (r) => say(`ksm_tests ${c.id}: ${exitName(r.exitCode)} on the first try, once more; its output: ${r.output.trim().split('\n').slice(-6).join(' | ')}`),
+        );
+        const firstTry = firstFailure ? `; first try ${exitName(firstFailure.exitCode)}${firstFailure.kernelCounters ? ` ${counts(firstFailure.kernelCounters)}` : ''}` : '';
         // kselftest's verdict is the exit code (the timing cases print no OK line).
         const passed = run.exitCode === KSFT.pass;
         const kernelCell = `${exitName(run.exitCode)} (${run.seconds} s${run.kernelCounters ? `; ${counts(run.kernelCounters)}` : ''}${firstTry})`;
