@@ -4,7 +4,7 @@
  * records the shipped two-process scenario with the KSM scenario driver, powers the machine off and removes
  * the overlay; `nuksm trace replay` then replays the kernel's trace into the model and agrees exactly.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -15,23 +15,18 @@ import { readTraceFile } from '../../src/policy/trace-file.ts';
 import { freePort } from '../host/sshd-harness.ts';
 import { describeWith } from '../support/components.ts';
 import { testLog } from '../support/log.ts';
+import { spawnNuksm } from '../support/nuksm-child.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const say = testLog('emulated-trace-record');
 
-function nuksm(args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    const child = spawn(process.execPath, [join(ROOT, 'bin', 'nuksm.js'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-    child.stderr.on('data', (b: Buffer) => {
-      stderr += b.toString();
-      for (const l of b.toString().split('\n')) if (l.trim()) say(l);
-    });
-    const timer = setTimeout(() => child.kill('SIGTERM'), timeoutMs);
-    child.once('exit', (code) => (clearTimeout(timer), done({ code, stdout, stderr })));
-  });
+/** Runs nuksm to its end (killed after timeoutMs), its stderr passed on as progress lines. */
+async function nuksm(args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const run = spawnNuksm(args, say);
+  const timer = setTimeout(() => run.child.kill('SIGTERM'), timeoutMs);
+  const { code } = await run.exited;
+  clearTimeout(timer);
+  return { code, stdout: run.out(), stderr: run.err() };
 }
 
 describeWith(['qemu', 'debootstrap', 'root', 'gcc'], 'nuksm trace record on the emulated testbed', () => {

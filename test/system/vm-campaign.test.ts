@@ -7,7 +7,7 @@
  * both guests run; `nuksm resume` must remove the killed attempt's domains, overlays and QEMU
  * processes before anything else runs, re-run that step as its only valid attempt and finish.
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -20,6 +20,7 @@ import { ensureLibvirtd, type StartedDaemons } from '../libvirt/daemons.ts';
 import { artifactDir } from '../support/artifact.ts';
 import { describeWith } from '../support/components.ts';
 import { testLog } from '../support/log.ts';
+import { spawnNuksm } from '../support/nuksm-child.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const say = testLog('vm-campaign');
@@ -27,18 +28,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const virsh = (...args: string[]) => execFileSync('virsh', ['-q', '-c', 'qemu:///system', ...args], { encoding: 'utf8', timeout: 60_000 });
 const domains = () => virsh('list', '--all', '--name').split('\n').map((l) => l.trim()).filter(Boolean);
 
-function nuksm(args: string[], onLine: (l: string) => void) {
-  const child = spawn(process.execPath, [join(ROOT, 'bin', 'nuksm.js'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-  child.stderr.on('data', (b: Buffer) => {
-    stderr += b.toString();
-    for (const line of b.toString().split('\n').filter(Boolean)) onLine(line);
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
-  return { child, exited, out: () => stdout, err: () => stderr };
-}
+const nuksm = spawnNuksm;
 
 describeWith(['libvirtd', 'qemu', 'root', 'ksm', 'debootstrap', 'artifact'], 'a VM campaign on this host: real benchmarks in libvirt guests, killed and resumed', () => {
   const work = mkdtempSync(join(tmpdir(), 'nuksm-vm-campaign-'));
