@@ -48,6 +48,7 @@ export const METRICS = {
   placement_cpu_s: m('s', 'lower', 'last', 'CPU time of the user-space placement engine (read-outs, decisions, moves), in total'),
   placement_rounds: m('count', 'none', 'last', 'Rounds (read-out, decide, move) the user-space placement engine made'),
   placement_access_signal: m('code', 'none', 'last', 'Per-instance access signal user-space fair used: 0 none (round robin), 1 DAMON vaddr regions'),
+  placement_access_bit_refresh_ms: m('ms', 'none', 'last', "Period of the emulator workaround that flushed the instances' TLBs so DAMON saw accesses (0: none, as on hardware)"),
   // Host and instance memory
   mem_free_gib: m('GiB', 'higher', 'last', 'MemFree from /proc/meminfo'),
   mem_available_gib: m('GiB', 'higher', 'last', 'MemAvailable from /proc/meminfo'),

@@ -366,6 +366,7 @@ export class PlacementEngine {
     out.push(makeSample('host', '', 'placement_cpu_s', this.cpuTotalS, null));
     out.push(makeSample('host', '', 'placement_rounds', this.rounds.length, null));
     out.push(makeSample('host', '', 'placement_access_signal', ACCESS_SIGNAL_CODE[this.signal], null));
+    out.push(makeSample('host', '', 'placement_access_bit_refresh_ms', this.signal === 'damon' ? (this.opts.accessBitRefresh?.periodMs ?? 0) : 0, null));
     return out;
   }
 }

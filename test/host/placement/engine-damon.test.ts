@@ -48,6 +48,8 @@ describe('fair placement with a DAMON signal that is not there yet', () => {
     expect(r.deferred).toBe(0);
     expect(r.misplaced).toBe(PAGES / 2);
     await e.stop();
+    const sample = (metric: string) => e.samples().find((x) => x.metric === metric)?.value;
+    expect([sample('placement_access_signal'), sample('placement_access_bit_refresh_ms')]).toEqual([1, 0]); // DAMON, no TLB flushing
   }, 30_000);
 
   it('an instance idle past the deadline counts inactive: every page stays with the active side', async () => {
