@@ -161,6 +161,8 @@ interface SimInstance {
   hotSample: Int32Array;
   /** Share of the hot set whose physical page is on each node (re-read every PLACEMENT_REFRESH_S). */
   homeShares: Float64Array;
+  /** model.placementChanges when homeShares was computed (-1: never). */
+  placementSeen: number;
   remoteShare: number;
   /** Mean cost of one DRAM access at the current placement and load (ns). */
   costNs: number;
@@ -361,6 +363,7 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
       present: 0,
       hotSample,
       homeShares: new Float64Array(nodes),
+      placementSeen: -1,
       remoteShare: 0,
       costNs: 0,
       baseRuntimeS,
@@ -433,8 +436,10 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
   };
   const freeGiBPerNode = (): number[] => usedPagesPerNode().map((u, n) => usableGiB[n] - u / PAGES_PER_GIB);
 
-  /** Re-reads where each running instance's hot pages live. */
+  /** Re-reads where each running instance's hot pages live (unless no page's placement changed since the last read). */
   const refreshPlacement = (inst: SimInstance) => {
+    if (inst.placementSeen === model.placementChanges) return;
+    inst.placementSeen = model.placementChanges;
     inst.homeShares.fill(0);
     for (const p of inst.hotSample) inst.homeShares[model.pageNode(inst.mmId, p)]++;
     const n = inst.hotSample.length;
@@ -511,10 +516,20 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
     inst.localAccesses += accesses * (1 - inst.remoteShare);
   };
 
+  /** Pages' new contents, written to the model in one writePages call. */
+  let scratch = new Uint32Array(1024);
+  const scratchOf = (n: number): Uint32Array => {
+    if (scratch.length < n) scratch = new Uint32Array(Math.max(n, scratch.length * 2));
+    return scratch.subarray(0, n);
+  };
+
   const reveal = (inst: SimInstance, upTo: number) => {
     const target = Math.min(inst.totalPages, upTo);
-    for (let p = inst.present; p < target; p++) model.writePage(inst.mmId, p, contentOf(inst, p));
-    if (target > inst.present) inst.present = target;
+    if (target <= inst.present) return;
+    const values = scratchOf(target - inst.present);
+    for (let p = inst.present; p < target; p++) values[p - inst.present] = contentOf(inst, p);
+    model.writePages(inst.mmId, inst.present, values);
+    inst.present = target;
   };
 
   const startTimed = (inst: SimInstance, at: number) => {
@@ -558,8 +573,12 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
         hog.nextStepT += hogSpec.everyS;
       }
       const fill = Math.min(hog.allowed, hog.present + Math.ceil((to - from) * MEMHOG_PROFILE.populateGiBs * PAGES_PER_GIB));
-      for (let p = hog.present; p < fill; p++) model.writePage(hog.mmId, p, hog.uniqueBase + p);
-      hog.present = Math.max(hog.present, fill);
+      if (fill > hog.present) {
+        const values = scratchOf(fill - hog.present);
+        for (let p = hog.present; p < fill; p++) values[p - hog.present] = hog.uniqueBase + p;
+        model.writePages(hog.mmId, hog.present, values);
+        hog.present = fill;
+      }
     }
 
     if (allReadyT === null && instances.every((i) => i.phase === 'ready' || i.phase === 'done')) {
@@ -599,7 +618,15 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
     if (since >= wait.maxS) return true;
     if (ksmdRuns && model.counters().fullScans - scansAtReady < MIN_SCANS_BEFORE_CONVERGED) return false;
     const [tNow, sharingNow] = sharingHistory.length > 0 ? sharingHistory[sharingHistory.length - 1] : [now, 0];
-    const old = [...sharingHistory].reverse().find(([ts]) => ts >= allReadyT! && tNow - ts >= wait.windowS);
+    // The latest sample at least windowS before the newest one (a backward scan; no copy of the history per wake).
+    let old: [number, number] | undefined;
+    for (let i = sharingHistory.length - 1; i >= 0; i--) {
+      const h = sharingHistory[i];
+      if (h[0] >= allReadyT! && tNow - h[0] >= wait.windowS) {
+        old = h;
+        break;
+      }
+    }
     if (!old) return false;
     return (Math.abs(sharingNow - old[1]) / Math.max(old[1], 1)) * 100 < wait.epsilonPct;
   };
