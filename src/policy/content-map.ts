@@ -39,6 +39,7 @@ function badValue(value: number): never {
 
 export type ContentMapLayout = 'auto' | 'hash' | 'direct';
 
+/** Keys may be passed as uint32 or as int32 with the same bits (key | 0, which avoids boxing ids above 2^31). */
 export class ContentMap {
   size = 0;
   /** Layout switches so far (hash -> direct or back). */
@@ -74,7 +75,7 @@ export class ContentMap {
   /** Value for key, or -1. */
   get(key: number): number {
     const dir = this.dir;
-    if (dir === null) return this.hash!.get(key);
+    if (dir === null) return this.hash!.get(key >>> 0);
     const c = dir[key >>> CHUNK_BITS];
     return c === 0 ? -1 : this.chunks[c - 1][key & CHUNK_MASK] - 1;
   }
@@ -84,7 +85,7 @@ export class ContentMap {
     if (!(value >= 0 && value <= MAX_VALUE)) badValue(value);
     const dir = this.dir;
     if (dir === null) {
-      const had = this.hash!.getOrInsert(key, value);
+      const had = this.hash!.getOrInsert(key >>> 0, value);
       if (had < 0 && ++this.size >= this.nextEvaluation) this.evaluate();
       return had;
     }
@@ -109,7 +110,7 @@ export class ContentMap {
     if (!(value >= 0 && value <= MAX_VALUE)) badValue(value);
     const dir = this.dir;
     if (dir === null) {
-      const had = this.hash!.swap(key, value);
+      const had = this.hash!.swap(key >>> 0, value);
       if (had < 0 && ++this.size >= this.nextEvaluation) this.evaluate();
       return had;
     }
@@ -136,7 +137,7 @@ export class ContentMap {
   delete(key: number): boolean {
     const dir = this.dir;
     if (dir === null) {
-      const had = this.hash!.delete(key);
+      const had = this.hash!.delete(key >>> 0);
       if (had) this.size--;
       return had;
     }
@@ -222,7 +223,9 @@ export class ContentMap {
         this.chunkIds = grow(this.chunkIds);
       }
     }
-    this.chunks[i] = new Uint32Array(CHUNK);
+    // Written through once: the first access of a fresh chunk is a read (getOrInsert), which would map the zero page
+    // and take a second fault at the first write.
+    this.chunks[i] = new Uint32Array(CHUNK).fill(0);
     this.counts[i] = 0;
     this.chunkIds[i] = ci;
     this.liveChunks++;

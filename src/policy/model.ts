@@ -38,6 +38,12 @@ const HAS_ITEM = 1; // an rmap_item exists (the page was visited at least once)
 const UNSTABLE = 2; // the rmap_item carries UNSTABLE_FLAG (counted in pages_unshared until revisited)
 const MAPS_KSM = 4; // the page currently maps a KSM page (cleared by a COW write)
 const IN_STABLE = 8; // the rmap_item is linked in a stable node's hlist (stableOf/itemNext are valid)
+/**
+ * The checksum stored at the last checksum-gate update is that of the page's current content (not written since),
+ * so it is not kept in oldChecksum: writePage(s) saves it there before the first write that follows. The model
+ * testbed never rewrites a page, so oldChecksum is never touched there (4 B per page of memory never written).
+ */
+const CHECKSUM_CURRENT = 16;
 
 const NONE = -1;
 
@@ -59,6 +65,7 @@ interface MmState {
   regNodes: Uint8Array;
   active: Uint8Array;
   flags: Uint8Array;
+  /** Checksum stored at the last gate update, where flags lack CHECKSUM_CURRENT (0 before the first visit). */
   oldChecksum: Uint32Array;
   /**
    * Stable node this page's rmap_item is linked in (may outlive a COW until the next visit); valid where flags
@@ -238,7 +245,8 @@ export class KsmModel {
     const badNode = firstByteAtLeast(reg.nodes, this.nodes);
     if (badNode >= 0) throw new RangeError(`KsmModel.registerMm(${reg.name}): page ${badNode} on node ${reg.nodes[badNode]} >= nodes`);
     let presentEnd = n;
-    while (presentEnd > 0 && reg.contents[presentEnd - 1] === NOT_PRESENT) presentEnd--;
+    const contents = reg.contents;
+    while (presentEnd > 0 && contents[presentEnd - 1] === NOT_PRESENT) presentEnd--;
     const id = this.mms.length;
     this.mms.push({
       id,
@@ -251,7 +259,9 @@ export class KsmModel {
       contents: reg.contents,
       regNodes: reg.nodes,
       active: reg.active,
-      flags: new Uint8Array(n),
+      // Written through at once: the scan reads a page's flags before its first write, and a read of never-touched
+      // memory maps the zero page, so every 4 KiB would fault twice.
+      flags: new Uint8Array(n).fill(0),
       oldChecksum: new Uint32Array(n),
       stableOf: new Int32Array(0),
       itemNext: new Int32Array(0),
@@ -315,6 +325,7 @@ export class KsmModel {
     const mm = this.liveMm(mmId);
     if (!(page >= 0 && page < mm.pages)) throw new RangeError(`KsmModel.writePage: page ${page} out of range for ${mm.name}`);
     if (mm.flags[page] & MAPS_KSM) this.unmapKsm(mm, page);
+    if (mm.flags[page] & CHECKSUM_CURRENT) this.saveChecksum(mm, page);
     mm.contents[page] = newContent >>> 0;
     if (page >= mm.presentEnd && newContent >>> 0 !== NOT_PRESENT) mm.presentEnd = page + 1;
   }
@@ -329,14 +340,27 @@ export class KsmModel {
     if (!(start >= 0 && end <= mm.pages)) throw new RangeError(`KsmModel.writePages: pages ${start}..${end - 1} out of range for ${mm.name}`);
     const flags = mm.flags;
     const contents = mm.contents;
+    // Pages at or above presentEnd have no rmap_item (flags 0), so no KSM mapping to break.
+    const mapped = Math.min(end, mm.presentEnd);
     let last = -1;
-    for (let i = 0, p = start; p < end; i++, p++) {
+    let p = start;
+    for (; p < mapped; p++) {
       if (flags[p] & MAPS_KSM) this.unmapKsm(mm, p);
-      const v = values[i];
+      if (flags[p] & CHECKSUM_CURRENT) this.saveChecksum(mm, p);
+      contents[p] = values[p - start];
+    }
+    for (; p < end; p++) {
+      const v = values[p - start];
       contents[p] = v;
       if (v !== NOT_PRESENT) last = p;
     }
     if (last >= mm.presentEnd) mm.presentEnd = last + 1;
+  }
+
+  /** Before a page's content changes: the checksum stored at its last gate update goes to oldChecksum. */
+  private saveChecksum(mm: MmState, p: number): void {
+    mm.oldChecksum[p] = checksumOf(mm.contents[p]);
+    mm.flags[p] &= ~CHECKSUM_CURRENT;
   }
 
   // ------------------------------------------------------------------ scanning
@@ -448,6 +472,10 @@ export class KsmModel {
   private visit(mm: MmState, p: number): void {
     const flags = mm.flags;
     let f = flags[p];
+    const content = mm.contents[p];
+    const checksum = checksumOf(content);
+    // The checksum stored at the previous gate update: 0 without an rmap_item (dropItem zeroes oldChecksum).
+    const oldChecksum = f & CHECKSUM_CURRENT ? checksum : f & HAS_ITEM ? mm.oldChecksum[p] : 0;
     if (!(f & HAS_ITEM)) {
       f |= HAS_ITEM;
       this.rmapItems++;
@@ -466,30 +494,31 @@ export class KsmModel {
       else removeAfterSearch = true;
     }
 
-    const content = mm.contents[p];
-    const checksum = checksumOf(content);
+    // The content as an int32 (same bits) for the calls below: a uint32 above 2^31 passed to a call that is not
+    // inlined is boxed in a heap number, an allocation per page visit (unique contents are >= 2^31 in the testbed).
+    const key = content | 0;
     const nid = this.treeNids === 1 ? 0 : mm.regNodes[p];
     const tree = nid * this.ntrees + (this.ntrees === 1 ? 0 : remainderU32(checksum, this.ntrees, this.ntreesInv));
 
-    if (gateFirst && checksum !== mm.oldChecksum[p]) {
-      mm.oldChecksum[p] = checksum; // volatile: changed since the previous visit
+    if (gateFirst && checksum !== oldChecksum) {
+      flags[p] |= CHECKSUM_CURRENT; // volatile: changed since the previous visit; the stored checksum is now this one
       return;
     }
     this.totalComparisons += treeSearchCost(this.stableTreeSize[tree]);
-    const s = this.stableMayHave(nid, content) ? this.stableSearch(nid, content) : NONE;
+    const s = this.stableMayHave(nid, key) ? this.stableSearch(nid, key) : NONE;
     if (removeAfterSearch) this.removeItemFromStable(mm, p);
     if (s !== NONE) {
       this.mergeIntoStable(mm, p, s);
       return;
     }
-    if (!gateFirst && checksum !== mm.oldChecksum[p]) {
-      mm.oldChecksum[p] = checksum;
+    if (!gateFirst && checksum !== oldChecksum) {
+      flags[p] |= CHECKSUM_CURRENT;
       return;
     }
     this.totalComparisons += treeSearchCost(this.unstableTreeSize[tree]);
     const map = this.unstableMap[nid];
     const gid = mm.base + p;
-    const tGid = map.getOrInsert(content, gid);
+    const tGid = map.getOrInsert(key, gid);
     if (tGid !== NONE) {
       const tMm = this.mmOfGid(tGid);
       const tp = tGid - tMm.base;
@@ -505,7 +534,7 @@ export class KsmModel {
         // returns NULL without inserting the scanned page (it stays out of the tree until the next pass).
         return;
       }
-      map.set(content, gid); // the entry was stale (page changed or merged): replace it in place
+      map.set(key, gid); // the entry was stale (page changed or merged): replace it in place
     }
     // No match: the scanned page is now in the unstable tree.
     this.unstableTreeSize[tree]++;
@@ -520,13 +549,19 @@ export class KsmModel {
    * stable_node_chains_prune_millisecs the fullest one (first of equals). A found dup that is not first and
    * can take two more sharers moves to the front.
    */
+  /** content: as an int32 or a uint32 (the same bits). */
   private stableSearch(nid: number, content: number): number {
-    const map = this.stableMap[nid];
-    const head = map.get(content);
+    const head = this.stableMap[nid].get(content);
     if (head === NONE) return NONE;
+    if (this.sNextDup[head] === NONE) return this.sItems[head] < this.cfg.maxPageSharing ? head : NONE;
+    return this.chainSearch(nid, content, head);
+  }
+
+  /** stableSearch for a content with several dups (kept apart so that the common cases above stay small). */
+  private chainSearch(nid: number, content: number, head: number): number {
+    const map = this.stableMap[nid];
     const max = this.cfg.maxPageSharing;
-    if (this.sNextDup[head] === NONE) return this.sItems[head] < max ? head : NONE;
-    const key = nid * 0x100000000 + content;
+    const key = nid * 0x100000000 + (content >>> 0);
     const interval = this.cfg.chainPruneMillisecs ?? 2000;
     let prune = false;
     if (this.nowMs - (this.chainPruneTime.get(key) ?? 0) >= interval) {
@@ -556,15 +591,15 @@ export class KsmModel {
   private unlinkDup(s: number): boolean {
     const map = this.stableMap[this.sNid[s]];
     const content = this.sContent[s];
-    const head = map.get(content);
+    const head = map.get(content | 0);
     const next = this.sNextDup[s];
     if (head === s) {
       if (next === NONE) {
-        map.delete(content);
+        map.delete(content | 0);
         this.chainPruneTime.delete(this.sNid[s] * 0x100000000 + content);
         return false;
       }
-      map.set(content, next);
+      map.set(content | 0, next);
     } else {
       for (let d = head; d !== NONE; d = this.sNextDup[d]) {
         if (this.sNextDup[d] === s) {
@@ -632,7 +667,7 @@ export class KsmModel {
     const sGid = sMm.base + sp;
     const tGid = tMm.base + tp;
     const keptGid = keepScanned ? sGid : tGid;
-    const content = sMm.contents[sp];
+    const content = sMm.contents[sp] | 0; // int32 bits: see visit()
     const s = this.allocStable(content, nid, keepScanned ? nodeS : nodeT, keptGid);
     tMm.flags[tp] &= ~UNSTABLE;
     this.pagesUnshared--;
@@ -721,6 +756,7 @@ export class KsmModel {
 
   // ------------------------------------------------------------------ stable nodes
 
+  /** content: as an int32 or a uint32 (the same bits). */
   private allocStable(content: number, nid: number, node: number, ownerGid: number): number {
     let s = this.sFree.pop();
     if (s === undefined) {
@@ -741,7 +777,7 @@ export class KsmModel {
     const head = this.stableMap[nid].swap(content, s);
     this.sNextDup[s] = head;
     if (head !== NONE && this.sNextDup[head] === NONE) {
-      const key = nid * 0x100000000 + content;
+      const key = nid * 0x100000000 + (content >>> 0);
       if (!this.chainPruneTime.has(key)) this.chainPruneTime.set(key, this.nowMs); // alloc_stable_node_chain()
     }
     if (head === NONE) {

@@ -120,7 +120,12 @@ function hash32(x: number, salt: number): number {
   z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
   return (z ^ (z >>> 16)) >>> 0;
 }
-const unitHash = (x: number, salt: number) => hash32(x, salt) / 4294967296;
+/**
+ * Whether the unit hash hash32(x, salt) / 2^32 is below a share, given limit = share * 2^32 (computed once per loop
+ * over millions of pages): scaling a double by a power of two is exact, so this is the same test as comparing the
+ * unit hash with the share.
+ */
+const hashBelow = (x: number, salt: number, limit: number) => hash32(x, salt) < limit;
 
 type Phase = 'pending' | 'booting' | 'populating' | 'ready' | 'running' | 'done';
 
@@ -326,8 +331,9 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
     const hotSet = new Uint8Array(totalPages);
     const hotShare = profile?.hotShare ?? 0;
     const hot: number[] = [];
+    const hotLimit = hotShare * 4294967296;
     for (let p = osPages; p < totalPages; p++) {
-      if (unitHash(p - osPages, 0x407) < hotShare) {
+      if (hashBelow(p - osPages, 0x407, hotLimit)) {
         hotSet[p] = 1;
         if (hot.length < HOT_SAMPLE) hot.push(p);
       }
@@ -380,13 +386,6 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
   const largest = Math.max(0, ...instances.map((i) => i.totalPages), hogSpecPages(scenario));
   for (const inst of instances) inst.nodes = constantBytes(inst.spec.node, Math.max(largest, 1)).subarray(0, inst.totalPages);
   const workloadInstances = instances.filter((i) => i.profile !== null);
-
-  const contentOf = (inst: SimInstance, p: number): number => {
-    if (p < inst.osPages) return OS_CONTENT_BASE + p;
-    const j = p - inst.osPages;
-    const dedup = inst.profile !== null && unitHash(j, 0x5eed + inst.workloadId) < inst.profile.dedupShare;
-    return dedup ? WORKLOAD_CONTENT_BASE + inst.workloadId * WORKLOAD_CONTENT_SPAN + j : inst.uniqueBase + j;
-  };
 
   // ---------------------------------------------------------------- memory hog (Fig. 8)
   let hog: SimHog | null = null;
@@ -527,7 +526,24 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
     const target = Math.min(inst.totalPages, upTo);
     if (target <= inst.present) return;
     const values = scratchOf(target - inst.present);
-    for (let p = inst.present; p < target; p++) values[p - inst.present] = contentOf(inst, p);
+    // Page p's content: the guest OS's (OS_CONTENT_BASE + p) for p < osPages; footprint page j = p - osPages is
+    // in the workload's shared range if hash32(j, 0x5eed + workloadId) / 2^32 < dedupShare, else in the instance's
+    // unique range. Computed in the loop, not by a call per page (a content id above 2^31 returned from a call
+    // is a heap number: ~10 M allocations per VM).
+    const from = inst.present;
+    const os = inst.osPages;
+    const dedupLimit = inst.profile !== null ? inst.profile.dedupShare * 4294967296 : -1;
+    const salt = 0x5eed + inst.workloadId;
+    const sharedBase = WORKLOAD_CONTENT_BASE + inst.workloadId * WORKLOAD_CONTENT_SPAN;
+    const uniqueBase = inst.uniqueBase;
+    for (let p = from; p < target; p++) {
+      if (p < os) {
+        values[p - from] = OS_CONTENT_BASE + p;
+        continue;
+      }
+      const j = p - os;
+      values[p - from] = inst.profile !== null && hashBelow(j, salt, dedupLimit) ? sharedBase + j : uniqueBase + j;
+    }
     model.writePages(inst.mmId, inst.present, values);
     inst.present = target;
   };
@@ -575,7 +591,9 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
       const fill = Math.min(hog.allowed, hog.present + Math.ceil((to - from) * MEMHOG_PROFILE.populateGiBs * PAGES_PER_GIB));
       if (fill > hog.present) {
         const values = scratchOf(fill - hog.present);
-        for (let p = hog.present; p < fill; p++) values[p - hog.present] = hog.uniqueBase + p;
+        const from = hog.present;
+        const base = hog.uniqueBase + from;
+        for (let i = 0; i < values.length; i++) values[i] = base + i;
         model.writePages(hog.mmId, hog.present, values);
         hog.present = fill;
       }
