@@ -72,6 +72,11 @@ export class ContentMap {
     return this.dir !== null;
   }
 
+  /** False only if key is certainly absent: direct layout, no chunk for its run of ids (one array read, no probe). */
+  mayHave(key: number): boolean {
+    return this.dir === null || this.dir[key >>> CHUNK_BITS] !== 0;
+  }
+
   /** Value for key, or -1. */
   get(key: number): number {
     const dir = this.dir;

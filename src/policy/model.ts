@@ -934,13 +934,14 @@ export class KsmModel {
   }
 
   /**
-   * False only if content is certainly not in nid's stable tree. A direct-layout map answers a miss as cheaply as
-   * the filter would, so it is not filtered and the filter does not get its keys; a map that has changed layout
-   * since the filter was built (it may have been direct) gets the filter rebuilt first.
+   * False only if content is certainly not in nid's stable tree. A direct-layout map answers most misses as cheaply
+   * as the filter would (no chunk for the content's run of ids), so it is not filtered and the filter does not get
+   * its keys; a map that has changed layout since the filter was built (it may have been direct) gets the filter
+   * rebuilt first.
    */
   private stableMayHave(nid: number, content: number): boolean {
     const map = this.stableMap[nid];
-    if (map.direct) return true;
+    if (map.direct) return map.mayHave(content);
     if (map.size === 0) return false;
     if (map.layoutChanges !== this.stableFilterLayouts[nid]) this.rebuildStableFilter();
     return this.stableFilterMayHave(content);

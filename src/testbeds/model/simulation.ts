@@ -332,10 +332,16 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
     const hotShare = profile?.hotShare ?? 0;
     const hot: number[] = [];
     const hotLimit = hotShare * 4294967296;
-    for (let p = osPages; p < totalPages; p++) {
-      if (hashBelow(p - osPages, 0x407, hotLimit)) {
-        hotSet[p] = 1;
-        if (hot.length < HOT_SAMPLE) hot.push(p);
+    if (hotLimit >= 4294967296) {
+      // Every hash32 value is below the limit: the whole footprint is hot (no hash per page needed).
+      hotSet.fill(1, osPages, totalPages);
+      for (let p = osPages; p < totalPages && hot.length < HOT_SAMPLE; p++) hot.push(p);
+    } else {
+      for (let p = osPages; p < totalPages; p++) {
+        if (hashBelow(p - osPages, 0x407, hotLimit)) {
+          hotSet[p] = 1;
+          if (hot.length < HOT_SAMPLE) hot.push(p);
+        }
       }
     }
     // Spread the placement sample over the whole footprint rather than its first pages.
