@@ -1,8 +1,9 @@
 // Reference model of Linux KSM (mm/ksm.c, v5.4 .. v6.12 logic) and of the nuKSM placement policies.
 // Rules and the reading of the paper behind them: docs/policy.md. Per-page state lives in typed arrays
-// (one set per registered mm), KSM pages ("stable nodes") in growable typed arrays, and the stable and
-// unstable trees in open-addressing hash maps keyed by content id; a tree search is *charged* the
-// comparisons a balanced rbtree of the same size would make, ceil(log2(n + 1)).
+// (one set per registered mm), KSM pages ("stable nodes") in typed arrays sized to the live pages, and the stable
+// and unstable trees in maps keyed by content id (content-map.ts: chunked arrays for runs of consecutive ids,
+// hash maps otherwise); a tree search is *charged* the comparisons a balanced rbtree of the same size would make,
+// ceil(log2(n + 1)).
 
 import { ContentMap } from './content-map.ts';
 import { mix32 } from './hash.ts';
