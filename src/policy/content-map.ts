@@ -89,17 +89,9 @@ export class ContentMap {
   getOrInsert(key: number, value: number): number {
     if (!(value >= 0 && value <= MAX_VALUE)) badValue(value);
     const dir = this.dir;
-    if (dir === null) {
-      const had = this.hash!.getOrInsert(key >>> 0, value);
-      if (had < 0 && ++this.size >= this.nextEvaluation) this.evaluate();
-      return had;
-    }
-    const ci = key >>> CHUNK_BITS;
-    let c = dir[ci];
-    if (c === 0) {
-      if (!this.mayAddChunk()) return this.getOrInsert(key, value); // now hashed
-      c = this.addChunk(ci);
-    }
+    const c = dir === null ? 0 : dir[key >>> CHUNK_BITS];
+    if (c === 0) return this.getOrInsertSlow(key, value);
+    // Direct layout, chunk present: the common case, kept small so that V8 inlines it into the model's visit.
     const chunk = this.chunks[c - 1];
     const at = key & CHUNK_MASK;
     const stored = chunk[at];
@@ -110,21 +102,24 @@ export class ContentMap {
     return -1;
   }
 
+  /** getOrInsert when hashed, or when the key's chunk does not exist yet. */
+  private getOrInsertSlow(key: number, value: number): number {
+    if (this.dir === null) {
+      const had = this.hash!.getOrInsert(key >>> 0, value);
+      if (had < 0 && ++this.size >= this.nextEvaluation) this.evaluate();
+      return had;
+    }
+    if (!this.mayAddChunk()) return this.getOrInsert(key, value); // now hashed
+    this.addChunk(key >>> CHUNK_BITS);
+    return this.getOrInsert(key, value);
+  }
+
   /** Sets key to value; returns the value it had, or -1. */
   swap(key: number, value: number): number {
     if (!(value >= 0 && value <= MAX_VALUE)) badValue(value);
     const dir = this.dir;
-    if (dir === null) {
-      const had = this.hash!.swap(key >>> 0, value);
-      if (had < 0 && ++this.size >= this.nextEvaluation) this.evaluate();
-      return had;
-    }
-    const ci = key >>> CHUNK_BITS;
-    let c = dir[ci];
-    if (c === 0) {
-      if (!this.mayAddChunk()) return this.swap(key, value);
-      c = this.addChunk(ci);
-    }
+    const c = dir === null ? 0 : dir[key >>> CHUNK_BITS];
+    if (c === 0) return this.swapSlow(key, value);
     const chunk = this.chunks[c - 1];
     const at = key & CHUNK_MASK;
     const stored = chunk[at];
@@ -133,6 +128,18 @@ export class ContentMap {
     if (this.counts[c - 1]++ === 0) this.usedChunks++;
     this.size++;
     return -1;
+  }
+
+  /** swap when hashed, or when the key's chunk does not exist yet. */
+  private swapSlow(key: number, value: number): number {
+    if (this.dir === null) {
+      const had = this.hash!.swap(key >>> 0, value);
+      if (had < 0 && ++this.size >= this.nextEvaluation) this.evaluate();
+      return had;
+    }
+    if (!this.mayAddChunk()) return this.swap(key, value); // now hashed
+    this.addChunk(key >>> CHUNK_BITS);
+    return this.swap(key, value);
   }
 
   set(key: number, value: number): void {
