@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ContentMap, type ContentMapLayout } from '../../src/policy/content-map.ts';
-import { firstByteAtLeast, remainderU32 } from '../../src/policy/model.ts';
+import { firstByteAtLeast, presentEndOf, remainderU32 } from '../../src/policy/model.ts';
 import { SplitMix32 } from '../../src/policy/random.ts';
-import { KsmModel, defaultKsmModelConfig, type KsmModelConfig, type MergeEvent } from '../../src/policy/index.ts';
+import { KsmModel, NOT_PRESENT, defaultKsmModelConfig, type KsmModelConfig, type MergeEvent } from '../../src/policy/index.ts';
 
 /** Random get/set/swap/delete/getOrInsert/clearFor against a Map; keyOf(rng, step) picks the key. */
 function agreesWithMap(layout: ContentMapLayout, steps: number, keyOf: (rng: SplitMix32, step: number) => number, seed = 1): ContentMap {
@@ -124,6 +124,43 @@ describe('model helpers', () => {
         if (remainderU32(c, n, inv) !== c % n) expect.fail(`remainderU32(${c}, ${n}) = ${remainderU32(c, n, inv)}, expected ${c % n}`);
       }
     }
+  });
+
+  it('presentEndOf is 1 + the index of the last present page', () => {
+    const rng = new SplitMix32(6);
+    for (let trial = 0; trial < 2000; trial++) {
+      const a = new Uint32Array(rng.nextUint32() % 40).fill(NOT_PRESENT);
+      for (let k = rng.nextUint32() % 3; k > 0 && a.length > 0; k--) a[rng.nextUint32() % a.length] = rng.next() < 0.5 ? 0 : 0xfffffffe;
+      let want = a.length;
+      while (want > 0 && a[want - 1] === NOT_PRESENT) want--;
+      expect(presentEndOf(a)).toBe(want);
+    }
+  });
+
+  it('writePages does what a writePage per page does (COW of merged pages, pages vanishing, the present end)', () => {
+    const run = (bulk: boolean) => {
+      const m = new KsmModel(defaultKsmModelConfig({ pagesToScan: 100 }));
+      const n = 300;
+      const contents = new Uint32Array(n).fill(NOT_PRESENT);
+      for (let p = 0; p < 150; p++) contents[p] = p % 50;
+      const a = m.registerMm({ name: 'a', nice: 0, contents, nodes: new Uint8Array(n), active: new Uint8Array(n) });
+      const out: string[] = [];
+      const rng = new SplitMix32(9);
+      for (let w = 0; w < 60; w++) {
+        const s = m.wake();
+        out.push(`${s.pagesVisited}/${s.comparisons}/${s.merges}`, JSON.stringify(m.counters()));
+        if (w % 7 === 3) {
+          const start = rng.nextUint32() % n;
+          const values = new Uint32Array(rng.nextUint32() % Math.min(60, n - start));
+          for (let i = 0; i < values.length; i++) values[i] = rng.next() < 0.2 ? NOT_PRESENT : rng.nextUint32() % 60;
+          if (bulk) m.writePages(a, start, values);
+          else values.forEach((v, i) => m.writePage(a, start + i, v));
+        }
+      }
+      out.push(Array.from(contents).join(','));
+      return out;
+    };
+    expect(run(true)).toEqual(run(false));
   });
 
   it('firstByteAtLeast finds the first byte >= limit at any alignment', () => {
