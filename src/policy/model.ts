@@ -1,10 +1,12 @@
 // Reference model of Linux KSM (mm/ksm.c, v5.4 .. v6.12 logic) and of the nuKSM placement policies.
 // Rules and the reading of the paper behind them: docs/policy.md. Per-page state lives in typed arrays
-// (one set per registered mm), KSM pages ("stable nodes") in growable typed arrays, and the stable and
-// unstable trees in open-addressing hash maps keyed by content id; a tree search is *charged* the
-// comparisons a balanced rbtree of the same size would make, ceil(log2(n + 1)).
+// (one set per registered mm), KSM pages ("stable nodes") in typed arrays sized to the live pages, and the stable
+// and unstable trees in maps keyed by content id (content-map.ts: chunked arrays for runs of consecutive ids,
+// hash maps otherwise); a tree search is *charged* the comparisons a balanced rbtree of the same size would make,
+// ceil(log2(n + 1)).
 
-import { U32IntMap, mix32 } from './hash.ts';
+import { ContentMap } from './content-map.ts';
+import { mix32 } from './hash.ts';
 import { fairKeepsCandidate, fairKeepsFirstOfPair, newRoundRobin, priorityKeepsCandidate, sniceOf, type RoundRobinState } from './placement.ts';
 import { SplitMix32 } from './random.ts';
 import {
@@ -37,6 +39,12 @@ const HAS_ITEM = 1; // an rmap_item exists (the page was visited at least once)
 const UNSTABLE = 2; // the rmap_item carries UNSTABLE_FLAG (counted in pages_unshared until revisited)
 const MAPS_KSM = 4; // the page currently maps a KSM page (cleared by a COW write)
 const IN_STABLE = 8; // the rmap_item is linked in a stable node's hlist (stableOf/itemNext are valid)
+/**
+ * The checksum stored at the last checksum-gate update is that of the page's current content (not written since),
+ * so it is not kept in oldChecksum: writePage(s) saves it there before the first write that follows. The model
+ * testbed never rewrites a page, so oldChecksum is never touched there (4 B per page of memory never written).
+ */
+const CHECKSUM_CURRENT = 16;
 
 const NONE = -1;
 
@@ -58,6 +66,7 @@ interface MmState {
   regNodes: Uint8Array;
   active: Uint8Array;
   flags: Uint8Array;
+  /** Checksum stored at the last gate update, where flags lack CHECKSUM_CURRENT (0 before the first visit). */
   oldChecksum: Uint32Array;
   /**
    * Stable node this page's rmap_item is linked in (may outlive a COW until the next visit); valid where flags
@@ -80,11 +89,48 @@ function checksumOf(content: number): number {
 }
 
 /**
- * c % n for a uint32 c (a checksum): V8 computes % of a number above 2^31 as a floating-point remainder, several
- * times slower than this division, which is exact for c < 2^53 (the nuKSM forest picks a tree per page visit).
+ * c % n for a uint32 c (a checksum) and an integer 1 <= n < 2^31, given inv = 1 / n: V8 computes % of a number above
+ * 2^31 as a floating-point remainder, several times slower (the nuKSM forest picks a tree per page visit). c * inv
+ * is within c / n * 2^-51 < 1 of c / n, so the floor is off by at most one and one correction makes it exact.
  */
-function remainderU32(c: number, n: number): number {
-  return c - Math.floor(c / n) * n;
+export function remainderU32(c: number, n: number, inv: number): number {
+  const r = c - Math.floor(c * inv) * n;
+  return r < 0 ? r + n : r >= n ? r - n : r;
+}
+
+/**
+ * Index of the first byte >= limit (1 <= limit <= 128), or -1; four bytes per step where the array is 4-byte
+ * aligned (registration checks the node of every page: ~47 M at Fig. 8 scale). A byte b has b >= limit iff
+ * b >= 128 or (b & 127) + (128 - limit) >= 128; the sums stay below 256, so no carry crosses a byte.
+ */
+export function firstByteAtLeast(bytes: Uint8Array, limit: number): number {
+  const n = bytes.length;
+  let i = 0;
+  if (bytes.byteOffset % 4 === 0 && n >= 4) {
+    const words = new Uint32Array(bytes.buffer, bytes.byteOffset, n >>> 2);
+    const add = Math.imul(128 - limit, 0x01010101);
+    for (let w = 0; w < words.length; w++) {
+      const x = words[w];
+      if (((x | ((x & 0x7f7f7f7f) + add)) & 0x80808080) !== 0) {
+        i = w * 4;
+        break;
+      }
+      i = (w + 1) * 4;
+    }
+  }
+  for (; i < n; i++) if (bytes[i] >= limit) return i;
+  return -1;
+}
+
+/**
+ * 1 + the index of the last present page (0 if none). Four pages per step where they are all NOT_PRESENT (the
+ * model testbed registers its VMs and the memory hog before writing any page: ~47 M pages at Fig. 8 scale).
+ */
+export function presentEndOf(contents: Uint32Array): number {
+  let end = contents.length;
+  while (end >= 4 && (contents[end - 1] & contents[end - 2] & contents[end - 3] & contents[end - 4]) === (NOT_PRESENT | 0)) end -= 4;
+  while (end > 0 && contents[end - 1] === NOT_PRESENT) end--;
+  return end;
 }
 
 /** Comparisons of one search in a balanced binary tree of n nodes. */
@@ -99,6 +145,11 @@ export class KsmModel {
   totalComparisons = 0;
   totalMerges = 0;
   totalPagesVisited = 0;
+  /**
+   * Bumped whenever a page may have changed the physical page it maps (a merge, a COW or unmap of a KSM page, a
+   * KSM page moving node): pageNode() answers as before while it stays the same.
+   */
+  placementChanges = 0;
 
   private readonly nodes: number;
   private readonly treeNids: number; // tree pairs per forest slot: 1 with merge_across_nodes, else one per node
@@ -121,10 +172,11 @@ export class KsmModel {
 
   // Forest geometry: trees per node; tree index = nid * ntrees + checksum % ntrees.
   private ntrees = 1;
+  private ntreesInv = 1;
   private stableTreeSize = new Int32Array(1);
   private unstableTreeSize = new Int32Array(1);
-  private readonly stableMap: U32IntMap[] = [];
-  private readonly unstableMap: U32IntMap[] = [];
+  private readonly stableMap: ContentMap[] = [];
+  private readonly unstableMap: ContentMap[] = [];
 
   // Stable nodes (KSM pages).
   private sCap = 0;
@@ -143,6 +195,8 @@ export class KsmModel {
   /** Live KSM pages per node. */
   private ksmPagesOnNode: Int32Array;
   private sUsed = 0;
+  /** Pages of the live mms: a bound on live KSM pages (each has a mapper), so on sUsed. */
+  private livePages = 0;
 
   // Presence filter over stable-tree contents (one bit per hashed content, ~16 bits per key, cache-resident):
   // it only skips hash-table probes that would miss; it never changes a result or the comparisons charged.
@@ -150,6 +204,8 @@ export class KsmModel {
   private stableFilterMask = (1 << 16) - 1;
   private stableKeys = 0;
   private stableKeysAtFilterBuild = 0;
+  /** Each stable map's layoutChanges when the filter was last built. */
+  private readonly stableFilterLayouts: number[] = [];
   private stableKeyDeletions = 0;
 
   // nuKSM fair: round-robin pointers, one per class so that the classes are each split evenly.
@@ -180,8 +236,9 @@ export class KsmModel {
     this.treeNids = cfg.mergeAcrossNodes ? 1 : cfg.nodes;
     this.rng = new SplitMix32(cfg.seed);
     for (let i = 0; i < this.treeNids; i++) {
-      this.stableMap.push(new U32IntMap());
-      this.unstableMap.push(new U32IntMap());
+      this.stableMap.push(new ContentMap(cfg.mapLayout));
+      this.unstableMap.push(new ContentMap(cfg.mapLayout));
+      this.stableFilterLayouts.push(0);
     }
     this.stableTreeSize = new Int32Array(this.treeNids);
     this.unstableTreeSize = new Int32Array(this.treeNids);
@@ -197,11 +254,9 @@ export class KsmModel {
       throw new RangeError(`KsmModel.registerMm(${reg.name}): contents/nodes/active lengths differ`);
     }
     if (!(reg.nice >= -20 && reg.nice <= 20)) throw new RangeError(`KsmModel.registerMm(${reg.name}): nice ${reg.nice} out of -20..20`);
-    for (let i = 0; i < n; i++) {
-      if (reg.nodes[i] >= this.nodes) throw new RangeError(`KsmModel.registerMm(${reg.name}): page ${i} on node ${reg.nodes[i]} >= nodes`);
-    }
-    let presentEnd = n;
-    while (presentEnd > 0 && reg.contents[presentEnd - 1] === NOT_PRESENT) presentEnd--;
+    const badNode = firstByteAtLeast(reg.nodes, this.nodes);
+    if (badNode >= 0) throw new RangeError(`KsmModel.registerMm(${reg.name}): page ${badNode} on node ${reg.nodes[badNode]} >= nodes`);
+    const presentEnd = presentEndOf(reg.contents);
     const id = this.mms.length;
     this.mms.push({
       id,
@@ -214,7 +269,9 @@ export class KsmModel {
       contents: reg.contents,
       regNodes: reg.nodes,
       active: reg.active,
-      flags: new Uint8Array(n),
+      // Written through at once: the scan reads a page's flags before its first write, and a read of never-touched
+      // memory maps the zero page, so every 4 KiB would fault twice.
+      flags: new Uint8Array(n).fill(0),
       oldChecksum: new Uint32Array(n),
       stableOf: new Int32Array(0),
       itemNext: new Int32Array(0),
@@ -224,6 +281,8 @@ export class KsmModel {
       skips: new Uint8Array(this.cfg.smartScan ? n : 0),
     });
     this.nextGid += n;
+    this.livePages += n;
+    this.reserveStable();
     if (this.nextGid > 0x7fffffff) throw new RangeError('KsmModel: more than 2^31 pages registered in total');
     if (id >= this.mmStamp.length) {
       const grown = new Int32Array(this.mmStamp.length * 2);
@@ -257,6 +316,7 @@ export class KsmModel {
     if (pos < this.cursorPos) this.cursorPos--;
     else if (pos === this.cursorPos) this.cursorAddr = 0; // the next mm now sits at cursorPos
     mm.alive = false;
+    this.livePages -= mm.pages;
     // Drop per-page arrays; stale unstable-tree entries pointing here fail validation (alive = false).
     mm.flags = new Uint8Array(0);
     mm.oldChecksum = new Uint32Array(0);
@@ -275,8 +335,46 @@ export class KsmModel {
     const mm = this.liveMm(mmId);
     if (!(page >= 0 && page < mm.pages)) throw new RangeError(`KsmModel.writePage: page ${page} out of range for ${mm.name}`);
     if (mm.flags[page] & MAPS_KSM) this.unmapKsm(mm, page);
+    if (mm.flags[page] & CHECKSUM_CURRENT) this.saveChecksum(mm, page);
     mm.contents[page] = newContent >>> 0;
     if (page >= mm.presentEnd && newContent >>> 0 !== NOT_PRESENT) mm.presentEnd = page + 1;
+  }
+
+  /**
+   * writePage(mmId, start + i, values[i]) for every i, in one call (the model testbed reveals millions of pages
+   * at a time: a call per page costs more than the write).
+   */
+  writePages(mmId: number, start: number, values: Uint32Array): void {
+    const mm = this.liveMm(mmId);
+    const end = start + values.length;
+    if (!(start >= 0 && end <= mm.pages)) throw new RangeError(`KsmModel.writePages: pages ${start}..${end - 1} out of range for ${mm.name}`);
+    const flags = mm.flags;
+    const contents = mm.contents;
+    // Pages at or above presentEnd have no rmap_item (flags 0), so no KSM mapping to break.
+    const mapped = Math.min(end, mm.presentEnd);
+    let last = -1;
+    let p = start;
+    for (; p < mapped; p++) {
+      if (flags[p] & MAPS_KSM) this.unmapKsm(mm, p);
+      if (flags[p] & CHECKSUM_CURRENT) this.saveChecksum(mm, p);
+      contents[p] = values[p - start];
+    }
+    if (p < end) {
+      contents.set(p === start ? values : values.subarray(p - start), p); // a copy, nothing else to do there
+      for (let q = end - 1; q >= p; q--) {
+        if (values[q - start] !== NOT_PRESENT) {
+          last = q;
+          break;
+        }
+      }
+    }
+    if (last >= mm.presentEnd) mm.presentEnd = last + 1;
+  }
+
+  /** Before a page's content changes: the checksum stored at its last gate update goes to oldChecksum. */
+  private saveChecksum(mm: MmState, p: number): void {
+    mm.oldChecksum[p] = checksumOf(mm.contents[p]);
+    mm.flags[p] &= ~CHECKSUM_CURRENT;
   }
 
   // ------------------------------------------------------------------ scanning
@@ -388,6 +486,10 @@ export class KsmModel {
   private visit(mm: MmState, p: number): void {
     const flags = mm.flags;
     let f = flags[p];
+    const content = mm.contents[p];
+    const checksum = checksumOf(content);
+    // The checksum stored at the previous gate update: 0 without an rmap_item (dropItem zeroes oldChecksum).
+    const oldChecksum = f & CHECKSUM_CURRENT ? checksum : f & HAS_ITEM ? mm.oldChecksum[p] : 0;
     if (!(f & HAS_ITEM)) {
       f |= HAS_ITEM;
       this.rmapItems++;
@@ -406,30 +508,31 @@ export class KsmModel {
       else removeAfterSearch = true;
     }
 
-    const content = mm.contents[p];
-    const checksum = checksumOf(content);
+    // The content as an int32 (same bits) for the calls below: a uint32 above 2^31 passed to a call that is not
+    // inlined is boxed in a heap number, an allocation per page visit (unique contents are >= 2^31 in the testbed).
+    const key = content | 0;
     const nid = this.treeNids === 1 ? 0 : mm.regNodes[p];
-    const tree = nid * this.ntrees + (this.ntrees === 1 ? 0 : remainderU32(checksum, this.ntrees));
+    const tree = nid * this.ntrees + (this.ntrees === 1 ? 0 : remainderU32(checksum, this.ntrees, this.ntreesInv));
 
-    if (gateFirst && checksum !== mm.oldChecksum[p]) {
-      mm.oldChecksum[p] = checksum; // volatile: changed since the previous visit
+    if (gateFirst && checksum !== oldChecksum) {
+      flags[p] |= CHECKSUM_CURRENT; // volatile: changed since the previous visit; the stored checksum is now this one
       return;
     }
     this.totalComparisons += treeSearchCost(this.stableTreeSize[tree]);
-    const s = this.stableFilterMayHave(content) ? this.stableSearch(nid, content) : NONE;
+    const s = this.stableMayHave(nid, key) ? this.stableSearch(nid, key) : NONE;
     if (removeAfterSearch) this.removeItemFromStable(mm, p);
     if (s !== NONE) {
       this.mergeIntoStable(mm, p, s);
       return;
     }
-    if (!gateFirst && checksum !== mm.oldChecksum[p]) {
-      mm.oldChecksum[p] = checksum;
+    if (!gateFirst && checksum !== oldChecksum) {
+      flags[p] |= CHECKSUM_CURRENT;
       return;
     }
     this.totalComparisons += treeSearchCost(this.unstableTreeSize[tree]);
     const map = this.unstableMap[nid];
     const gid = mm.base + p;
-    const tGid = map.getOrInsert(content, gid);
+    const tGid = map.getOrInsert(key, gid);
     if (tGid !== NONE) {
       const tMm = this.mmOfGid(tGid);
       const tp = tGid - tMm.base;
@@ -445,7 +548,7 @@ export class KsmModel {
         // returns NULL without inserting the scanned page (it stays out of the tree until the next pass).
         return;
       }
-      map.set(content, gid); // the entry was stale (page changed or merged): replace it in place
+      map.set(key, gid); // the entry was stale (page changed or merged): replace it in place
     }
     // No match: the scanned page is now in the unstable tree.
     this.unstableTreeSize[tree]++;
@@ -460,13 +563,19 @@ export class KsmModel {
    * stable_node_chains_prune_millisecs the fullest one (first of equals). A found dup that is not first and
    * can take two more sharers moves to the front.
    */
+  /** content: as an int32 or a uint32 (the same bits). */
   private stableSearch(nid: number, content: number): number {
-    const map = this.stableMap[nid];
-    const head = map.get(content);
+    const head = this.stableMap[nid].get(content);
     if (head === NONE) return NONE;
+    if (this.sNextDup[head] === NONE) return this.sItems[head] < this.cfg.maxPageSharing ? head : NONE;
+    return this.chainSearch(nid, content, head);
+  }
+
+  /** stableSearch for a content with several dups (kept apart so that the common cases above stay small). */
+  private chainSearch(nid: number, content: number, head: number): number {
+    const map = this.stableMap[nid];
     const max = this.cfg.maxPageSharing;
-    if (this.sNextDup[head] === NONE) return this.sItems[head] < max ? head : NONE;
-    const key = nid * 0x100000000 + content;
+    const key = nid * 0x100000000 + (content >>> 0);
     const interval = this.cfg.chainPruneMillisecs ?? 2000;
     let prune = false;
     if (this.nowMs - (this.chainPruneTime.get(key) ?? 0) >= interval) {
@@ -496,15 +605,15 @@ export class KsmModel {
   private unlinkDup(s: number): boolean {
     const map = this.stableMap[this.sNid[s]];
     const content = this.sContent[s];
-    const head = map.get(content);
+    const head = map.get(content | 0);
     const next = this.sNextDup[s];
     if (head === s) {
       if (next === NONE) {
-        map.delete(content);
+        map.delete(content | 0);
         this.chainPruneTime.delete(this.sNid[s] * 0x100000000 + content);
         return false;
       }
-      map.set(content, next);
+      map.set(content | 0, next);
     } else {
       for (let d = head; d !== NONE; d = this.sNextDup[d]) {
         if (this.sNextDup[d] === s) {
@@ -572,7 +681,7 @@ export class KsmModel {
     const sGid = sMm.base + sp;
     const tGid = tMm.base + tp;
     const keptGid = keepScanned ? sGid : tGid;
-    const content = sMm.contents[sp];
+    const content = sMm.contents[sp] | 0; // int32 bits: see visit()
     const s = this.allocStable(content, nid, keepScanned ? nodeS : nodeT, keptGid);
     tMm.flags[tp] &= ~UNSTABLE;
     this.pagesUnshared--;
@@ -645,6 +754,7 @@ export class KsmModel {
     this.ksmPagesOnNode[from]--;
     this.ksmPagesOnNode[node]++;
     this.sNode[s] = node;
+    this.placementChanges++;
   }
 
   /** A KSM page is on the active list if any of its mappers' accesses keep it there. */
@@ -660,6 +770,7 @@ export class KsmModel {
 
   // ------------------------------------------------------------------ stable nodes
 
+  /** content: as an int32 or a uint32 (the same bits). */
   private allocStable(content: number, nid: number, node: number, ownerGid: number): number {
     let s = this.sFree.pop();
     if (s === undefined) {
@@ -680,14 +791,17 @@ export class KsmModel {
     const head = this.stableMap[nid].swap(content, s);
     this.sNextDup[s] = head;
     if (head !== NONE && this.sNextDup[head] === NONE) {
-      const key = nid * 0x100000000 + content;
+      const key = nid * 0x100000000 + (content >>> 0);
       if (!this.chainPruneTime.has(key)) this.chainPruneTime.set(key, this.nowMs); // alloc_stable_node_chain()
     }
     if (head === NONE) {
       this.stableTreeSize[this.treeOf(nid, content)]++;
       this.stableKeys++;
-      if (this.stableKeys * 16 > this.stableFilter.length * 32) this.rebuildStableFilter();
-      else this.stableFilterAdd(content);
+      if (!this.stableMap[nid].direct) {
+        // (a direct-layout map is not filtered: stableMayHave)
+        if (this.stableKeys * 16 > this.stableFilter.length * 32) this.rebuildStableFilter();
+        else this.stableFilterAdd(content);
+      }
     }
     return s;
   }
@@ -707,6 +821,7 @@ export class KsmModel {
     this.sMappers[s]++;
     this.sOrigNodeCount[s * this.nodes + mm.regNodes[p]]++;
     mm.flags[p] |= MAPS_KSM | IN_STABLE;
+    this.placementChanges++;
     mm.mergedPages++;
     mm.mergedPerNode[this.sNode[s]]++;
   }
@@ -715,6 +830,7 @@ export class KsmModel {
   private unmapKsm(mm: MmState, p: number): void {
     const s = mm.stableOf[p];
     mm.flags[p] &= ~MAPS_KSM;
+    this.placementChanges++;
     mm.mergedPages--;
     mm.mergedPerNode[this.sNode[s]]--;
     this.sMappers[s]--;
@@ -794,10 +910,22 @@ export class KsmModel {
     }
   }
 
+  /**
+   * Sizes the KSM-page arrays for as many KSM pages as there are live pages (bounded at ~2 GiB of arrays; beyond,
+   * they grow 1.5x at a time). Only the used prefix is ever written: a fresh zero-filled typed array is mapped
+   * lazily by the OS, so the unused rest costs address space, not memory, and the arrays are never copied while
+   * merges fill them (copying and first-touching 1.5x-grown arrays cost ~7 % of Fig. 8's CPU time).
+   */
+  private reserveStable(): void {
+    const bytesPerKsmPage = 3 * 1 + 4 * 4 + (this.cfg.maxPageSharing <= 0xffff ? 2 : 4) * (2 + this.nodes);
+    const cap = Math.min(this.livePages, Math.floor(2 ** 31 / bytesPerKsmPage));
+    if (cap > this.sCap) this.growStable(cap);
+  }
+
   private growStable(cap: number): void {
     const grow = <T extends Uint8Array | Uint16Array | Int32Array | Uint32Array>(a: T, make: (n: number) => T, per = 1): T => {
       const b = make(cap * per);
-      b.set(a);
+      b.set(a.subarray(0, this.sUsed * per)); // only the used prefix: the rest is zero in both
       return b;
     };
     this.sAlive = grow(this.sAlive, (n) => new Uint8Array(n));
@@ -819,6 +947,20 @@ export class KsmModel {
     return ((mix32(content >>> 6) << 6) | (content & 63)) & this.stableFilterMask;
   }
 
+  /**
+   * False only if content is certainly not in nid's stable tree. A direct-layout map answers most misses as cheaply
+   * as the filter would (no chunk for the content's run of ids), so it is not filtered and the filter does not get
+   * its keys; a map that has changed layout since the filter was built (it may have been direct) gets the filter
+   * rebuilt first.
+   */
+  private stableMayHave(nid: number, content: number): boolean {
+    const map = this.stableMap[nid];
+    if (map.direct) return map.mayHave(content);
+    if (map.size === 0) return false;
+    if (map.layoutChanges !== this.stableFilterLayouts[nid]) this.rebuildStableFilter();
+    return this.stableFilterMayHave(content);
+  }
+
   private stableFilterMayHave(content: number): boolean {
     const bit = this.stableFilterBit(content);
     return (this.stableFilter[bit >>> 5] & (1 << (bit & 31))) !== 0;
@@ -835,7 +977,11 @@ export class KsmModel {
     this.stableFilterMask = bits - 1;
     if (this.stableFilter.length * 32 === bits) this.stableFilter.fill(0);
     else this.stableFilter = new Uint32Array(bits / 32);
-    for (const map of this.stableMap) map.forEach((content) => this.stableFilterAdd(content));
+    for (let nid = 0; nid < this.treeNids; nid++) {
+      const map = this.stableMap[nid];
+      this.stableFilterLayouts[nid] = map.layoutChanges;
+      if (!map.direct) map.forEach((content) => this.stableFilterAdd(content));
+    }
     this.stableKeysAtFilterBuild = this.stableKeys;
     this.stableKeyDeletions = 0;
   }
@@ -843,7 +989,7 @@ export class KsmModel {
   // ------------------------------------------------------------------ forest
 
   private treeOf(nid: number, content: number): number {
-    return nid * this.ntrees + (this.ntrees === 1 ? 0 : remainderU32(checksumOf(content), this.ntrees));
+    return nid * this.ntrees + (this.ntrees === 1 ? 0 : remainderU32(checksumOf(content), this.ntrees, this.ntreesInv));
   }
 
   /** nuKSM forest size follows registered memory; it is re-evaluated at pass start, when the unstable trees are empty. */
@@ -857,6 +1003,7 @@ export class KsmModel {
     }
     if (ntrees === this.ntrees) return;
     this.ntrees = ntrees;
+    this.ntreesInv = 1 / ntrees;
     this.unstableTreeSize = new Int32Array(this.treeNids * ntrees);
     this.stableTreeSize = new Int32Array(this.treeNids * ntrees);
     for (let nid = 0; nid < this.treeNids; nid++) {

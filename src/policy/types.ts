@@ -32,6 +32,11 @@ export interface KsmModelConfig {
    * outside those tests.
    */
   mutation?: 'tail-insertion' | 'keep-tree-page';
+  /**
+   * Layout of the stable/unstable tree maps (content-map.ts): 'auto' (the default) picks it from the contents
+   * seen; 'hash' / 'direct' fix it, for tests that check both layouts give the same run. Never changes a result.
+   */
+  mapLayout?: 'auto' | 'hash' | 'direct';
 }
 
 export interface MmRegistration {

@@ -120,7 +120,12 @@ function hash32(x: number, salt: number): number {
   z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
   return (z ^ (z >>> 16)) >>> 0;
 }
-const unitHash = (x: number, salt: number) => hash32(x, salt) / 4294967296;
+/**
+ * Whether the unit hash hash32(x, salt) / 2^32 is below a share, given limit = share * 2^32 (computed once per loop
+ * over millions of pages): scaling a double by a power of two is exact, so this is the same test as comparing the
+ * unit hash with the share.
+ */
+const hashBelow = (x: number, salt: number, limit: number) => hash32(x, salt) < limit;
 
 type Phase = 'pending' | 'booting' | 'populating' | 'ready' | 'running' | 'done';
 
@@ -161,6 +166,8 @@ interface SimInstance {
   hotSample: Int32Array;
   /** Share of the hot set whose physical page is on each node (re-read every PLACEMENT_REFRESH_S). */
   homeShares: Float64Array;
+  /** model.placementChanges when homeShares was computed (-1: never). */
+  placementSeen: number;
   remoteShare: number;
   /** Mean cost of one DRAM access at the current placement and load (ns). */
   costNs: number;
@@ -324,10 +331,17 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
     const hotSet = new Uint8Array(totalPages);
     const hotShare = profile?.hotShare ?? 0;
     const hot: number[] = [];
-    for (let p = osPages; p < totalPages; p++) {
-      if (unitHash(p - osPages, 0x407) < hotShare) {
-        hotSet[p] = 1;
-        if (hot.length < HOT_SAMPLE) hot.push(p);
+    const hotLimit = hotShare * 4294967296;
+    if (hotLimit >= 4294967296) {
+      // Every hash32 value is below the limit: the whole footprint is hot (no hash per page needed).
+      hotSet.fill(1, osPages, totalPages);
+      for (let p = osPages; p < totalPages && hot.length < HOT_SAMPLE; p++) hot.push(p);
+    } else {
+      for (let p = osPages; p < totalPages; p++) {
+        if (hashBelow(p - osPages, 0x407, hotLimit)) {
+          hotSet[p] = 1;
+          if (hot.length < HOT_SAMPLE) hot.push(p);
+        }
       }
     }
     // Spread the placement sample over the whole footprint rather than its first pages.
@@ -361,6 +375,7 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
       present: 0,
       hotSample,
       homeShares: new Float64Array(nodes),
+      placementSeen: -1,
       remoteShare: 0,
       costNs: 0,
       baseRuntimeS,
@@ -377,13 +392,6 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
   const largest = Math.max(0, ...instances.map((i) => i.totalPages), hogSpecPages(scenario));
   for (const inst of instances) inst.nodes = constantBytes(inst.spec.node, Math.max(largest, 1)).subarray(0, inst.totalPages);
   const workloadInstances = instances.filter((i) => i.profile !== null);
-
-  const contentOf = (inst: SimInstance, p: number): number => {
-    if (p < inst.osPages) return OS_CONTENT_BASE + p;
-    const j = p - inst.osPages;
-    const dedup = inst.profile !== null && unitHash(j, 0x5eed + inst.workloadId) < inst.profile.dedupShare;
-    return dedup ? WORKLOAD_CONTENT_BASE + inst.workloadId * WORKLOAD_CONTENT_SPAN + j : inst.uniqueBase + j;
-  };
 
   // ---------------------------------------------------------------- memory hog (Fig. 8)
   let hog: SimHog | null = null;
@@ -433,8 +441,10 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
   };
   const freeGiBPerNode = (): number[] => usedPagesPerNode().map((u, n) => usableGiB[n] - u / PAGES_PER_GIB);
 
-  /** Re-reads where each running instance's hot pages live. */
+  /** Re-reads where each running instance's hot pages live (unless no page's placement changed since the last read). */
   const refreshPlacement = (inst: SimInstance) => {
+    if (inst.placementSeen === model.placementChanges) return;
+    inst.placementSeen = model.placementChanges;
     inst.homeShares.fill(0);
     for (const p of inst.hotSample) inst.homeShares[model.pageNode(inst.mmId, p)]++;
     const n = inst.hotSample.length;
@@ -511,10 +521,37 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
     inst.localAccesses += accesses * (1 - inst.remoteShare);
   };
 
+  /** Pages' new contents, written to the model in one writePages call. */
+  let scratch = new Uint32Array(1024);
+  const scratchOf = (n: number): Uint32Array => {
+    if (scratch.length < n) scratch = new Uint32Array(Math.max(n, scratch.length * 2));
+    return scratch.subarray(0, n);
+  };
+
   const reveal = (inst: SimInstance, upTo: number) => {
     const target = Math.min(inst.totalPages, upTo);
-    for (let p = inst.present; p < target; p++) model.writePage(inst.mmId, p, contentOf(inst, p));
-    if (target > inst.present) inst.present = target;
+    if (target <= inst.present) return;
+    const values = scratchOf(target - inst.present);
+    // Page p's content: the guest OS's (OS_CONTENT_BASE + p) for p < osPages; footprint page j = p - osPages is
+    // in the workload's shared range if hash32(j, 0x5eed + workloadId) / 2^32 < dedupShare, else in the instance's
+    // unique range. Computed in the loop, not by a call per page (a content id above 2^31 returned from a call
+    // is a heap number: ~10 M allocations per VM).
+    const from = inst.present;
+    const os = inst.osPages;
+    const dedupLimit = inst.profile !== null ? inst.profile.dedupShare * 4294967296 : -1;
+    const salt = 0x5eed + inst.workloadId;
+    const sharedBase = WORKLOAD_CONTENT_BASE + inst.workloadId * WORKLOAD_CONTENT_SPAN;
+    const uniqueBase = inst.uniqueBase;
+    for (let p = from; p < target; p++) {
+      if (p < os) {
+        values[p - from] = OS_CONTENT_BASE + p;
+        continue;
+      }
+      const j = p - os;
+      values[p - from] = inst.profile !== null && hashBelow(j, salt, dedupLimit) ? sharedBase + j : uniqueBase + j;
+    }
+    model.writePages(inst.mmId, inst.present, values);
+    inst.present = target;
   };
 
   const startTimed = (inst: SimInstance, at: number) => {
@@ -566,8 +603,14 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
         hog.nextStepT += hogSpec.everyS;
       }
       const fill = Math.min(hog.allowed, hog.present + Math.ceil((to - from) * MEMHOG_PROFILE.populateGiBs * PAGES_PER_GIB));
-      for (let p = hog.present; p < fill; p++) model.writePage(hog.mmId, p, hog.uniqueBase + p);
-      hog.present = Math.max(hog.present, fill);
+      if (fill > hog.present) {
+        const values = scratchOf(fill - hog.present);
+        const from = hog.present;
+        const base = hog.uniqueBase + from;
+        for (let i = 0; i < values.length; i++) values[i] = base + i;
+        model.writePages(hog.mmId, hog.present, values);
+        hog.present = fill;
+      }
     }
 
     if (allReadyT === null && instances.every((i) => i.phase === 'ready' || i.phase === 'done')) {
@@ -607,7 +650,15 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
     if (since >= wait.maxS) return true;
     if (ksmdRuns && model.counters().fullScans - scansAtReady < MIN_SCANS_BEFORE_CONVERGED) return false;
     const [tNow, sharingNow] = sharingHistory.length > 0 ? sharingHistory[sharingHistory.length - 1] : [now, 0];
-    const old = [...sharingHistory].reverse().find(([ts]) => ts >= allReadyT! && tNow - ts >= wait.windowS);
+    // The latest sample at least windowS before the newest one (a backward scan; no copy of the history per wake).
+    let old: [number, number] | undefined;
+    for (let i = sharingHistory.length - 1; i >= 0; i--) {
+      const h = sharingHistory[i];
+      if (h[0] >= allReadyT! && tNow - h[0] >= wait.windowS) {
+        old = h;
+        break;
+      }
+    }
     if (!old) return false;
     return (Math.abs(sharingNow - old[1]) / Math.max(old[1], 1)) * 100 < wait.epsilonPct;
   };
