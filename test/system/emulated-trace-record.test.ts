@@ -4,12 +4,12 @@
  * records the shipped two-process scenario with the KSM scenario driver, powers the machine off and removes
  * the overlay; `nuksm trace replay` then replays the kernel's trace into the model and agrees exactly.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
-import { stringify } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { loadTestbedFile } from '../../src/campaign/testbed-file.ts';
 import { readTraceFile } from '../../src/policy/trace-file.ts';
 import { freePort } from '../host/sshd-harness.ts';
@@ -36,10 +36,12 @@ describeWith(['qemu', 'debootstrap', 'root', 'gcc'], 'nuksm trace record on the 
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
   it('boots its own machine into 6.12, records a kernel trace, leaves nothing behind, and the trace replays exactly', async () => {
-    const shipped = loadTestbedFile(join(ROOT, 'experiments', 'testbeds', 'emulated.yaml'));
+    // The shipped testbed file as written (not as loaded: its modes are normalized then), on a port, machine
+    // name and memory of this test's own.
+    const shipped = parse(readFileSync(join(ROOT, 'experiments', 'testbeds', 'emulated.yaml'), 'utf8')) as { emulated: object; nodes: object[] };
     const testbedFile = join(work, 'emulated.yaml');
-    const { file: _f, ...rest } = shipped;
-    writeFileSync(testbedFile, stringify({ ...rest, name, emulated: { ...shipped.emulated!, imageCacheDir: cacheDir, sshPort: await freePort(), memoryMiBPerNode: 1024 }, nodes: shipped.nodes.map((n) => ({ ...n, memoryGiB: 1 })) }));
+    writeFileSync(testbedFile, stringify({ ...shipped, name, emulated: { ...shipped.emulated, imageCacheDir: cacheDir, sshPort: await freePort(), memoryMiBPerNode: 1024 }, nodes: shipped.nodes.map((n) => ({ ...n, memoryGiB: 1 })) }));
+    loadTestbedFile(testbedFile); // valid before anything boots
     const out = join(work, 'one-node-writes.jsonl');
     const t0 = Date.now();
     const rec = await nuksm(['trace', 'record', join(ROOT, 'experiments', 'ksm-scenarios', 'one-node-writes.yaml'), '--testbed', testbedFile, '--out', out, '--kernel', 'backports'], 1_500_000);
@@ -54,7 +56,7 @@ describeWith(['qemu', 'debootstrap', 'root', 'gcc'], 'nuksm trace record on the 
     // Powered off, overlay gone: no machine directory of this recording, no QEMU on it.
     const left = existsSync(join(cacheDir, 'machines')) ? readdirSync(join(cacheDir, 'machines')).filter((d) => d.startsWith(`${name}-trace-`)) : [];
     expect(left).toEqual([]);
-    expect(execFileSync('sh', ['-c', `pgrep -af qemu-system | grep -F '${name}-trace-' || true`], { encoding: 'utf8' }).trim()).toBe('');
+    expect(spawnSync('pgrep', ['-af', `qemu-system.*${name}-trace-`], { encoding: 'utf8' }).stdout.trim()).toBe('');
     const replay = await nuksm(['trace', 'replay', out], 120_000);
     say(`replay: exit ${replay.code}\n${replay.stdout.trim()}`);
     expect(replay.code, replay.stdout + replay.stderr).toBe(0);
