@@ -231,14 +231,16 @@ function draftsOf(spec: ExperimentSpec, order: { n: number }): Draft[] {
         ksm: ksmFor(spec, mode),
         instances,
         workloads,
-        timeline: { staggerS: spec.timeline.staggerS ?? STAGGER_S[spec.follows], staggerFrom: spec.timeline.staggerFrom, mergeWait, timedPhases, samplePeriodS: spec.timeline.samplePeriodS, maxDurationS: spec.timeline.maxDurationS },
+        timeline: { staggerS: spec.timeline.staggerS ?? STAGGER_S[spec.follows], staggerFrom: spec.timeline.staggerFrom, ksmdStart: spec.timeline.ksmdStart, mergeWait, timedPhases, samplePeriodS: spec.timeline.samplePeriodS, maxDurationS: spec.timeline.maxDurationS },
         memoryHog: config.memoryHog,
         monitors: [...spec.monitors].sort(),
       };
       const { experiment: _e, ...content } = scenario;
-      // The default staggerFrom is left out of the key, so plans made before the field existed keep their keys.
-      const { staggerFrom, ...timelineKey } = content.timeline;
-      const key = sha(JSON.stringify(staggerFrom === 'launch' ? { ...content, timeline: timelineKey } : content)).slice(0, 16);
+      // A default staggerFrom or ksmdStart is left out of the key, so plans made before the field existed keep their keys.
+      const keyTimeline: Partial<typeof content.timeline> = { ...content.timeline };
+      if (keyTimeline.staggerFrom === 'launch') delete keyTimeline.staggerFrom;
+      if (keyTimeline.ksmdStart === 'step') delete keyTimeline.ksmdStart;
+      const key = sha(JSON.stringify({ ...content, timeline: keyTimeline })).slice(0, 16);
       const full = { ...scenario, campaign: '', iteration: 0, seed: 0 };
       drafts.push({ key, scenario, experiments: [spec.name], figures: [...spec.figures], mode, estimateS: estimateStepS(full, config.estimatedTimedS, config.estimatedPrepareS), order: order.n++ });
     }

@@ -97,6 +97,7 @@ const timelineSchema = z
   .object({
     staggerS: durationS(0).optional(),
     staggerFrom: z.enum(['launch', 'workload']).default('launch'),
+    ksmdStart: z.enum(['step', 'all-registered']).default('step'),
     mergeWait: mergeWaitSchema.default({ converged: { maxS: 1800, windowS: 60, epsilonPct: 1 } }),
     timedPhases: z.enum(['concurrent', 'sequential']).optional(),
     samplePeriodS: durationS().default(10),

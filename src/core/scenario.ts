@@ -81,6 +81,13 @@ export interface Timeline {
    * timed phase), so the order in which instances register their memory is the spec's.
    */
   staggerFrom: 'launch' | 'workload';
+  /**
+   * When ksmd starts (run=1) in a mode that runs it. 'step': when the step's KSM knobs are written, before any
+   * instance starts. 'all-registered': once every instance's memory is registered (its resident phase ready,
+   * or its VM started), so ksmd's first pass finds every mm in registration order and the order in which it
+   * scans them does not depend on where its cursor was when each one registered (docs/policy.md §9).
+   */
+  ksmdStart: 'step' | 'all-registered';
   /** How long to let KSM de-duplicate before the timed phase starts. */
   mergeWait: MergeWait;
   /** 'concurrent': all instances run their timed phase together; 'sequential': one after the other. */

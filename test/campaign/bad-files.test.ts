@@ -132,6 +132,7 @@ const CASES: Case[] = [
   { kind: 'maxDurationS beyond the longest Node timer', mutate: { spec: (s) => (s.timeline = { maxDurationS: 3_000_000 }) }, file: 'spec', key: 'timeline.maxDurationS', why: /at most 2147483 s/ },
   { kind: 'an infinite maxDurationS (.inf)', mutate: { spec: (s) => (s.timeline = { maxDurationS: Infinity }) }, file: 'spec', key: 'timeline.maxDurationS', why: /finite/ },
   { kind: 'an unknown staggerFrom', mutate: { spec: (s) => (s.timeline = { staggerFrom: 'boot' }) }, file: 'spec', key: 'timeline.staggerFrom', why: /launch.*workload|workload.*launch/ },
+  { kind: 'an unknown ksmdStart', mutate: { spec: (s) => (s.timeline = { ksmdStart: 'later' }) }, file: 'spec', key: 'timeline.ksmdStart', why: /step.*all-registered|all-registered.*step/ },
   { kind: 'a NaN merge wait (.nan)', mutate: { spec: (s) => (s.timeline = { mergeWait: { fixedS: NaN } }) }, file: 'spec', key: 'timeline.mergeWait.fixedS', why: /finite|number/ },
   { kind: 'an enormous converged merge wait', mutate: { spec: (s) => (s.timeline = { mergeWait: { converged: { maxS: 1e12 } } }) }, file: 'spec', key: 'timeline.mergeWait.converged.maxS', why: /at most/ },
   { kind: 'an enormous stagger', mutate: { spec: (s) => (s.timeline = { staggerS: 1e10 }) }, file: 'spec', key: 'timeline.staggerS', why: /at most/ },

@@ -177,6 +177,26 @@ describe('baselines and implementations', () => {
     expect(mine.scenario.seed).toBe(fig6Ksm.scenario.seed);
   });
 
+  it('timeline defaults written out keep the step keys; ksmdStart all-registered makes other steps', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nuksm-plan-keys-'));
+    try {
+      const original = readFileSync(join(EXP, 'fig3.yaml'), 'utf8');
+      const keysWith = (extra: string) => {
+        const file = join(dir, 'fig3.yaml');
+        writeFileSync(file, original.replace('  timedPhases: concurrent', `${extra}  timedPhases: concurrent`));
+        const p = planCampaign({ spec: file, testbedFile: MODEL, experimentsDir: EXP, campaignId: 'k' }).plan;
+        return p.steps.map((st) => st.key);
+      };
+      const base = planCampaign({ spec: 'fig3', testbedFile: MODEL, experimentsDir: EXP, campaignId: 'k' }).plan.steps.map((st) => st.key);
+      expect(keysWith('  staggerFrom: launch\n  ksmdStart: step\n')).toEqual(base);
+      const later = keysWith('  ksmdStart: all-registered\n');
+      expect(later).toHaveLength(base.length);
+      later.forEach((k, i) => expect(k).not.toBe(base[i]));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('real testbeds: kernel unless the mode says placement: userspace; the emulated file maps both baselines to 6.12', () => {
     const tb = loadTestbedFile(EMULATED);
     expect(tb.modes['ksm-node-local']!.kernels).toEqual(['backports']);

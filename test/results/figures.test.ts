@@ -24,7 +24,7 @@ function scenario(configId: string, instances: InstanceSpec[]): Scenario {
   return {
     campaign: 'c', experiment: 'e', configId, kernelMode: 'nuksm-priority', instances, workloads: [], memoryHog: null, monitors: [], iteration: 1, seed: 1,
     ksm: { run: true, pagesToScan: 1, sleepMillisecs: 1, mergeAcrossNodes: true, maxPageSharing: 256, forestMibPerTree: null, extraKnobs: {} },
-    timeline: { staggerS: 0, staggerFrom: 'launch', mergeWait: { kind: 'fixed', seconds: 0 }, timedPhases: 'concurrent', samplePeriodS: 1, maxDurationS: 1 },
+    timeline: { staggerS: 0, staggerFrom: 'launch', ksmdStart: 'step', mergeWait: { kind: 'fixed', seconds: 0 }, timedPhases: 'concurrent', samplePeriodS: 1, maxDurationS: 1 },
   };
 }
 

@@ -53,7 +53,7 @@ describeWith(['sshd', 'root', 'ksm', 'mariadb', 'sysbench', 'numactl'], 'physica
       ksm: { run: true, pagesToScan: 1000, sleepMillisecs: 20, mergeAcrossNodes: true, maxPageSharing: 256, forestMibPerTree: null, extraKnobs: {} },
       instances: [inst('s0', 0), inst('s1', 1)],
       workloads: ['s0', 's1'].map((i) => ({ instance: i, workload: 'mysql', params: { tableSize: 10_000, timeS: 3, clients: 2, serverUser: 'root', port: 3417 } })),
-      timeline: { staggerS: 1, staggerFrom: 'launch', mergeWait: { kind: 'converged', maxS: 30, windowS: 4, epsilonPct: 5 }, timedPhases: 'sequential', samplePeriodS: 1, maxDurationS: 600 },
+      timeline: { staggerS: 1, staggerFrom: 'launch', ksmdStart: 'step', mergeWait: { kind: 'converged', maxS: 30, windowS: 4, epsilonPct: 5 }, timedPhases: 'sequential', samplePeriodS: 1, maxDurationS: 600 },
       monitors: ['ksm', 'meminfo', 'ksmd-cpu'],
     };
     await testbed.runScenario(scenario, { emit: (s) => samples.push(...s), log: pino({ level: 'warn' }), signal: new AbortController().signal, rawDir: join(work, 'raw') });

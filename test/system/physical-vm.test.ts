@@ -91,7 +91,7 @@ describeWith(['libvirtd', 'qemu', 'root', 'ksm', 'sshd'], 'physical testbed: VM 
       ksm: { run: true, pagesToScan: 1000, sleepMillisecs: 20, mergeAcrossNodes: true, maxPageSharing: 256, forestMibPerTree: null, extraKnobs: {} },
       instances: names.map((name, i) => ({ name, kind: 'vm' as const, node: 0, vcpus: 1, memoryMiB: 256, nice: i === 1 ? -5 : 0, template: name, startAtS: 0 })),
       workloads: [],
-      timeline: { staggerS: 0, staggerFrom: 'launch', mergeWait: { kind: 'converged', maxS: 60, windowS: 6, epsilonPct: 2 }, timedPhases: 'concurrent', samplePeriodS: 1, maxDurationS: 400 },
+      timeline: { staggerS: 0, staggerFrom: 'launch', ksmdStart: 'step', mergeWait: { kind: 'converged', maxS: 60, windowS: 6, epsilonPct: 2 }, timedPhases: 'concurrent', samplePeriodS: 1, maxDurationS: 400 },
       monitors: ['ksm', 'meminfo', 'ksmd-cpu', 'numa-placement'],
     };
     const ksm = new KsmControl(exec);
@@ -144,7 +144,7 @@ describeWith(['libvirtd', 'qemu', 'root', 'ksm', 'sshd'], 'physical testbed: VM 
       ksm: { run: true, pagesToScan: 100, sleepMillisecs: 20, mergeAcrossNodes: true, maxPageSharing: 256, forestMibPerTree: null, extraKnobs: {} },
       instances: [{ name, kind: 'vm', node: 0, vcpus: 1, memoryMiB: 128, nice: -5, template: 'tcg-kernel-boot', startAtS: 0 }],
       workloads: [{ instance: name, workload: 'mysql', params: {} }],
-      timeline: { staggerS: 0, staggerFrom: 'launch', mergeWait: { kind: 'fixed', seconds: 0 }, timedPhases: 'concurrent', samplePeriodS: 1, maxDurationS: 120 },
+      timeline: { staggerS: 0, staggerFrom: 'launch', ksmdStart: 'step', mergeWait: { kind: 'fixed', seconds: 0 }, timedPhases: 'concurrent', samplePeriodS: 1, maxDurationS: 120 },
       monitors: ['ksm', 'meminfo'],
     };
     const ksm = new KsmControl(exec);

@@ -45,7 +45,7 @@ describeWith(['root', 'ksm', 'mariadb', 'sysbench', 'numactl'], 'physical testbe
     instances: [instance('p0', 0), instance('p1', 1)],
     // Same seed, same table: identical pages in both servers for KSM to merge.
     workloads: ['p0', 'p1'].map((i) => ({ instance: i, workload: 'mysql', params: { tableSize: 10_000, timeS: 3, clients: 2, serverUser: 'root' } })),
-    timeline: { staggerS: 1, staggerFrom: 'launch', mergeWait: { kind: 'converged', maxS: 30, windowS: 4, epsilonPct: 5 }, timedPhases: 'concurrent', samplePeriodS: 1, maxDurationS: 600 },
+    timeline: { staggerS: 1, staggerFrom: 'launch', ksmdStart: 'step', mergeWait: { kind: 'converged', maxS: 30, windowS: 4, epsilonPct: 5 }, timedPhases: 'concurrent', samplePeriodS: 1, maxDurationS: 600 },
     monitors: ['ksm', 'meminfo', 'ksmd-cpu', 'numa-placement', 'perf-dram'],
     ...overrides,
   });

@@ -4,7 +4,8 @@
  * instance's phases start at its stagger time on that clock, and the instances register their memory (their
  * resident phase is ready) in the spec's order. With 'launch', install latency (1.9-5.5 s per instance was
  * measured in the emulated machine under load) could reorder registrations 2 s apart, and stock KSM's
- * placement depends on that order (docs/policy.md §9).
+ * placement depends on that order (docs/policy.md §9). With ksmdStart 'all-registered' ksmd stays off until
+ * the last instance is registered (nothing merges before), so its first pass finds them in that order.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,8 +29,10 @@ describeWith(['root', 'ksm', 'numactl', 'gcc'], "timeline.staggerFrom 'workload'
   const work = mkdtempSync(join(tmpdir(), 'nuksm-stagger-'));
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-  it('installs every instance first, then starts each one’s phases at its stagger time, in order', async () => {
-    const lines: Array<{ time: number; msg: string; instance?: string; atS?: number; afterS?: number }> = [];
+  type LogLine = { time: number; msg: string; instance?: string; atS?: number; afterS?: number };
+  /** One step of three node-bound stand-ins under KSM, STAGGER_S apart from their installs; its log and samples. */
+  async function runStep(ksmdStart: Scenario['timeline']['ksmdStart']): Promise<{ lines: LogLine[]; samples: Sample[] }> {
+    const lines: LogLine[] = [];
     const sink = new Writable({
       write(chunk: Buffer, _enc, done) {
         for (const l of chunk.toString().split('\n')) if (l.trim()) lines.push(JSON.parse(l));
@@ -37,7 +40,6 @@ describeWith(['root', 'ksm', 'numactl', 'gcc'], "timeline.staggerFrom 'workload'
       },
     });
     const node = 0;
-    const names = ['p0', 'p1', 'p2'];
     const scenario: Scenario = {
       campaign: 'test',
       experiment: 'stagger-from',
@@ -49,7 +51,7 @@ describeWith(['root', 'ksm', 'numactl', 'gcc'], "timeline.staggerFrom 'workload'
       ksm: { run: true, pagesToScan: 2000, sleepMillisecs: 20, mergeAcrossNodes: true, maxPageSharing: 256, forestMibPerTree: null, extraKnobs: {} },
       instances: names.map((name, i) => ({ name, kind: 'process', node, vcpus: 1, memoryMiB: 64, nice: 0, template: null, startAtS: i * STAGGER_S })),
       workloads: names.map((instance) => ({ instance, workload: 'randomaccess-native', params: { footprintGiB: 4 / 1024, iterations: 1 } })),
-      timeline: { staggerS: STAGGER_S, staggerFrom: 'workload', mergeWait: { kind: 'fixed', seconds: 2 }, timedPhases: 'concurrent', samplePeriodS: 1, maxDurationS: 300 },
+      timeline: { staggerS: STAGGER_S, staggerFrom: 'workload', ksmdStart, mergeWait: { kind: 'fixed', seconds: 2 }, timedPhases: 'concurrent', samplePeriodS: 1, maxDurationS: 300 },
       monitors: ['ksm'],
     };
     const file = await thisHostTestbedFile({ file: 'stagger-from.test.yaml' });
@@ -58,11 +60,17 @@ describeWith(['root', 'ksm', 'numactl', 'gcc'], "timeline.staggerFrom 'workload'
     const knobsBefore = await ksm.readKnobs();
     const samples: Sample[] = [];
     try {
-      await testbed.runScenario(scenario, { emit: (s) => samples.push(...s), log: pino({ level: 'info' }, sink), signal: new AbortController().signal, rawDir: join(work, 'raw') });
+      await testbed.runScenario(scenario, { emit: (s) => samples.push(...s), log: pino({ level: 'info' }, sink), signal: new AbortController().signal, rawDir: join(work, `raw-${ksmdStart}`) });
     } finally {
       await testbed.close();
     }
     expect(await ksm.readKnobs()).toEqual(knobsBefore);
+    return { lines, samples };
+  }
+  const names = ['p0', 'p1', 'p2'];
+
+  it('installs every instance first, then starts each one’s phases at its stagger time, in order', async () => {
+    const { lines, samples } = await runStep('step');
     const at = (msg: string, instance?: string) => lines.filter((l) => l.msg === msg && (instance === undefined || l.instance === instance));
     const clock = at('every instance launched and installed: the stagger clock starts');
     expect(clock).toHaveLength(1);
@@ -78,5 +86,27 @@ describeWith(['root', 'ksm', 'numactl', 'gcc'], "timeline.staggerFrom 'workload'
     // The step ran: each instance timed, and KSM merged the identical copies.
     expect(samples.filter((s) => s.metric === 'runtime_s').map((s) => s.instance).sort()).toEqual(names);
     expect(Math.max(...samples.filter((s) => s.metric === 'ksm_pages_sharing').map((s) => s.value))).toBeGreaterThan(0);
+    // ksmdStart 'step': ksmd runs from the start, so p0 and p1 merge before p2 has registered.
+    const p2ReadyS = (ready[2]! - (clock[0]!.time - clock[0]!.afterS! * 1000)) / 1000;
+    expect(samples.some((x) => x.metric === 'ksm_pages_sharing' && x.t !== null && x.t < p2ReadyS && x.value > 0)).toBe(true);
+  }, 300_000);
+
+  it("ksmdStart 'all-registered': ksmd runs only once every instance's memory is registered", async () => {
+    const { lines, samples } = await runStep('all-registered');
+    const clock = lines.find((l) => l.msg === 'every instance launched and installed: the stagger clock starts')!;
+    const stepStartMs = clock.time - clock.afterS! * 1000;
+    const configured = lines.find((l) => l.msg === 'KSM configured') as unknown as { ksmdStartsWhenAllRegistered: boolean };
+    expect(configured.ksmdStartsWhenAllRegistered).toBe(true);
+    const started = lines.filter((l) => l.msg === 'every instance registered: ksmd started');
+    expect(started).toHaveLength(1);
+    const readyS = names.map((n) => (lines.find((l) => l.msg === 'resident phase ready (memory filled)' && l.instance === n)!.time - stepStartMs) / 1000);
+    for (const r of readyS) expect(r).toBeLessThanOrEqual(started[0]!.atS!);
+    // Until then nothing merges, although p0 and p1 (identical contents) were registered for STAGGER_S or more.
+    const sharing = samples.filter((x) => x.metric === 'ksm_pages_sharing' && x.t !== null);
+    const before = sharing.filter((x) => x.t! < started[0]!.atS!);
+    say(`ready ${readyS.map((r) => r.toFixed(2)).join(' / ')} s, ksmd started ${started[0]!.atS!.toFixed(2)} s; pages_sharing before: ${before.map((x) => `${x.t}s=${x.value}`).join(' ')}; max after ${Math.max(...sharing.map((x) => x.value))}`);
+    expect(before.filter((x) => x.t! >= readyS[1]!).length).toBeGreaterThan(0);
+    for (const x of before) expect(x.value, `pages_sharing at ${x.t} s`).toBe(0);
+    expect(Math.max(...sharing.map((x) => x.value))).toBeGreaterThan(0);
   }, 300_000);
 });

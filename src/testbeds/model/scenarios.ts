@@ -53,6 +53,7 @@ export function fairnessScenario(
     timeline: {
       staggerS,
       staggerFrom: 'launch',
+      ksmdStart: 'step',
       // Until KSM has finished merging: pages_sharing within 0.5% over 5 min (and two full scans after setup).
       mergeWait: { kind: 'converged', maxS: 20_000, windowS: 300, epsilonPct: 0.5 },
       timedPhases: 'concurrent',
@@ -94,7 +95,7 @@ export function fig8Scenario(mode: KernelMode, opts: { seed?: number } = {}): Sc
       params: { footprintGiB: 40, threads: 4, gridpoints: 80_000, particles: 21_600_000 },
     })),
     timeline: {
-      staggerS: 10, staggerFrom: 'launch',
+      staggerS: 10, staggerFrom: 'launch', ksmdStart: 'step',
       mergeWait: { kind: 'fixed', seconds: 0 },
       timedPhases: 'concurrent',
       samplePeriodS: 5,

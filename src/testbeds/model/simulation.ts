@@ -736,7 +736,8 @@ export async function simulateScenario(scenario: Scenario, host: SimulatedHost, 
       throw new HarnessError('timeout', `model testbed: step ${scenario.configId} did not finish within ${scenario.timeline.maxDurationS} simulated s`, { simulatedS: t });
     }
     let dt = sleepS;
-    if (ksmdRuns) {
+    // ksmdStart 'all-registered': run=1 is written when every instance is ready, and the write wakes ksmd at once.
+    if (ksmdRuns && (scenario.timeline.ksmdStart === 'step' || allReadyT !== null)) {
       const w = model.wake();
       const workS = (w.pagesVisited * visitNs + w.comparisons * comparisonNs) / 1e9;
       busyInPeriodS += workS;

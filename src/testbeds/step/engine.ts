@@ -154,8 +154,10 @@ class StepRun {
       this.ledger.record({ kind: 'ksm-knobs', knobs: this.ksmSaved });
       await this.ksm.unmerge();
       const knobs = stepKsmKnobs(s.ksm, this.kernelKnobs);
-      await this.ksm.setKnobs(knobs);
-      this.log.info({ knobs }, 'KSM configured');
+      // ksmdStart 'all-registered': everything but run now, run=1 once every instance's memory is registered.
+      const ksmdLater = s.ksm.run && s.timeline.ksmdStart === 'all-registered';
+      await this.ksm.setKnobs(ksmdLater ? { ...knobs, run: '0' } : knobs);
+      this.log.info({ knobs, ksmdStartsWhenAllRegistered: ksmdLater }, 'KSM configured');
       await this.setNumaBalancing();
 
       this.hostSampling = await startSampling(
@@ -208,6 +210,10 @@ class StepRun {
         );
       }
       const items = s.instances.flatMap((i) => perInstance.get(i.name) ?? []);
+      if (ksmdLater) {
+        await this.ksm.setKnobs({ run: '1' });
+        this.log.info({ atS: this.tNow() }, 'every instance registered: ksmd started');
+      }
 
       // Stage 5: placement from now on when every instance's memory holder is known.
       const idle = this.launched.filter((i) => i.residentPid !== null && !items.some((it) => it.inst === i));
