@@ -8,11 +8,14 @@
  *  1. the scenario is checked against the environment (launchers for every instance kind, known
  *     workloads, parameters) — nothing is touched before this passes;
  *  2. the ledger is opened in the attempt's raw directory; KSM's knobs are saved (into the ledger,
- *     so a resume after a kill can restore them), KSM unmerged and the step's knobs written;
+ *     so a resume after a kill can restore them), KSM unmerged and the step's knobs written (with
+ *     timeline.ksmdStart 'all-registered', run=0 for now);
  *  3. host monitors start (from `scenario.monitors`, one factory), then the memory hog if any;
  *  4. for each instance in stagger order: `launcher.launch()` (records what it creates in the
  *     ledger BEFORE creating it), then per workload `install()` and the phases before the timed
- *     one; a resident timed phase (Phase.resident) is started here and waited for until ready;
+ *     one; a resident timed phase (Phase.resident) is started here and waited for until ready
+ *     (staggerFrom 'workload': every launch and install first, then the phases at the stagger times);
+ *     then, with ksmdStart 'all-registered', run=1;
  *  5. instance monitors start as soon as every instance's memory-holding PID is known (VMs and
  *     resident phases: now; other processes: after their timed phases start); with them, for a mode
  *     mapped to user-space placement (StepContext.placement), the placement engine (./placement-hook.ts);
