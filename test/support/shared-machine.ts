@@ -20,6 +20,7 @@
 import { mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { HarnessError } from '../../src/core/errors.ts';
 import type { SshExecutor } from '../../src/host/exec/index.ts';
 import { KernelControl } from '../../src/host/kernel/index.ts';
 import { buildEmulatedImage, imageKernels, QemuMachine, type EmulatedImage } from '../../src/testbeds/emulated/index.ts';
@@ -36,6 +37,9 @@ export interface SharedMachine {
   /** A fresh directory in the guest for this user; removed by releaseSharedMachine. */
   workDir: string;
 }
+
+/** A reboot into the chosen kernel: TCG boots to SSH have taken up to 260 s on a loaded host, 6.1's reboot ~150 s. */
+const REBOOT_UP_TIMEOUT_S = 480;
 
 /** Shape of every shared machine: two nodes, one vCPU and 1 GiB each. */
 export const SHARED_MACHINE_SHAPE = { nodes: 2, cpusPerNode: 1, memoryMiBPerNode: 1024 } as const;
@@ -91,8 +95,28 @@ async function boot(kernel: SharedKernel, log: (l: string) => void): Promise<Ent
     log,
   });
   await machine.resetDisk();
-  const exec = await machine.start(join(dir, 'console'));
-  const booted = await new KernelControl(exec, { pollMs: 3_000 }).bootInto(spec.bootEntry, spec.release);
+  const consoleDir = join(dir, 'console');
+  // Up to REBOOT_UP_TIMEOUT_S for the guest to come back on the chosen kernel. Once (2026-12-03) 6.1 hung
+  // after the warm reboot at "pnp: PnP ACPI init" with QEMU spinning; a hung boot is killed and tried once
+  // more from a fresh QEMU process, and a machine that failed to boot is never left running.
+  const kernels = (e: SshExecutor) => new KernelControl(e, { pollMs: 3_000, upTimeoutMs: REBOOT_UP_TIMEOUT_S * 1000 });
+  let exec: SshExecutor;
+  let booted: Awaited<ReturnType<KernelControl['bootInto']>>;
+  try {
+    try {
+      exec = await machine.start(consoleDir);
+      booted = await kernels(exec).bootInto(spec.bootEntry, spec.release);
+    } catch (err) {
+      if (!(err instanceof HarnessError && err.failureClass === 'boot')) throw err;
+      log(`shared machine '${kernel}': ${err.message}; killing QEMU and booting once more (consoles in ${consoleDir})`);
+      await machine.kill();
+      exec = await machine.start(consoleDir);
+      booted = await kernels(exec).bootInto(spec.bootEntry, spec.release);
+    }
+  } catch (err) {
+    await machine.kill().catch(() => undefined);
+    throw err;
+  }
   // Knobs as the kernel booted with them (files absent on a kernel are skipped).
   const restoreScript = (
     await sh(
