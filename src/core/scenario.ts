@@ -86,6 +86,8 @@ export interface Timeline {
    * instance starts. 'all-registered': once every instance's memory is registered (its resident phase ready,
    * or its VM started), so ksmd's first pass finds every mm in registration order and the order in which it
    * scans them does not depend on where its cursor was when each one registered (docs/policy.md §9).
+   * "Registered" is the end of the engine's start stage: a workload whose memory is registered only by its
+   * timed phase (not resident) registers after ksmd has started.
    */
   ksmdStart: 'step' | 'all-registered';
   /** How long to let KSM de-duplicate before the timed phase starts. */
